@@ -1,0 +1,200 @@
+//! The one alert model every source is normalised into: labels, annotations, timing, origin and fingerprint.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Label name -> value, kept sorted by name (byte order, as Prometheus sorts).
+pub type Labels = BTreeMap<String, String>;
+
+/// Annotation name -> value.
+pub type Annotations = BTreeMap<String, String>;
+
+/// Extra per-alert data a source carries that is not a label or annotation (Grafana's `dashboardURL`, `values`, …),
+/// kept so templates can use it.
+pub type Extra = BTreeMap<String, serde_json::Value>;
+
+/// Identity of an alert: Prometheus's `model.LabelSet.Fingerprint()` of its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub u64);
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+const SEPARATOR: u8 = 0xff;
+
+fn fnv_add(mut hash: u64, bytes: &[u8]) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+impl Fingerprint {
+    /// FNV-1a 64 over the sorted label names and values, each followed by the byte 0xff, exactly as Prometheus does.
+    pub fn of(labels: &Labels) -> Self {
+        let mut hash = FNV_OFFSET;
+        for (name, value) in labels {
+            hash = fnv_add(hash, name.as_bytes());
+            hash = fnv_add(hash, &[SEPARATOR]);
+            hash = fnv_add(hash, value.as_bytes());
+            hash = fnv_add(hash, &[SEPARATOR]);
+        }
+        Fingerprint(hash)
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl FromStr for Fingerprint {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(Fingerprint)
+    }
+}
+
+impl Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Whether an alert is firing or resolved at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an alert came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The Alertmanager v2 API (`POST /api/v2/alerts`), as Prometheus and amtool send.
+    Prometheus,
+    /// Alertmanager's webhook notifier (`POST /webhook/alertmanager`).
+    Alertmanager,
+    /// Grafana's webhook contact point (`POST|PUT /webhook/grafana`).
+    Grafana,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Prometheus, Source::Alertmanager, Source::Grafana];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Prometheus => "prometheus",
+            Source::Alertmanager => "alertmanager",
+            Source::Grafana => "grafana",
+        }
+    }
+}
+
+impl FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Source::ALL
+            .into_iter()
+            .find(|source| source.as_str() == s)
+            .ok_or_else(|| format!("unknown alert source {s:?}"))
+    }
+}
+
+/// A normalised alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub labels: Labels,
+    pub annotations: Annotations,
+    pub starts_at: DateTime<Utc>,
+    /// When the alert stops firing; `None` means open-ended (firing until a resolve arrives).
+    pub ends_at: Option<DateTime<Utc>>,
+    pub generator_url: String,
+    pub source: Source,
+    pub extra: Extra,
+}
+
+impl Alert {
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.labels)
+    }
+
+    /// Firing while `ends_at` is unset or still ahead of `now`.
+    pub fn status_at(&self, now: DateTime<Utc>) -> Status {
+        status_at(self.ends_at, now)
+    }
+
+    /// The value of the `alertname` label, or "" when absent.
+    pub fn name(&self) -> &str {
+        self.labels.get("alertname").map_or("", String::as_str)
+    }
+}
+
+/// The status of an alert ending at `ends_at` as seen at `now`.
+pub fn status_at(ends_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Status {
+    match ends_at {
+        Some(end) if end <= now => Status::Resolved,
+        _ => Status::Firing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    // Expected values are Prometheus's own test vectors (model/signature_test.go, TestMetricToFingerprint).
+    #[test]
+    fn fingerprint_matches_prometheus() {
+        assert_eq!(Fingerprint::of(&Labels::new()).0, 14_695_981_039_346_656_037);
+        let set = labels(&[("name", "garland, briggs"), ("fear", "love is not enough")]);
+        assert_eq!(Fingerprint::of(&set).0, 5_799_056_148_416_392_346);
+    }
+
+    #[test]
+    fn fingerprint_round_trips_through_hex() {
+        let fp = Fingerprint::of(&labels(&[("alertname", "Down")]));
+        let text = fp.to_string();
+        assert_eq!(text.len(), 16);
+        assert_eq!(text.parse::<Fingerprint>(), Ok(fp));
+    }
+
+    #[test]
+    fn status_follows_ends_at() {
+        let now = Utc::now();
+        assert_eq!(status_at(None, now), Status::Firing);
+        assert_eq!(status_at(Some(now), now), Status::Resolved);
+        assert_eq!(status_at(Some(now + chrono::Duration::seconds(1)), now), Status::Firing);
+    }
+
+}

@@ -1,0 +1,5 @@
+//! Configuration: loading (embedded default -> file -> environment), secrets, validation into `Settings`.
+
+mod settings;
+
+pub use settings::*;

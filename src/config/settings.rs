@@ -1,0 +1,110 @@
+//! Validated settings: the typed configuration the daemon is built from. Only `config::load*` produces them, after
+//! every check passed, so nothing downstream re-validates.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the configuration came from, for messages: a file path, or `<embedded default>`.
+    pub origin: String,
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub ingest: IngestSettings,
+    pub route: Route,
+    pub receivers: Vec<Receiver>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `server.listen`, default `127.0.0.1:9095`.
+    pub listen: SocketAddr,
+    /// `server.max_body_bytes`, default 4 MiB.
+    pub max_body_bytes: usize,
+    /// `server.external_url`: the URL users reach herald at, used in links; `None` when unset.
+    pub external_url: Option<String>,
+    /// `server.shutdown_timeout`, default 30s: how long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// `sqlite://PATH` (relative paths are relative to the working directory).
+    Sqlite { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    pub backend: StorageBackend,
+    /// `storage.busy_timeout`, default 5s: how long a write waits on a locked database before failing.
+    pub busy_timeout: Duration,
+    /// `storage.resolved_retention`, default 24h: how long resolved alerts are kept before they are deleted.
+    pub resolved_retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// `ingest.resolve_timeout`, default 5m: `endsAt` for v2 API alerts that carry none is now + this.
+    pub resolve_timeout: Duration,
+    /// `ingest.max_labels_per_alert`, default 128: alerts with more labels are rejected.
+    pub max_labels_per_alert: usize,
+    /// `ingest.max_alerts_per_request`, default 10,000: larger batches are rejected whole.
+    pub max_alerts_per_request: usize,
+}
+
+/// `group_by`: a list of label names, or `['...']` for every label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    Labels(Vec<String>),
+    All,
+}
+
+/// One node of the route tree, with inherited values already filled in from its parent.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub receiver: String,
+    pub group_by: GroupBy,
+    pub group_wait: Duration,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+    /// `matchers`, in Alertmanager syntax, as written.
+    pub matchers: Vec<String>,
+    /// Deprecated `match`: label -> exact value.
+    pub match_equal: BTreeMap<String, String>,
+    /// Deprecated `match_re`: label -> regex.
+    pub match_re: BTreeMap<String, String>,
+    pub continue_matching: bool,
+    pub mute_time_intervals: Vec<String>,
+    pub active_time_intervals: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+/// A named receiver and its integrations.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    pub name: String,
+    pub log_configs: Vec<LogConfig>,
+}
+
+impl Receiver {
+    /// Number of integration configs of every kind.
+    pub fn integration_count(&self) -> usize {
+        self.log_configs.len()
+    }
+}
+
+/// `log_configs[]`: print one readable line per notification.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `send_resolved`, default true.
+    pub send_resolved: bool,
+}
+
+impl Settings {
+    pub fn receiver(&self, name: &str) -> Option<&Receiver> {
+        self.receivers.iter().find(|receiver| receiver.name == name)
+    }
+}

@@ -1,0 +1,5 @@
+//! Herald: an alert-routing daemon. This crate root wires the modules together; `run` is the one entry point.
+#![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod config;
