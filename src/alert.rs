@@ -133,6 +133,9 @@ pub struct Alert {
     pub starts_at: DateTime<Utc>,
     /// When the alert stops firing; `None` means open-ended (firing until a resolve arrives).
     pub ends_at: Option<DateTime<Utc>>,
+    /// True when `ends_at` was not sent but defaulted to now + resolve_timeout; a later explicit end wins over it
+    /// when re-sent alerts are merged (Alertmanager's `Timeout`).
+    pub ends_at_defaulted: bool,
     pub generator_url: String,
     pub source: Source,
     pub extra: Extra,
@@ -176,7 +179,10 @@ mod tests {
     // Expected values are Prometheus's own test vectors (model/signature_test.go, TestMetricToFingerprint).
     #[test]
     fn fingerprint_matches_prometheus() {
-        assert_eq!(Fingerprint::of(&Labels::new()).0, 14_695_981_039_346_656_037);
+        assert_eq!(
+            Fingerprint::of(&Labels::new()).0,
+            14_695_981_039_346_656_037
+        );
         let set = labels(&[("name", "garland, briggs"), ("fear", "love is not enough")]);
         assert_eq!(Fingerprint::of(&set).0, 5_799_056_148_416_392_346);
     }
@@ -194,7 +200,9 @@ mod tests {
         let now = Utc::now();
         assert_eq!(status_at(None, now), Status::Firing);
         assert_eq!(status_at(Some(now), now), Status::Resolved);
-        assert_eq!(status_at(Some(now + chrono::Duration::seconds(1)), now), Status::Firing);
+        assert_eq!(
+            status_at(Some(now + chrono::Duration::seconds(1)), now),
+            Status::Firing
+        );
     }
-
 }

@@ -3,3 +3,4 @@
 
 pub mod alert;
 pub mod config;
+pub mod ingest;

@@ -1,0 +1,236 @@
+//! Ingest: pure parsers turning each source's payload into normalised alerts, plus the checks they share.
+
+pub mod alertmanager;
+pub mod grafana;
+pub mod prometheus;
+mod webhook;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::alert::{Alert, Annotations, Labels};
+
+/// Limits and defaults applied while parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `endsAt` given to v2 API alerts that carry none: now + this.
+    pub resolve_timeout: Duration,
+    pub max_labels_per_alert: usize,
+    pub max_alerts_per_request: usize,
+}
+
+/// The outcome of parsing one request body: the alerts to store and the ones rejected individually.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub alerts: Vec<Alert>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// One alert of a batch that failed validation; the rest of the batch is still stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Position of the alert in the request's alert list (0-based).
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertname: Option<String>,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(index: usize, alertname: Option<String>, reason: String) -> Self {
+        Rejection {
+            index,
+            alertname,
+            reason,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.alertname {
+            Some(name) => write!(f, "alert {} ({name}): {}", self.index, self.reason),
+            None => write!(f, "alert {}: {}", self.index, self.reason),
+        }
+    }
+}
+
+/// Why a request body as a whole cannot be used; nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct BodyError {
+    pub message: String,
+    /// Path of the offending field, such as `[2].labels.severity` or `alerts[0].status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+impl BodyError {
+    pub fn new(message: impl Into<String>) -> Self {
+        BodyError {
+            message: message.into(),
+            field: None,
+            line: None,
+            column: None,
+        }
+    }
+
+    pub fn at(field: impl Into<String>, message: impl Into<String>) -> Self {
+        BodyError {
+            field: Some(field.into()),
+            ..BodyError::new(message)
+        }
+    }
+}
+
+/// Decodes JSON strictly (trailing data, invalid UTF-8 and nesting beyond serde_json's limit are errors), naming the
+/// path, line and column of the first problem.
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let field = (path != ".").then_some(path);
+        let message = match &field {
+            Some(field) => format!("invalid JSON at {field}: {inner}"),
+            None => format!("invalid JSON: {inner}"),
+        };
+        BodyError {
+            message,
+            field,
+            line: Some(inner.line()),
+            column: Some(inner.column()),
+        }
+    })?;
+    deserializer.end().map_err(|inner| BodyError {
+        message: format!("invalid JSON: {inner}"),
+        field: None,
+        line: Some(inner.line()),
+        column: Some(inner.column()),
+    })?;
+    Ok(value)
+}
+
+/// Checks the number of alerts in a request.
+pub(crate) fn check_count(count: usize, limits: &Limits, field: &str) -> Result<(), BodyError> {
+    if count == 0 {
+        return Err(BodyError::at(field, "no alerts in request body"));
+    }
+    if count > limits.max_alerts_per_request {
+        return Err(BodyError::at(
+            field,
+            format!(
+                "{count} alerts in one request, more than the limit of {} (ingest.max_alerts_per_request)",
+                limits.max_alerts_per_request
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Drops empty label values (as Alertmanager does) and checks what remains: at least one label, within the limit,
+/// non-empty names.
+pub(crate) fn clean_labels(raw: Labels, limits: &Limits) -> Result<Labels, String> {
+    let labels: Labels = raw
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    if labels.is_empty() {
+        return Err("at least one label pair with a non-empty value is required".to_string());
+    }
+    if labels.len() > limits.max_labels_per_alert {
+        return Err(format!(
+            "{} labels, more than the limit of {} (ingest.max_labels_per_alert)",
+            labels.len(),
+            limits.max_labels_per_alert
+        ));
+    }
+    if labels.contains_key("") {
+        return Err("label names must not be empty".to_string());
+    }
+    Ok(labels)
+}
+
+/// Drops empty annotation values, as Alertmanager does for labels, so an unset annotation and an empty one agree.
+pub(crate) fn clean_annotations(raw: Option<Annotations>) -> Annotations {
+    raw.unwrap_or_default()
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect()
+}
+
+/// Go's zero `time.Time` (`0001-01-01T00:00:00Z`), which Alertmanager and Grafana send for "no end".
+pub(crate) fn is_zero_time(time: &DateTime<Utc>) -> bool {
+    time.timestamp() == -62_135_596_800 && time.timestamp_subsec_nanos() == 0
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Limits;
+    use std::time::Duration;
+
+    pub fn limits() -> Limits {
+        Limits {
+            resolve_timeout: Duration::from_secs(300),
+            max_labels_per_alert: 128,
+            max_alerts_per_request: 1000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_names_field_and_position() {
+        let error = decode::<Vec<crate::ingest::prometheus::PostableAlert>>(
+            br#"[{"labels":{"a":"b"}},{"labels":{"severity":5}}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("[1].labels.severity"));
+        assert_eq!(error.line, Some(1));
+        assert!(error.column.unwrap_or(0) > 30, "{error:?}");
+        assert!(error.message.contains("invalid type"), "{}", error.message);
+    }
+
+    #[test]
+    fn decode_rejects_trailing_data_invalid_utf8_and_deep_nesting() {
+        assert!(decode::<serde_json::Value>(b"[] x").is_err());
+        assert!(decode::<serde_json::Value>(b"[\"\xff\xfe\"]").is_err());
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let error = decode::<serde_json::Value>(deep.as_bytes()).unwrap_err();
+        assert!(
+            error.message.contains("recursion limit"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn labels_are_cleaned_and_limited() {
+        let limits = test_support::limits();
+        let raw: Labels = [("a", "1"), ("empty", "")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(clean_labels(raw, &limits).unwrap().len(), 1);
+        let only_empty: Labels = [("a".to_string(), String::new())].into();
+        assert!(clean_labels(only_empty, &limits).is_err());
+        let many: Labels = (0..200)
+            .map(|i| (format!("l{i}"), "v".to_string()))
+            .collect();
+        assert!(
+            clean_labels(many, &limits)
+                .unwrap_err()
+                .contains("limit of 128")
+        );
+    }
+}
