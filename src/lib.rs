@@ -2,5 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alert;
+pub mod clock;
 pub mod config;
 pub mod ingest;
+pub mod store;

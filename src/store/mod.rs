@@ -1,0 +1,110 @@
+//! The store: the `Store` trait every caller uses, its shared types and errors; backends live beside it.
+
+mod merge;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::alert::{Alert, Fingerprint, Status};
+use crate::config::{StorageBackend, StorageSettings};
+
+pub use merge::{Existing, merge};
+pub use sqlite::SqliteStore;
+
+/// A change of an alert's announced status caused by a write: new, resolved, or firing again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub fingerprint: Fingerprint,
+    pub alert: Alert,
+    /// The status announced before; `None` for an alert the store did not have.
+    pub previous: Option<Status>,
+    pub status: Status,
+}
+
+/// An alert as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    pub fingerprint: Fingerprint,
+    pub alert: Alert,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertQuery {
+    pub now: DateTime<Utc>,
+    /// Include alerts whose end has passed (kept until `storage.resolved_retention`).
+    pub include_resolved: bool,
+}
+
+/// Number of stored alerts per status at a moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertCounts {
+    pub firing: u64,
+    pub resolved: u64,
+}
+
+/// Whether the store can take writes now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Ready,
+    NotReady(String),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not commit (locked, disk full, read-only, I/O error); worth retrying later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+    /// The store could not be opened or migrated.
+    #[error("cannot open store: {0}")]
+    Open(String),
+    /// Data in the store could not be read back.
+    #[error("store data is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// Durable state. Every method returns only after its effect is committed.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Inserts or merges alerts in one transaction (shared with concurrent callers) and returns the status changes.
+    async fn upsert_alerts(
+        &self,
+        alerts: Vec<Alert>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StateChange>, StoreError>;
+
+    /// Marks firing alerts whose end has passed by `now` as resolved and returns those changes.
+    async fn resolve_expired(&self, now: DateTime<Utc>) -> Result<Vec<StateChange>, StoreError>;
+
+    /// Deletes resolved alerts that ended before `ended_before`; returns how many.
+    async fn purge_resolved(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Lists stored alerts, ordered by fingerprint.
+    async fn alerts(&self, query: AlertQuery) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// Counts alerts by status at `now`.
+    async fn alert_counts(&self, now: DateTime<Utc>) -> Result<AlertCounts, StoreError>;
+
+    /// Ready once opened and migrated, and while writes succeed.
+    fn health(&self) -> Health;
+
+    /// Finishes queued writes and closes; later calls fail with `Closed`.
+    async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the backend the settings name.
+pub async fn open(settings: &StorageSettings) -> Result<Arc<dyn Store>, StoreError> {
+    match &settings.backend {
+        StorageBackend::Sqlite { path } => {
+            let store = SqliteStore::open(path, settings.busy_timeout).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
