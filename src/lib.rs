@@ -4,5 +4,108 @@
 pub mod alert;
 pub mod clock;
 pub mod config;
+pub mod dispatch;
+pub mod http;
 pub mod ingest;
+pub mod sinks;
 pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::store::StoreError;
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("HTTP server failed: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Runs herald on `listener` until `shutdown` is cancelled, with the system clock.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    run_with_clock(settings, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// Runs herald with an injected clock: opens the store, starts the background tasks, serves HTTP; on shutdown stops
+/// accepting, lets in-flight requests finish (bounded by `server.shutdown_timeout`), stops the tasks and closes the
+/// store cleanly.
+pub async fn run_with_clock(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RunError> {
+    let settings = Arc::new(settings);
+    let store = store::open(&settings.storage).await?;
+    let background = CancellationToken::new();
+    let (dispatch, dispatcher) = dispatch::start(&settings, background.clone());
+    let sweeper = dispatch::sweeper::start(
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        dispatch.clone(),
+        settings.storage.resolved_retention,
+        background.clone(),
+    );
+    let state = http::AppState::new(Arc::clone(&settings), Arc::clone(&store), clock, dispatch);
+    let upkeep = spawn_metrics_upkeep(state.metrics.clone(), background.clone());
+    let app = http::router(state);
+
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, origin = %settings.origin, "herald is listening");
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    let graceful = shutdown.clone();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { graceful.cancelled().await });
+    let drain_limit = settings.server.shutdown_timeout;
+    let served = tokio::select! {
+        served = server => served,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(drain_limit).await;
+        } => {
+            tracing::warn!(timeout = ?drain_limit, "in-flight requests did not finish in time; stopping anyway");
+            Ok(())
+        }
+    };
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("shutting down");
+
+    background.cancel();
+    for task in [dispatcher, sweeper, upkeep] {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "background task ended abnormally");
+        }
+    }
+    store.close().await?;
+    tracing::info!("store closed");
+    served.map_err(RunError::from)
+}
+
+fn spawn_metrics_upkeep(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => handle.run_upkeep(),
+                () = shutdown.cancelled() => break,
+            }
+        }
+    })
+}

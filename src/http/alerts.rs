@@ -1,0 +1,131 @@
+//! `GET /api/v2/alerts`: stored alerts in Alertmanager's v2 `gettableAlert` shape, so amtool and UIs can read them.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::alert::{Annotations, Labels, Status};
+use crate::store::{AlertQuery, StoredAlert};
+
+/// Go's zero time, which Alertmanager's API shows for an alert without an end.
+const ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
+
+fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Serialize)]
+struct ReceiverRef {
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AlertStatus {
+    state: &'static str,
+    silenced_by: Vec<String>,
+    inhibited_by: Vec<String>,
+    muted_by: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GettableAlert {
+    labels: Labels,
+    annotations: Annotations,
+    starts_at: String,
+    ends_at: String,
+    updated_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+    fingerprint: String,
+    receivers: Vec<ReceiverRef>,
+    status: AlertStatus,
+}
+
+fn gettable(stored: StoredAlert, receiver: &str, now: DateTime<Utc>) -> GettableAlert {
+    let state = match stored.alert.status_at(now) {
+        Status::Firing => "active",
+        Status::Resolved => "resolved",
+    };
+    GettableAlert {
+        fingerprint: stored.fingerprint.to_string(),
+        starts_at: timestamp(stored.alert.starts_at),
+        ends_at: stored
+            .alert
+            .ends_at
+            .map_or_else(|| ZERO_TIME.to_string(), timestamp),
+        updated_at: timestamp(stored.updated_at),
+        generator_url: stored.alert.generator_url,
+        labels: stored.alert.labels,
+        annotations: stored.alert.annotations,
+        receivers: vec![ReceiverRef {
+            name: receiver.to_string(),
+        }],
+        status: AlertStatus {
+            state,
+            silenced_by: vec![],
+            inhibited_by: vec![],
+            muted_by: vec![],
+        },
+    }
+}
+
+fn flag(value: &str, name: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(ApiError::BadRequest(format!(
+            "query parameter {name}: expected true or false, got {other:?}"
+        ))),
+    }
+}
+
+/// Alertmanager's query parameters: `active`, `silenced`, `inhibited`, `unprocessed` (default true), `filter`,
+/// `receiver`; and herald's `resolved` (default false) to include alerts that ended but are still retained.
+pub async fn get_alerts(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Vec<GettableAlert>>, ApiError> {
+    let mut active = true;
+    let mut include_resolved = false;
+    for (name, value) in &params {
+        match name.as_str() {
+            "active" => active = flag(value, name)?,
+            "resolved" => include_resolved = flag(value, name)?,
+            // Nothing is silenced, inhibited or unprocessed yet, so these flags select nothing extra.
+            "silenced" | "inhibited" | "unprocessed" => {
+                flag(value, name)?;
+            }
+            "filter" | "receiver" => {
+                return Err(ApiError::BadRequest(format!(
+                    "query parameter {name} is not supported yet: matchers arrive with the route tree"
+                )));
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown query parameter {other:?}"
+                )));
+            }
+        }
+    }
+    let now = state.clock.now();
+    let stored = state
+        .store
+        .alerts(AlertQuery {
+            now,
+            include_resolved,
+        })
+        .await
+        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    let receiver = state.settings.route.receiver.as_str();
+    let alerts = stored
+        .into_iter()
+        .filter(|stored| active || stored.alert.status_at(now) == Status::Resolved)
+        .map(|stored| gettable(stored, receiver, now))
+        .collect();
+    Ok(Json(alerts))
+}

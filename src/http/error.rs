@@ -1,0 +1,73 @@
+//! `ApiError`: every failure an HTTP handler answers with; 4xx bodies are safe to show, 5xx are also logged.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::ingest::{BodyError, Rejection};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadBody(BodyError),
+    #[error("{} of {} alerts rejected", rejected.len(), rejected.len() + stored)]
+    Rejected {
+        stored: usize,
+        rejected: Vec<Rejection>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than the limit of {limit} bytes (server.max_body_bytes)")]
+    TooLarge { limit: usize },
+    #[error("unsupported content type {0:?}: send application/json")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let (status, body) = match self {
+            ApiError::BadBody(error) => {
+                let mut body = json!({ "error": message });
+                for (key, value) in [
+                    ("field", error.field.map(serde_json::Value::from)),
+                    ("line", error.line.map(serde_json::Value::from)),
+                    ("column", error.column.map(serde_json::Value::from)),
+                ] {
+                    if let Some(value) = value {
+                        body[key] = value;
+                    }
+                }
+                (StatusCode::BAD_REQUEST, body)
+            }
+            ApiError::Rejected { stored, rejected } => {
+                let summary = if stored == 0 {
+                    format!("{message}; nothing was stored")
+                } else {
+                    format!("{message}; the other {stored} were stored")
+                };
+                let details: Vec<String> = rejected.iter().map(ToString::to_string).collect();
+                (
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": summary, "stored": stored, "rejected": rejected, "details": details }),
+                )
+            }
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, json!({ "error": message })),
+            ApiError::TooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message }))
+            }
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({ "error": message }),
+            ),
+            ApiError::Unavailable(_) => {
+                tracing::error!(error = %message, "request failed: store unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message }))
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}

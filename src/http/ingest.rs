@@ -1,0 +1,140 @@
+//! Ingest handlers: check the request, run the source's parser, store, and acknowledge only after the commit.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::{DateTime, Utc};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::alert::Source;
+use crate::ingest::{self, BodyError, Limits, Parsed};
+
+type Parser = fn(&[u8], DateTime<Utc>, &Limits) -> Result<Parsed, BodyError>;
+
+/// Accepts `application/json` (with parameters such as charset) and `application/*+json`.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if media == "application/json"
+        || (media.starts_with("application/") && media.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(value))
+    }
+}
+
+async fn ingest(
+    state: &AppState,
+    source: Source,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    parse: Parser,
+) -> Result<StatusCode, ApiError> {
+    let invalid = |count: usize| {
+        metrics::counter!("herald_alerts_invalid_total", "source" => source.as_str())
+            .increment(count as u64)
+    };
+    check_content_type(headers).inspect_err(|_| invalid(1))?;
+    let body = body.map_err(|rejection| {
+        invalid(1);
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge {
+                limit: state.settings.server.max_body_bytes,
+            }
+        } else {
+            ApiError::BadRequest(format!("cannot read request body: {rejection}"))
+        }
+    })?;
+    let now = state.clock.now();
+    let Parsed { alerts, rejected } = parse(&body, now, &state.limits).map_err(|error| {
+        invalid(1);
+        ApiError::BadBody(error)
+    })?;
+    invalid(rejected.len());
+    let stored = alerts.len();
+    if stored > 0 {
+        let statuses: Vec<_> = alerts.iter().map(|alert| alert.status_at(now)).collect();
+        let changes = state
+            .store
+            .upsert_alerts(alerts, now)
+            .await
+            .map_err(|error| {
+                ApiError::Unavailable(format!(
+                    "{error}; the alerts were not stored, send them again"
+                ))
+            })?;
+        for status in statuses {
+            metrics::counter!("herald_alerts_received_total", "source" => source.as_str(),
+                "status" => status.as_str())
+            .increment(1);
+        }
+        state.dispatch.submit(changes);
+    }
+    if rejected.is_empty() {
+        Ok(StatusCode::OK)
+    } else {
+        for rejection in &rejected {
+            tracing::debug!(source = source.as_str(), %rejection, "alert rejected");
+        }
+        Err(ApiError::Rejected { stored, rejected })
+    }
+}
+
+/// `POST /api/v2/alerts`.
+pub async fn post_v2_alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    ingest(
+        &state,
+        Source::Prometheus,
+        &headers,
+        body,
+        ingest::prometheus::parse,
+    )
+    .await
+}
+
+/// `POST /webhook/alertmanager`.
+pub async fn post_alertmanager(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    ingest(
+        &state,
+        Source::Alertmanager,
+        &headers,
+        body,
+        ingest::alertmanager::parse,
+    )
+    .await
+}
+
+/// `POST|PUT /webhook/grafana`.
+pub async fn post_grafana(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    ingest(
+        &state,
+        Source::Grafana,
+        &headers,
+        body,
+        ingest::grafana::parse,
+    )
+    .await
+}

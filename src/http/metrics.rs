@@ -1,0 +1,108 @@
+//! Prometheus metrics: the process-wide recorder, the per-route HTTP middleware and `GET /metrics`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::AppState;
+use crate::alert::Source;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Seconds: 1 ms to 60 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+fn describe() {
+    metrics::describe_counter!(
+        "herald_alerts_received_total",
+        "Alerts accepted and stored, by source and status."
+    );
+    metrics::describe_counter!(
+        "herald_alerts_invalid_total",
+        "Alerts or request bodies rejected as invalid, by source."
+    );
+    metrics::describe_gauge!("herald_alerts", "Stored alerts by state.");
+    metrics::describe_counter!(
+        "herald_http_requests_total",
+        "HTTP requests by route, method and status code."
+    );
+    metrics::describe_histogram!(
+        "herald_http_request_duration_seconds",
+        "HTTP request latency by route and method."
+    );
+    metrics::describe_counter!(
+        "herald_notifications_total",
+        "Notifications sent, by receiver and integration."
+    );
+    metrics::describe_counter!(
+        "herald_notifications_failed_total",
+        "Notifications that failed, by receiver, integration and reason."
+    );
+    for source in Source::ALL {
+        metrics::counter!("herald_alerts_invalid_total", "source" => source.as_str()).absolute(0);
+        for status in ["firing", "resolved"] {
+            metrics::counter!("herald_alerts_received_total", "source" => source.as_str(), "status" => status)
+                .absolute(0);
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), LATENCY_BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; herald's metrics may be missing"
+                );
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// Counts requests and records their latency under the matched route pattern (never the raw path).
+pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let route = matched.map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let code = response.status().as_u16().to_string();
+    metrics::histogram!("herald_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("herald_http_requests_total", "route" => route, "method" => method, "code" => code)
+        .increment(1);
+    response
+}
+
+/// `GET /metrics`: refreshes the store gauges, then renders everything in Prometheus's text format.
+pub async fn render(State(state): State<AppState>) -> Response {
+    match state.store.alert_counts(state.clock.now()).await {
+        Ok(counts) => {
+            metrics::gauge!("herald_alerts", "state" => "firing").set(counts.firing as f64);
+            metrics::gauge!("herald_alerts", "state" => "resolved").set(counts.resolved as f64);
+        }
+        Err(error) => tracing::warn!(%error, "cannot count alerts for metrics"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,75 @@
+//! The HTTP surface: shared state and the router (Alertmanager-compatible API, webhooks, health, metrics).
+
+mod alerts;
+pub mod error;
+mod health;
+mod ingest;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::dispatch::DispatchHandle;
+use crate::ingest::Limits;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub dispatch: DispatchHandle,
+    pub metrics: PrometheusHandle,
+    pub limits: Limits,
+}
+
+impl AppState {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        dispatch: DispatchHandle,
+    ) -> Self {
+        let limits = Limits {
+            resolve_timeout: settings.ingest.resolve_timeout,
+            max_labels_per_alert: settings.ingest.max_labels_per_alert,
+            max_alerts_per_request: settings.ingest.max_alerts_per_request,
+        };
+        AppState {
+            settings,
+            store,
+            clock,
+            dispatch,
+            metrics: metrics::handle(),
+            limits,
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.server.max_body_bytes;
+    Router::new()
+        .route(
+            "/api/v2/alerts",
+            post(ingest::post_v2_alerts).get(alerts::get_alerts),
+        )
+        .route("/webhook/alertmanager", post(ingest::post_alertmanager))
+        .route(
+            "/webhook/grafana",
+            post(ingest::post_grafana).put(ingest::post_grafana),
+        )
+        .route("/-/healthy", get(health::healthy))
+        .route("/-/ready", get(health::ready))
+        .route("/metrics", get(metrics::render))
+        .route_layer(middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
