@@ -50,6 +50,17 @@ impl IntoResponse for ApiError {
                     format!("{message}; the other {stored} were stored")
                 };
                 let details: Vec<String> = rejected.iter().map(ToString::to_string).collect();
+                let shown = details
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let more = details.len().saturating_sub(3);
+                let summary = match more {
+                    0 => format!("{summary}: {shown}"),
+                    more => format!("{summary}: {shown}; and {more} more"),
+                };
                 (
                     StatusCode::BAD_REQUEST,
                     json!({ "error": summary, "stored": stored, "rejected": rejected, "details": details }),

@@ -90,9 +90,51 @@ impl BodyError {
     }
 }
 
+/// Deepest nesting of arrays and objects accepted anywhere in a body; real payloads stay under 6.
+const MAX_DEPTH: usize = 32;
+
+/// Rejects bodies nested deeper than `MAX_DEPTH`, including inside fields that are otherwise ignored.
+fn check_depth(body: &[u8]) -> Result<(), BodyError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut line, mut line_start) = (1usize, 0usize);
+    for (offset, byte) in body.iter().enumerate() {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'\n' => {
+                line += 1;
+                line_start = offset + 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(BodyError {
+                        message: format!("JSON nested deeper than {MAX_DEPTH} levels"),
+                        field: None,
+                        line: Some(line),
+                        column: Some(offset - line_start + 1),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Decodes JSON strictly (trailing data, invalid UTF-8 and nesting beyond serde_json's limit are errors), naming the
 /// path, line and column of the first problem.
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    check_depth(body)?;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -208,9 +250,17 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let error = decode::<serde_json::Value>(deep.as_bytes()).unwrap_err();
         assert!(
-            error.message.contains("recursion limit"),
+            error.message.contains("nested deeper than 32"),
             "{}",
             error.message
+        );
+        assert_eq!(error.column, Some(33));
+        let shallow = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        assert!(decode::<serde_json::Value>(shallow.as_bytes()).is_ok());
+        let in_string = format!("[\"{}\\\"{}\"]", "[".repeat(100), "{".repeat(100));
+        assert!(
+            decode::<Vec<String>>(in_string.as_bytes()).is_ok(),
+            "brackets inside strings do not count"
         );
     }
 

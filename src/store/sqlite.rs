@@ -192,11 +192,9 @@ impl SqliteStore {
     /// Opens (creating when missing) the database at `path`, applies migrations and starts the writer.
     pub async fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
-        let opened =
-            tokio::task::spawn_blocking(move || Self::open_blocking(path, busy_timeout, None))
-                .await
-                .map_err(|error| StoreError::Open(error.to_string()))?;
-        opened
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, busy_timeout, None))
+            .await
+            .map_err(|error| StoreError::Open(error.to_string()))?
     }
 
     /// `max_pages` caps the database size (SQLite's `max_page_count`), to exercise a full disk in tests.
@@ -305,7 +303,7 @@ fn writer_loop(
                 Ok(command) => command,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let probed = probe(&mut connection);
-                    health.set(probed.as_ref().map(|_| ()).map_err(|error| error));
+                    health.set(probed.as_ref().map(|_| ()));
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,

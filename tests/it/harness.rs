@@ -1,0 +1,170 @@
+//! Test harness: herald in-process on 127.0.0.1:0 with a temporary SQLite store, and helpers to talk to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::clock::{Clock, SystemClock};
+use herald::config::{
+    GroupBy, IngestSettings, LogConfig, Receiver, Route, ServerSettings, Settings, StorageBackend,
+    StorageSettings,
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Settings for a test: one receiver named `receiver` with a log integration; store at `db`.
+pub fn settings(db: &Path, receiver: &str) -> Settings {
+    Settings {
+        origin: "test".into(),
+        server: ServerSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_body_bytes: 64 * 1024,
+            external_url: None,
+            shutdown_timeout: Duration::from_secs(10),
+        },
+        storage: StorageSettings {
+            backend: StorageBackend::Sqlite {
+                path: db.to_path_buf(),
+            },
+            busy_timeout: Duration::from_millis(100),
+            resolved_retention: Duration::from_secs(3600),
+        },
+        ingest: IngestSettings {
+            resolve_timeout: Duration::from_secs(300),
+            max_labels_per_alert: 128,
+            max_alerts_per_request: 1000,
+        },
+        route: Route {
+            receiver: receiver.into(),
+            group_by: GroupBy::Labels(vec!["alertname".into()]),
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            matchers: vec![],
+            match_equal: Default::default(),
+            match_re: Default::default(),
+            continue_matching: false,
+            mute_time_intervals: vec![],
+            active_time_intervals: vec![],
+            routes: vec![],
+        },
+        receivers: vec![Receiver {
+            name: receiver.into(),
+            log_configs: vec![LogConfig {
+                send_resolved: true,
+            }],
+        }],
+    }
+}
+
+pub struct Herald {
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), herald::RunError>>,
+}
+
+impl Herald {
+    pub async fn start(settings: Settings) -> Herald {
+        Self::start_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Herald {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let StorageBackend::Sqlite { path: db } = settings.storage.backend.clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(herald::run_with_clock(
+            settings,
+            listener,
+            shutdown.clone(),
+            clock,
+        ));
+        let herald = Herald {
+            addr,
+            db,
+            client: reqwest::Client::new(),
+            shutdown,
+            task,
+        };
+        herald.wait_until(|status| status == 200, "/-/ready").await;
+        herald
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn alerts(&self, query: &str) -> Vec<serde_json::Value> {
+        let response = self.get(&format!("/api/v2/alerts{query}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Polls `path` until its status satisfies `done`, failing after a generous bound.
+    pub async fn wait_until(&self, done: impl Fn(u16) -> bool, path: &str) {
+        for _ in 0..600 {
+            if let Ok(response) = self.client.get(self.url(path)).send().await
+                && done(response.status().as_u16())
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{path} never reached the expected status");
+    }
+
+    /// Graceful stop; returns what `run` returned.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Value of a metric sample line `name{labels} value` whose labels include all of `labels`; 0 when absent.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until `check` holds on the metrics text, failing after a generous bound.
+pub async fn wait_for_metric(herald: &Herald, what: &str, check: impl Fn(&str) -> bool) {
+    for _ in 0..600 {
+        if check(&herald.metrics().await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("metrics never showed {what}:\n{}", herald.metrics().await);
+}

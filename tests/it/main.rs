@@ -1,0 +1,7 @@
+//! Integration tests: herald in-process over real HTTP on loopback, with a temporary SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod harness;
+mod ingest;
+mod lifecycle;
