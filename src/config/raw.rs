@@ -1,0 +1,78 @@
+//! Raw configuration as written: serde structs mirroring the YAML keys, every scalar kept as an unchecked string
+//! (durations, sizes, addresses) so one bad value does not hide the others. `validate` turns them into `Settings`.
+//!
+//! No `deny_unknown_fields`: unknown keys are collected all at once with `serde_ignored` by the loader.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, expecting = "a map of configuration sections")]
+pub(crate) struct RawConfig {
+    pub server: RawServer,
+    pub storage: RawStorage,
+    pub ingest: RawIngest,
+    pub route: RawRoute,
+    pub receivers: Option<Vec<RawReceiver>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of server settings")]
+pub(crate) struct RawServer {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<String>,
+    pub external_url: Option<String>,
+    pub shutdown_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of storage settings")]
+pub(crate) struct RawStorage {
+    /// Secret: `${VAR}`-expanded; twin of `url_file`.
+    pub url: Option<String>,
+    pub url_file: Option<String>,
+    pub busy_timeout: Option<String>,
+    pub resolved_retention: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of ingest settings")]
+pub(crate) struct RawIngest {
+    pub resolve_timeout: Option<String>,
+    pub max_labels_per_alert: Option<String>,
+    pub max_alerts_per_request: Option<String>,
+}
+
+/// A route node with Alertmanager's keys; unset values are inherited from the parent by `validate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a route (a map of route keys)")]
+pub(crate) struct RawRoute {
+    pub receiver: Option<String>,
+    pub group_by: Option<Vec<String>>,
+    pub group_wait: Option<String>,
+    pub group_interval: Option<String>,
+    pub repeat_interval: Option<String>,
+    pub matchers: Option<Vec<String>>,
+    #[serde(rename = "match")]
+    pub match_equal: Option<BTreeMap<String, String>>,
+    pub match_re: Option<BTreeMap<String, String>>,
+    #[serde(rename = "continue")]
+    pub continue_matching: Option<bool>,
+    pub routes: Option<Vec<RawRoute>>,
+    pub mute_time_intervals: Option<Vec<String>>,
+    pub active_time_intervals: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a receiver (a map with name and integrations)")]
+pub(crate) struct RawReceiver {
+    pub name: Option<String>,
+    pub log_configs: Option<Vec<RawLogConfig>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a log config (a map, possibly empty)")]
+pub(crate) struct RawLogConfig {
+    pub send_resolved: Option<bool>,
+}

@@ -1,0 +1,197 @@
+//! The one-screen human summary of a loaded configuration printed by `herald check-config`. Never prints secrets.
+
+use std::fmt::Write as _;
+
+use super::Loaded;
+use super::duration::format_duration;
+use super::settings::{GroupBy, Route, StorageBackend};
+
+/// Summarises `loaded`: origin, listen address, storage, ingest limits, the route tree as an indented outline,
+/// receivers with their integration counts, and warnings.
+pub fn summary(loaded: &Loaded) -> String {
+    let settings = &loaded.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "config: {}", settings.origin);
+    if !loaded.env_overrides.is_empty() {
+        let _ = writeln!(
+            out,
+            "environment overrides: {}",
+            loaded.env_overrides.join(", ")
+        );
+    }
+    let server = &settings.server;
+    let _ = writeln!(out, "listen: {}", server.listen);
+    let _ = writeln!(
+        out,
+        "server: max body {}, shutdown timeout {}, external URL {}",
+        format_size(server.max_body_bytes),
+        format_duration(server.shutdown_timeout),
+        server.external_url.as_deref().unwrap_or("(unset)")
+    );
+    let storage = &settings.storage;
+    let backend = match &storage.backend {
+        StorageBackend::Sqlite { path } => format!("sqlite {}", path.display()),
+    };
+    let _ = writeln!(
+        out,
+        "storage: {backend} (busy timeout {}, resolved alerts kept {})",
+        format_duration(storage.busy_timeout),
+        format_duration(storage.resolved_retention)
+    );
+    let ingest = &settings.ingest;
+    let _ = writeln!(
+        out,
+        "ingest: resolve timeout {}, at most {} labels per alert, at most {} alerts per request",
+        format_duration(ingest.resolve_timeout),
+        ingest.max_labels_per_alert,
+        ingest.max_alerts_per_request
+    );
+    out.push_str("route tree:\n");
+    route_outline(&mut out, &settings.route, 1);
+    let _ = writeln!(out, "receivers ({}):", settings.receivers.len());
+    for receiver in &settings.receivers {
+        let count = receiver.integration_count();
+        let plural = if count == 1 { "" } else { "s" };
+        let _ = write!(out, "  {}: {count} integration{plural}", receiver.name);
+        if !receiver.log_configs.is_empty() {
+            let _ = write!(out, " (log: {})", receiver.log_configs.len());
+        }
+        out.push('\n');
+    }
+    if loaded.warnings.is_empty() {
+        out.push_str("warnings: none\n");
+    } else {
+        let _ = writeln!(out, "warnings ({}):", loaded.warnings.len());
+        for warning in &loaded.warnings {
+            let _ = writeln!(out, "  {warning}");
+        }
+    }
+    out
+}
+
+/// `4MiB`, `512KiB`, or `1000 bytes`: the largest binary unit that divides the size exactly.
+fn format_size(bytes: usize) -> String {
+    match bytes {
+        0 => "0 bytes".to_owned(),
+        b if b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// One line per route: what it matches, then receiver, group_by and timers; children indented below.
+fn route_outline(out: &mut String, route: &Route, depth: usize) {
+    let indent = "  ".repeat(depth);
+    let mut conditions: Vec<String> = route.matchers.clone();
+    conditions.extend(
+        route
+            .match_equal
+            .iter()
+            .map(|(label, value)| format!("{label}={value:?}")),
+    );
+    conditions.extend(
+        route
+            .match_re
+            .iter()
+            .map(|(label, regex)| format!("{label}=~{regex:?}")),
+    );
+    let matches = if depth == 1 {
+        "root".to_owned()
+    } else if conditions.is_empty() {
+        "all".to_owned()
+    } else {
+        format!("{{{}}}", conditions.join(", "))
+    };
+    let group_by = match &route.group_by {
+        GroupBy::All => "...".to_owned(),
+        GroupBy::Labels(labels) => labels.join(", "),
+    };
+    let _ = write!(
+        out,
+        "{indent}- {matches} -> receiver {}, group_by [{group_by}], wait {}, interval {}, repeat {}",
+        route.receiver,
+        format_duration(route.group_wait),
+        format_duration(route.group_interval),
+        format_duration(route.repeat_interval)
+    );
+    if route.continue_matching {
+        out.push_str(", continue");
+    }
+    if !route.mute_time_intervals.is_empty() {
+        let _ = write!(
+            out,
+            ", muted during [{}]",
+            route.mute_time_intervals.join(", ")
+        );
+    }
+    if !route.active_time_intervals.is_empty() {
+        let _ = write!(
+            out,
+            ", active during [{}]",
+            route.active_time_intervals.join(", ")
+        );
+    }
+    out.push('\n');
+    for child in &route.routes {
+        route_outline(out, child, depth + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+    use super::*;
+
+    #[test]
+    fn summarises_the_default() {
+        let loaded = load_str("", "empty.yaml").unwrap();
+        let text = summary(&loaded);
+        assert!(text.contains("config: empty.yaml"), "{text}");
+        assert!(text.contains("listen: 127.0.0.1:9095"), "{text}");
+        assert!(text.contains("max body 4MiB"), "{text}");
+        assert!(text.contains("storage: sqlite data/herald.db"), "{text}");
+        assert!(
+            text.contains("- root -> receiver log, group_by [], wait 30s, interval 5m, repeat 4h"),
+            "{text}"
+        );
+        assert!(text.contains("  log: 1 integration (log: 1)"), "{text}");
+        assert!(text.contains("warnings: none"), "{text}");
+    }
+
+    #[test]
+    fn outlines_the_route_tree_and_lists_warnings() {
+        let yaml = r#"
+route:
+  receiver: log
+  group_by: [alertname]
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      group_wait: 10s
+      continue: true
+      routes:
+        - match: {team: db}
+          repeat_interval: 1m
+receivers:
+  - name: log
+    log_configs: [{}]
+  - name: pager
+"#;
+        let loaded = load_str(yaml, "tree.yaml").unwrap();
+        let text = summary(&loaded);
+        assert!(
+            text.contains("  - root -> receiver log, group_by [alertname], wait 30s"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "    - {severity=\"critical\"} -> receiver pager, group_by [alertname], wait 10s, interval 5m, repeat 4h, continue"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("      - {team=\"db\"} -> receiver pager, group_by [alertname], wait 10s, interval 5m, repeat 1m"), "{text}");
+        assert!(text.contains("  pager: 0 integrations"), "{text}");
+        assert!(text.contains("warnings (1):"), "{text}");
+    }
+}

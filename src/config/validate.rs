@@ -1,0 +1,586 @@
+//! Validation: turns raw configuration into `Settings`, checking every value and collecting every problem (not just
+//! the first) with its key path; fills in route inheritance the way Alertmanager does.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Issue;
+use super::duration::{format_duration, parse_duration};
+use super::raw::{RawConfig, RawIngest, RawReceiver, RawRoute, RawServer, RawStorage};
+use super::secret::{EnvLookup, resolve_secret};
+use super::settings::{
+    GroupBy, IngestSettings, LogConfig, Receiver, Route, ServerSettings, Settings, StorageBackend,
+    StorageSettings,
+};
+
+/// Alertmanager's defaults for the root route's timers.
+const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
+const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// What validation found: the settings if every check passed, and the problems and warnings with key paths.
+pub(crate) struct Outcome {
+    pub settings: Option<Settings>,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+/// Validates `raw` (whose origin is `origin`), resolving secrets with `env`.
+pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Outcome {
+    let mut check = Checker {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        env,
+    };
+    let server = check.server(&raw.server);
+    let storage = check.storage(&raw.storage);
+    let ingest = check.ingest(&raw.ingest);
+    let receivers = check.receivers(raw.receivers.as_deref().unwrap_or_default());
+    let defined: HashSet<&str> = receivers
+        .iter()
+        .map(|receiver| receiver.name.as_str())
+        .collect();
+    let route = check.route(&raw.route, "route", None, &defined);
+    let settings = match (server, storage, ingest) {
+        (Some(server), Some(storage), Some(ingest)) if check.errors.is_empty() => Some(Settings {
+            origin: origin.to_owned(),
+            server,
+            storage,
+            ingest,
+            route,
+            receivers,
+        }),
+        _ => None,
+    };
+    Outcome {
+        settings,
+        errors: check.errors,
+        warnings: check.warnings,
+    }
+}
+
+struct Checker<'a> {
+    errors: Vec<Issue>,
+    warnings: Vec<Issue>,
+    env: EnvLookup<'a>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Issue::new(path, message));
+    }
+
+    /// Records an error for a value that must be set (only possible if the defaults were overridden badly).
+    fn required<'v>(&mut self, path: &str, value: Option<&'v str>) -> Option<&'v str> {
+        if value.is_none() {
+            self.error(path, "must be set");
+        }
+        value
+    }
+
+    /// Runs `parse` on a required value; records its error under `path`.
+    fn parse<T>(
+        &mut self,
+        path: &str,
+        value: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.required(path, value)?;
+        parse(value)
+            .map_err(|message| self.error(path, message))
+            .ok()
+    }
+
+    fn duration(&mut self, path: &str, value: Option<&str>) -> Option<Duration> {
+        self.parse(path, value, parse_duration)
+    }
+
+    fn positive_duration(&mut self, path: &str, value: Option<&str>) -> Option<Duration> {
+        self.parse(path, value, |value| {
+            let duration = parse_duration(value)?;
+            if duration.is_zero() {
+                return Err("must be greater than 0".to_owned());
+            }
+            Ok(duration)
+        })
+    }
+
+    fn count(&mut self, path: &str, value: Option<&str>) -> Option<usize> {
+        self.parse(path, value, |value| match value.parse::<usize>() {
+            Ok(0) => Err("must be greater than 0".to_owned()),
+            Ok(count) => Ok(count),
+            Err(_) => Err(format!(
+                "invalid number {value:?}: expected a positive integer"
+            )),
+        })
+    }
+
+    fn server(&mut self, raw: &RawServer) -> Option<ServerSettings> {
+        let listen = self.parse("server.listen", raw.listen.as_deref(), parse_listen);
+        let max_body_bytes = self.parse(
+            "server.max_body_bytes",
+            raw.max_body_bytes.as_deref(),
+            parse_size,
+        );
+        let external_url = match raw.external_url.as_deref() {
+            Some(url) => check_external_url(url)
+                .map_err(|message| self.error("server.external_url", message))
+                .ok(),
+            None => Some(()),
+        };
+        let shutdown_timeout =
+            self.duration("server.shutdown_timeout", raw.shutdown_timeout.as_deref());
+        Some(ServerSettings {
+            listen: listen?,
+            max_body_bytes: max_body_bytes?,
+            external_url: external_url.and(raw.external_url.clone()),
+            shutdown_timeout: shutdown_timeout?,
+        })
+    }
+
+    fn storage(&mut self, raw: &RawStorage) -> Option<StorageSettings> {
+        let backend = match resolve_secret(
+            raw.url.as_deref(),
+            raw.url_file.as_deref(),
+            "storage.url",
+            self.env,
+        ) {
+            Ok(Some(url)) => {
+                let path = if raw.url.is_some() {
+                    "storage.url"
+                } else {
+                    "storage.url_file"
+                };
+                parse_storage_url(url.expose())
+                    .map_err(|message| self.error(path, message))
+                    .ok()
+            }
+            Ok(None) => {
+                self.error("storage.url", "must be set (or storage.url_file)");
+                None
+            }
+            Err(issue) => {
+                self.errors.push(issue);
+                None
+            }
+        };
+        let busy_timeout = self.duration("storage.busy_timeout", raw.busy_timeout.as_deref());
+        let resolved_retention = self.duration(
+            "storage.resolved_retention",
+            raw.resolved_retention.as_deref(),
+        );
+        Some(StorageSettings {
+            backend: backend?,
+            busy_timeout: busy_timeout?,
+            resolved_retention: resolved_retention?,
+        })
+    }
+
+    fn ingest(&mut self, raw: &RawIngest) -> Option<IngestSettings> {
+        let resolve_timeout =
+            self.positive_duration("ingest.resolve_timeout", raw.resolve_timeout.as_deref());
+        let max_labels_per_alert = self.count(
+            "ingest.max_labels_per_alert",
+            raw.max_labels_per_alert.as_deref(),
+        );
+        let max_alerts_per_request = self.count(
+            "ingest.max_alerts_per_request",
+            raw.max_alerts_per_request.as_deref(),
+        );
+        Some(IngestSettings {
+            resolve_timeout: resolve_timeout?,
+            max_labels_per_alert: max_labels_per_alert?,
+            max_alerts_per_request: max_alerts_per_request?,
+        })
+    }
+
+    fn receivers(&mut self, raw: &[RawReceiver]) -> Vec<Receiver> {
+        let mut seen = HashSet::new();
+        let mut receivers = Vec::with_capacity(raw.len());
+        for (i, receiver) in raw.iter().enumerate() {
+            let path = format!("receivers[{i}].name");
+            let name = receiver.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                self.error(path, "receiver name must be set and not empty");
+            } else if !seen.insert(name.clone()) {
+                self.error(path, format!("duplicate receiver name {name:?}"));
+            }
+            let log_configs = receiver
+                .log_configs
+                .iter()
+                .flatten()
+                .map(|log| LogConfig {
+                    send_resolved: log.send_resolved.unwrap_or(true),
+                })
+                .collect();
+            receivers.push(Receiver { name, log_configs });
+        }
+        receivers
+    }
+
+    /// Validates one route node at `path` and its children; unset values are inherited from `parent` (or are
+    /// Alertmanager's defaults at the root). Returns a usable tree even when it records errors.
+    fn route(
+        &mut self,
+        raw: &RawRoute,
+        path: &str,
+        parent: Option<&Route>,
+        defined: &HashSet<&str>,
+    ) -> Route {
+        let receiver = match (
+            raw.receiver.as_deref().filter(|name| !name.is_empty()),
+            parent,
+        ) {
+            (Some(name), _) => {
+                if !defined.contains(name) {
+                    self.error(
+                        format!("{path}.receiver"),
+                        format!("receiver {name:?} is not defined"),
+                    );
+                }
+                name.to_owned()
+            }
+            (None, Some(parent)) => parent.receiver.clone(),
+            (None, None) => {
+                self.error(
+                    format!("{path}.receiver"),
+                    "the root route must have a receiver",
+                );
+                String::new()
+            }
+        };
+        let group_by = match &raw.group_by {
+            Some(labels) => self.group_by(&format!("{path}.group_by"), labels),
+            None => parent.map_or(GroupBy::Labels(Vec::new()), |parent| {
+                parent.group_by.clone()
+            }),
+        };
+        let group_wait = self.timer(path, "group_wait", raw.group_wait.as_deref(), false);
+        let group_interval =
+            self.timer(path, "group_interval", raw.group_interval.as_deref(), true);
+        let repeat_interval = self.timer(
+            path,
+            "repeat_interval",
+            raw.repeat_interval.as_deref(),
+            true,
+        );
+        let mut route = Route {
+            receiver,
+            group_by,
+            group_wait: group_wait
+                .or(parent.map(|p| p.group_wait))
+                .unwrap_or(DEFAULT_GROUP_WAIT),
+            group_interval: group_interval
+                .or(parent.map(|p| p.group_interval))
+                .unwrap_or(DEFAULT_GROUP_INTERVAL),
+            repeat_interval: repeat_interval
+                .or(parent.map(|p| p.repeat_interval))
+                .unwrap_or(DEFAULT_REPEAT_INTERVAL),
+            matchers: raw.matchers.clone().unwrap_or_default(),
+            match_equal: raw.match_equal.clone().unwrap_or_default(),
+            match_re: raw.match_re.clone().unwrap_or_default(),
+            continue_matching: raw.continue_matching.unwrap_or(false),
+            mute_time_intervals: raw.mute_time_intervals.clone().unwrap_or_default(),
+            active_time_intervals: raw.active_time_intervals.clone().unwrap_or_default(),
+            routes: Vec::new(),
+        };
+        self.route_matchers(path, &route);
+        if parent.is_none() {
+            self.root_rules(path, &route);
+        }
+        let sets_timers =
+            parent.is_none() || raw.group_interval.is_some() || raw.repeat_interval.is_some();
+        if sets_timers && route.repeat_interval < route.group_interval {
+            self.warnings.push(Issue::new(
+                format!("{path}.repeat_interval"),
+                format!(
+                    "repeat_interval {} is shorter than group_interval {}: notifications repeat only at the next \
+                     group_interval",
+                    format_duration(route.repeat_interval),
+                    format_duration(route.group_interval)
+                ),
+            ));
+        }
+        for (i, child) in raw.routes.iter().flatten().enumerate() {
+            let child = self.route(child, &format!("{path}.routes[{i}]"), Some(&route), defined);
+            route.routes.push(child);
+        }
+        route
+    }
+
+    /// A timer set at this node, or `None` to inherit; `positive` timers must not be 0 (Alertmanager's rule).
+    fn timer(
+        &mut self,
+        path: &str,
+        key: &str,
+        value: Option<&str>,
+        positive: bool,
+    ) -> Option<Duration> {
+        let value = value?;
+        let path = format!("{path}.{key}");
+        if positive {
+            self.positive_duration(&path, Some(value))
+        } else {
+            self.duration(&path, Some(value))
+        }
+    }
+
+    fn group_by(&mut self, path: &str, labels: &[String]) -> GroupBy {
+        if labels.iter().any(|label| label == "...") {
+            if labels.len() > 1 {
+                self.error(path, "\"...\" (group by all labels) must be the only entry");
+            }
+            return GroupBy::All;
+        }
+        let mut seen = HashSet::new();
+        for (i, label) in labels.iter().enumerate() {
+            if !is_label_name(label) {
+                self.error(
+                    format!("{path}[{i}]"),
+                    format!("invalid label name {label:?}"),
+                );
+            } else if !seen.insert(label) {
+                self.error(
+                    format!("{path}[{i}]"),
+                    format!("duplicate label name {label:?}"),
+                );
+            }
+        }
+        GroupBy::Labels(labels.to_vec())
+    }
+
+    fn route_matchers(&mut self, path: &str, route: &Route) {
+        for (i, matcher) in route.matchers.iter().enumerate() {
+            if matcher.trim().is_empty() {
+                self.error(format!("{path}.matchers[{i}]"), "matcher must not be empty");
+            }
+        }
+        for (key, map) in [("match", &route.match_equal), ("match_re", &route.match_re)] {
+            self.label_keys(&format!("{path}.{key}"), map);
+        }
+    }
+
+    fn label_keys(&mut self, path: &str, map: &BTreeMap<String, String>) {
+        for label in map.keys().filter(|label| !is_label_name(label)) {
+            self.error(
+                format!("{path}.{label}"),
+                format!("invalid label name {label:?}"),
+            );
+        }
+    }
+
+    /// Alertmanager's rules for the root route: it matches every alert, so it takes no matchers, no `continue` and
+    /// no time intervals.
+    fn root_rules(&mut self, path: &str, route: &Route) {
+        let forbidden = [
+            ("matchers", !route.matchers.is_empty()),
+            ("match", !route.match_equal.is_empty()),
+            ("match_re", !route.match_re.is_empty()),
+            ("continue", route.continue_matching),
+            ("mute_time_intervals", !route.mute_time_intervals.is_empty()),
+            (
+                "active_time_intervals",
+                !route.active_time_intervals.is_empty(),
+            ),
+        ];
+        for (key, set) in forbidden {
+            if set {
+                self.error(
+                    format!("{path}.{key}"),
+                    format!("the root route must not have {key} (it matches every alert)"),
+                );
+            }
+        }
+    }
+}
+
+/// `IP:PORT`, or `:PORT` for every IPv4 address.
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let address = match value.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => value.to_owned(),
+    };
+    address.parse().map_err(|_| {
+        format!("invalid listen address {value:?}: expected host:port such as 127.0.0.1:9095")
+    })
+}
+
+/// Bytes as an integer, or a size with a unit: `B`, `KB`/`MB`/`GB` (powers of 1000), `KiB`/`MiB`/`GiB` (of 1024).
+fn parse_size(value: &str) -> Result<usize, String> {
+    let invalid = || {
+        format!(
+            "invalid size {value:?}: expected a number of bytes or a size such as 4MiB, 512KiB, 1MB"
+        )
+    };
+    let digits = value.len() - value.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let number: u64 = value[..digits].parse().map_err(|_| invalid())?;
+    let unit: u64 = match value[digits..].trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000 * 1000,
+        "gb" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(invalid()),
+    };
+    let bytes = number
+        .checked_mul(unit)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(invalid)?;
+    if bytes == 0 {
+        return Err("must be greater than 0".to_owned());
+    }
+    Ok(bytes)
+}
+
+/// An absolute `http://` or `https://` URL with a host.
+fn check_external_url(value: &str) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"));
+    let host = rest
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .unwrap_or_default();
+    if host.is_empty() || value.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "invalid external URL {value:?}: expected an absolute http:// or https:// URL such as https://herald.example.com"
+        ));
+    }
+    Ok(())
+}
+
+/// The storage backend named by a storage URL. Errors never repeat the URL: it may carry a password.
+fn parse_storage_url(url: &str) -> Result<StorageBackend, String> {
+    const EXPECTED: &str = "expected sqlite://PATH such as sqlite://data/herald.db";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("invalid storage URL: {EXPECTED}"));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" if rest.is_empty() => Err(format!("the SQLite URL has no path: {EXPECTED}")),
+        "sqlite" => Ok(StorageBackend::Sqlite {
+            path: PathBuf::from(rest),
+        }),
+        "postgres" | "postgresql" => {
+            Err("PostgreSQL backend is not supported yet: use sqlite://PATH".to_owned())
+        }
+        scheme
+            if scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Err(format!(
+                "unsupported storage URL scheme {scheme:?}: {EXPECTED}"
+            ))
+        }
+        _ => Err(format!("invalid storage URL: {EXPECTED}")),
+    }
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:9095"),
+            Ok("127.0.0.1:9095".parse().unwrap())
+        );
+        assert_eq!(parse_listen(":9095"), Ok("0.0.0.0:9095".parse().unwrap()));
+        assert_eq!(
+            parse_listen("[::1]:9095"),
+            Ok("[::1]:9095".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("abc"),
+            Err(
+                "invalid listen address \"abc\": expected host:port such as 127.0.0.1:9095"
+                    .to_owned()
+            )
+        );
+        for bad in ["127.0.0.1", ":", ":99999", "localhost:9095", ""] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4194304"), Ok(4_194_304));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_size("2 kb"), Ok(2000));
+        assert_eq!(parse_size("0"), Err("must be greater than 0".to_owned()));
+        for bad in ["", "MiB", "4XB", "-1", "1.5MiB", "99999999999999999999"] {
+            assert!(
+                parse_size(bad).unwrap_err().starts_with("invalid size"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn external_urls() {
+        assert!(check_external_url("https://herald.example.com").is_ok());
+        assert!(check_external_url("http://10.0.0.1:9095/herald/").is_ok());
+        for bad in [
+            "herald.example.com",
+            "https://",
+            "ftp://x",
+            "/herald",
+            "https://a b",
+        ] {
+            assert!(check_external_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn storage_urls() {
+        assert_eq!(
+            parse_storage_url("sqlite://data/herald.db"),
+            Ok(StorageBackend::Sqlite {
+                path: PathBuf::from("data/herald.db")
+            })
+        );
+        assert_eq!(
+            parse_storage_url("sqlite:///var/lib/herald/herald.db"),
+            Ok(StorageBackend::Sqlite {
+                path: PathBuf::from("/var/lib/herald/herald.db")
+            })
+        );
+        for url in [
+            "postgres://herald:hunter2@db/herald",
+            "postgresql://herald:hunter2@db/herald",
+        ] {
+            let error = parse_storage_url(url).unwrap_err();
+            assert!(
+                error.contains("PostgreSQL backend is not supported yet"),
+                "{error}"
+            );
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+        assert!(
+            parse_storage_url("mysql://u:hunter2@db")
+                .unwrap_err()
+                .contains("\"mysql\"")
+        );
+        assert!(
+            !parse_storage_url("u:hunter2@db")
+                .unwrap_err()
+                .contains("hunter2")
+        );
+        assert!(parse_storage_url("sqlite://").is_err());
+    }
+}
