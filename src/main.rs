@@ -1,2 +1,159 @@
-//! The `herald` command line.
-fn main() {}
+//! The `herald` command line: `serve` runs the daemon, `check-config` validates a configuration.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Alert-routing daemon: receives Prometheus, Alertmanager and Grafana \
+    alerts, stores them durably and delivers notifications"
+)]
+struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HERALD_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Serve {
+        /// Configuration file; default: $HERALD_CONFIG, else /etc/herald/herald.yaml when present, else the
+        /// embedded default.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration: print a summary and exit 0, or print every error and exit 1.
+    CheckConfig {
+        /// Configuration file (same lookup as `serve`).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Log level from HERALD_LOG, else RUST_LOG, else info.
+fn init_logging(format: LogFormat) {
+    let filter = std::env::var("HERALD_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|spec| EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+fn load(config: Option<PathBuf>) -> Result<herald::config::Loaded, herald::config::ConfigErrors> {
+    let path = herald::config::resolve_path(config.as_deref());
+    herald::config::load(path.as_deref())
+}
+
+fn check_config(config: Option<PathBuf>) -> ExitCode {
+    match load(config) {
+        Ok(loaded) => {
+            println!("{}", herald::config::summary(&loaded));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            let count = errors.errors.len();
+            eprintln!("{errors}");
+            eprintln!(
+                "configuration invalid: {count} error{}",
+                if count == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Cancels `token` on the first SIGTERM or SIGINT.
+fn watch_signals(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+        token.cancel();
+    });
+    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let loaded = match load(config) {
+        Ok(loaded) => loaded,
+        Err(errors) => anyhow::bail!("configuration invalid:\n{errors}"),
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!(%warning, "configuration");
+    }
+    let settings = loaded.settings;
+    let listen = settings.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} (server.listen in {})",
+                settings.origin
+            )
+        })?;
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone())?;
+    herald::run(settings, listener, shutdown)
+        .await
+        .context("herald stopped with an error")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::CheckConfig { config } => check_config(config),
+        Command::Serve { config } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("herald: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

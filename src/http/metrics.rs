@@ -45,6 +45,14 @@ fn describe() {
         "herald_notifications_failed_total",
         "Notifications that failed, by receiver, integration and reason."
     );
+    metrics::describe_counter!(
+        "herald_store_commits_total",
+        "Store transactions committed or attempted."
+    );
+    metrics::describe_counter!(
+        "herald_store_writes_total",
+        "Store write requests; divided by commits, how many writes share a commit."
+    );
     for source in Source::ALL {
         metrics::counter!("herald_alerts_invalid_total", "source" => source.as_str()).absolute(0);
         for status in ["firing", "resolved"] {

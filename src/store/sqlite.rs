@@ -361,6 +361,8 @@ fn run_batch(connection: &mut Connection, batch: Vec<Command>, health: &HealthSt
         transaction.commit().map_err(unavailable)?;
         Ok(outcomes)
     })();
+    metrics::counter!("herald_store_commits_total").increment(1);
+    metrics::counter!("herald_store_writes_total").increment(replies.len() as u64);
     match committed {
         Ok(outcomes) => {
             let failed = outcomes.iter().find_map(|outcome| match outcome {

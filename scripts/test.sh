@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs herald's whole test suite on a fresh machine: installs what the tests need, then runs them.
+# Tests needing external programs fail loudly when a program is missing; they never skip silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suite needs (none yet beyond the Rust toolchain; Prometheus, Alertmanager and PostgreSQL join
+# this list with the tests that drive them).
+packages=()
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+cargo test --workspace --locked

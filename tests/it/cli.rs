@@ -1,0 +1,163 @@
+//! The `herald` binary: `check-config` reports, and `serve` shuts down cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn herald() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .env_remove("HERALD_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("HERALD_LOG", "info");
+    command
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_config_reports_every_error_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "herald.yaml",
+        r#"
+server:
+  listen: "not-an-address"
+  lisen: "127.0.0.1:1"
+storage:
+  url: "${HERALD_TEST_UNSET_DB_URL}"
+route:
+  receiver: log
+  routes:
+    - receiver: log
+    - receiver: pager
+      group_wait: 5x
+receivers:
+  - name: log
+    log_configs: [{}]
+"#,
+    );
+    let output = herald()
+        .arg("check-config")
+        .arg("-c")
+        .arg(&path)
+        .env_remove("HERALD_TEST_UNSET_DB_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for expected in [
+        "server.lisen: unknown key",
+        "server.listen: invalid listen address \"not-an-address\"",
+        "route.routes[1].group_wait: invalid duration \"5x\"",
+        "HERALD_TEST_UNSET_DB_URL is not set",
+        "route.routes[1].receiver: receiver \"pager\" is not defined",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("herald.yaml: "),
+        "errors name the file:\n{stderr}"
+    );
+}
+
+#[test]
+fn check_config_summarises_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "ok.yaml", "server:\n  listen: 127.0.0.1:9999\n");
+    let output = herald()
+        .arg("check-config")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("127.0.0.1:9999"), "{stdout}");
+    assert!(stdout.contains("log"), "{stdout}");
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/herald.db");
+    let config = format!(
+        "server:\n  listen: 127.0.0.1:0\nstorage:\n  url: sqlite://{}\n",
+        db.display()
+    );
+    let path = write(dir.path(), "serve.yaml", &config);
+    let mut child = herald()
+        .args(["--log-format", "json", "serve", "-c"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut address = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if entry["message"] == "herald is listening" {
+            address = entry["address"].as_str().map(str::to_string);
+            break;
+        }
+    }
+    let address = address.expect("herald never said where it listens");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("http://{address}/api/v2/alerts"))
+            .header("content-type", "application/json")
+            .body(r#"[{"labels":{"alertname":"BeforeShutdown"}}]"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    });
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest:#?}");
+    let log = rest.join("\n");
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(log.contains("store closed"), "{log}");
+    assert!(
+        log.contains("[FIRING] BeforeShutdown"),
+        "the log integration printed the notification:\n{log}"
+    );
+
+    // The store was closed cleanly: its WAL was checkpointed into the database file.
+    let wal = db.with_extension("db-wal");
+    assert!(
+        std::fs::metadata(&wal)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true),
+        "WAL left behind"
+    );
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let count: i64 = connection
+        .query_row("SELECT COUNT(*) FROM alerts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 1);
+}
