@@ -165,6 +165,23 @@ pub fn status_at(ends_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Status {
     }
 }
 
+/// A firing, open-ended test alert with `alertname` = `name` and any extra labels.
+#[cfg(test)]
+pub(crate) fn test_alert(name: &str, labels: &[(&str, &str)]) -> Alert {
+    let mut all = Labels::from([("alertname".to_string(), name.to_string())]);
+    all.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Alert {
+        labels: all,
+        annotations: Annotations::new(),
+        starts_at: Utc::now(),
+        ends_at: None,
+        ends_at_defaulted: false,
+        generator_url: String::new(),
+        source: Source::Prometheus,
+        extra: Extra::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,19 +135,10 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Alert, Source};
+    use crate::alert::test_alert;
 
     fn change(previous: Option<Status>, status: Status) -> StateChange {
-        let alert = Alert {
-            labels: Labels::from([("alertname".to_string(), "A".to_string())]),
-            annotations: Default::default(),
-            starts_at: chrono::Utc::now(),
-            ends_at: None,
-            ends_at_defaulted: false,
-            generator_url: String::new(),
-            source: Source::Prometheus,
-            extra: Default::default(),
-        };
+        let alert = test_alert("A", &[]);
         StateChange {
             fingerprint: alert.fingerprint(),
             alert,

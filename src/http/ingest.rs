@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{MethodRouter, post};
 use chrono::{DateTime, Utc};
 
 use super::AppState;
@@ -91,50 +92,20 @@ async fn ingest(
     }
 }
 
-/// `POST /api/v2/alerts`.
-pub async fn post_v2_alerts(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
-    ingest(
-        &state,
-        Source::Prometheus,
-        &headers,
-        body,
-        ingest::prometheus::parse,
-    )
-    .await
-}
-
-/// `POST /webhook/alertmanager`.
-pub async fn post_alertmanager(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
-    ingest(
-        &state,
-        Source::Alertmanager,
-        &headers,
-        body,
-        ingest::alertmanager::parse,
-    )
-    .await
-}
-
-/// `POST|PUT /webhook/grafana`.
-pub async fn post_grafana(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
-    ingest(
-        &state,
-        Source::Grafana,
-        &headers,
-        body,
-        ingest::grafana::parse,
-    )
-    .await
+/// A handler for one source: `POST /api/v2/alerts`, `POST /webhook/alertmanager` or `POST|PUT /webhook/grafana`.
+pub fn handler(source: Source) -> MethodRouter<AppState> {
+    let parse: Parser = match source {
+        Source::Prometheus => ingest::prometheus::parse,
+        Source::Alertmanager => ingest::alertmanager::parse,
+        Source::Grafana => ingest::grafana::parse,
+    };
+    let handle = move |State(state): State<AppState>,
+                       headers: HeaderMap,
+                       body: Result<Bytes, BytesRejection>| async move {
+        ingest(&state, source, &headers, body, parse).await
+    };
+    match source {
+        Source::Grafana => post(handle).put(handle),
+        Source::Prometheus | Source::Alertmanager => post(handle),
+    }
 }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::alert::Source;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::dispatch::DispatchHandle;
@@ -59,13 +60,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/api/v2/alerts",
-            post(ingest::post_v2_alerts).get(alerts::get_alerts),
+            ingest::handler(Source::Prometheus).get(alerts::get_alerts),
         )
-        .route("/webhook/alertmanager", post(ingest::post_alertmanager))
         .route(
-            "/webhook/grafana",
-            post(ingest::post_grafana).put(ingest::post_grafana),
+            "/webhook/alertmanager",
+            ingest::handler(Source::Alertmanager),
         )
+        .route("/webhook/grafana", ingest::handler(Source::Grafana))
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))
         .route("/metrics", get(metrics::render))

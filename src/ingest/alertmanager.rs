@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::webhook::{WebhookAlert, normalise_all};
-use super::{BodyError, Limits, Parsed, check_count, decode};
+use super::{BodyError, Limits, Parsed, check_count, check_version, decode};
 use crate::alert::{Extra, Source};
 
 #[derive(Debug, Deserialize)]
@@ -18,15 +18,7 @@ struct Payload {
 /// resolve arrives.
 pub fn parse(body: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result<Parsed, BodyError> {
     let payload: Payload = decode(body)?;
-    if payload.version != "4" {
-        return Err(BodyError::at(
-            "version",
-            format!(
-                "unsupported Alertmanager webhook payload version {:?}, expected \"4\"",
-                payload.version
-            ),
-        ));
-    }
+    check_version(&payload.version, "4", "Alertmanager")?;
     check_count(payload.alerts.len(), limits, "alerts")?;
     Ok(normalise_all(
         payload.alerts,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::webhook::{WebhookAlert, normalise_all};
-use super::{BodyError, Limits, Parsed, check_count, decode};
+use super::{BodyError, Limits, Parsed, check_count, check_version, decode};
 use crate::alert::{Extra, Source};
 
 #[derive(Debug, Deserialize)]
@@ -25,15 +25,7 @@ struct Payload {
 /// `silenceURL`, `dashboardURL`, `panelURL`, `imageURL`, `values` and `valueString`.
 pub fn parse(body: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result<Parsed, BodyError> {
     let payload: Payload = decode(body)?;
-    if payload.version != "1" {
-        return Err(BodyError::at(
-            "version",
-            format!(
-                "unsupported Grafana webhook payload version {:?}, expected \"1\"",
-                payload.version
-            ),
-        ));
-    }
+    check_version(&payload.version, "1", "Grafana")?;
     check_count(payload.alerts.len(), limits, "alerts")?;
     let mut group = Extra::new();
     if let Some(org_id) = payload.org_id {

@@ -160,6 +160,17 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
     Ok(value)
 }
 
+/// Checks a webhook payload's `version` field.
+pub(crate) fn check_version(found: &str, expected: &str, sender: &str) -> Result<(), BodyError> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(BodyError::at(
+        "version",
+        format!("unsupported {sender} webhook payload version {found:?}, expected {expected:?}"),
+    ))
+}
+
 /// Checks the number of alerts in a request.
 pub(crate) fn check_count(count: usize, limits: &Limits, field: &str) -> Result<(), BodyError> {
     if count == 0 {

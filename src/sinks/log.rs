@@ -78,24 +78,15 @@ impl Sink for LogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Alert, Labels, Source, Status};
+    use crate::alert::{Labels, Status, test_alert};
     use crate::sinks::NotifiedAlert;
 
     #[test]
     fn line_is_readable() {
-        let alert = Alert {
-            labels: Labels::from([
-                ("alertname".to_string(), "HighLatency".to_string()),
-                ("instance".to_string(), "web-1".to_string()),
-            ]),
-            annotations: [("summary".to_string(), "p99 above 2s".to_string())].into(),
-            starts_at: chrono::Utc::now(),
-            ends_at: None,
-            ends_at_defaulted: false,
-            generator_url: String::new(),
-            source: Source::Prometheus,
-            extra: Default::default(),
-        };
+        let mut alert = test_alert("HighLatency", &[("instance", "web-1")]);
+        alert
+            .annotations
+            .insert("summary".to_string(), "p99 above 2s".to_string());
         let notification = Notification {
             receiver: "log".into(),
             status: Status::Firing,
