@@ -1,0 +1,326 @@
+//! The SQLite backend: WAL with synchronous commits, embedded migrations, one writer thread with group commit, a
+//! checkpointer thread, and a separate connection for reads.
+
+mod checkpoint;
+mod rows;
+mod timing;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use self::rows::{ALERT_COLUMNS, read_alert, to_micros, unavailable};
+use self::timing::TimingIndex;
+use self::writer::{Command, Op, Outcome, Writer};
+use super::{AlertCounts, AlertQuery, Health, StateChange, Store, StoreError, StoredAlert};
+use crate::alert::Alert;
+
+/// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_alerts.sql"),
+    include_str!("../migrations/0002_drop_expiry_index.sql"),
+];
+
+/// SQLite page cache per connection, in KiB.
+const CACHE_KIB: i64 = 32 * 1024;
+
+/// WAL size, in pages, at which the writer checkpoints by itself: a safety net behind the checkpointer thread.
+const AUTOCHECKPOINT_PAGES: i64 = 100_000;
+
+/// Whether the store takes writes, shared by the writer (which sets it) and callers (who read it).
+#[derive(Debug, Default)]
+struct HealthState {
+    ready: AtomicBool,
+    reason: Mutex<String>,
+}
+
+impl HealthState {
+    fn set(&self, result: Result<(), &StoreError>) {
+        match result {
+            Ok(()) => self.ready.store(true, Ordering::SeqCst),
+            Err(error) => {
+                if let Ok(mut reason) = self.reason.lock() {
+                    *reason = error.to_string();
+                }
+                self.ready.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn get(&self) -> Health {
+        if self.ready.load(Ordering::SeqCst) {
+            return Health::Ready;
+        }
+        let reason = self.reason.lock().map(|r| r.clone()).unwrap_or_default();
+        Health::NotReady(reason)
+    }
+}
+
+/// SQLite-backed `Store`.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<Command>>>,
+    reader: Arc<Mutex<Connection>>,
+    health: Arc<HealthState>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    connection.busy_timeout(busy_timeout)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    // Keep the working set in SQLite's own cache instead of re-reading it from the OS on every write.
+    connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    connection.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+    Ok(())
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let open_error =
+        |error: rusqlite::Error| StoreError::Open(format!("migration failed: {error}"));
+    let applied: i64 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(open_error)?;
+    let known = MIGRATIONS.len() as i64;
+    if applied > known {
+        return Err(StoreError::Open(format!(
+            "database schema version {applied} is newer than this herald knows ({known}); upgrade herald"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(open_error)?;
+        transaction.execute_batch(sql).map_err(open_error)?;
+        transaction
+            .pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(open_error)?;
+        transaction.commit().map_err(open_error)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path`, applies migrations and starts the writer.
+    pub async fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, busy_timeout, None))
+            .await
+            .map_err(|error| StoreError::Open(error.to_string()))?
+    }
+
+    /// `max_pages` caps the database size (SQLite's `max_page_count`), to exercise a full disk in tests.
+    fn open_blocking(
+        path: PathBuf,
+        busy_timeout: Duration,
+        max_pages: Option<i64>,
+    ) -> Result<Self, StoreError> {
+        let place = path.display().to_string();
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                StoreError::Open(format!(
+                    "cannot create directory {}: {error}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let open_error = |error: rusqlite::Error| StoreError::Open(format!("{place}: {error}"));
+        let mut connection = Connection::open(&path).map_err(open_error)?;
+        configure(&connection, busy_timeout).map_err(open_error)?;
+        migrate(&mut connection).map_err(|error| StoreError::Open(format!("{place}: {error}")))?;
+        if let Some(pages) = max_pages {
+            connection
+                .pragma_update(None, "max_page_count", pages)
+                .map_err(open_error)?;
+        }
+        let timing = TimingIndex::load(&connection).map_err(open_error)?;
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(open_error)?;
+        reader.busy_timeout(busy_timeout).map_err(open_error)?;
+        reader
+            .pragma_update(None, "cache_size", -CACHE_KIB)
+            .map_err(open_error)?;
+
+        let (committed, commits) = mpsc::sync_channel(1);
+        let checkpointer = checkpoint::start(&path, busy_timeout, commits)?;
+        let health = Arc::new(HealthState::default());
+        health.set(Ok(()));
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            connection,
+            timing,
+            committed,
+        };
+        let writer_health = Arc::clone(&health);
+        let writer = std::thread::Builder::new()
+            .name("herald-store-writer".to_string())
+            .spawn(move || writer.run(receiver, &writer_health))
+            .map_err(|error| StoreError::Open(format!("cannot start writer thread: {error}")))?;
+        Ok(SqliteStore {
+            path,
+            sender: Mutex::new(Some(sender)),
+            reader: Arc::new(Mutex::new(reader)),
+            health,
+            threads: Mutex::new(vec![writer, checkpointer]),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let sender = self.sender.lock().map_err(|_| StoreError::Closed)?;
+            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(Command { op, reply })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let connection = reader.lock().map_err(|_| StoreError::Closed)?;
+            query(&connection).map_err(|error| match error {
+                rusqlite::Error::FromSqlConversionFailure(..) => {
+                    StoreError::Corrupt(error.to_string())
+                }
+                other => unavailable(other),
+            })
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+    }
+}
+
+fn expect_changes(outcome: Outcome) -> Result<Vec<StateChange>, StoreError> {
+    match outcome {
+        Outcome::Changes(changes) => Ok(changes),
+        Outcome::Count(_) => Err(StoreError::Corrupt(
+            "writer answered a count where changes were due".into(),
+        )),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert_alerts(
+        &self,
+        alerts: Vec<Alert>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StateChange>, StoreError> {
+        expect_changes(self.submit(Op::Upsert(alerts, now)).await?)
+    }
+
+    async fn resolve_expired(&self, now: DateTime<Utc>) -> Result<Vec<StateChange>, StoreError> {
+        expect_changes(self.submit(Op::ResolveExpired(now)).await?)
+    }
+
+    async fn purge_resolved(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        match self.submit(Op::Purge(ended_before)).await? {
+            Outcome::Count(count) => Ok(count),
+            Outcome::Changes(_) => Err(StoreError::Corrupt(
+                "writer answered changes where a count was due".into(),
+            )),
+        }
+    }
+
+    async fn alerts(&self, query: AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        let now = to_micros(query.now);
+        self.read(move |connection| {
+            let mut alerts = if query.include_resolved {
+                let mut statement =
+                    connection.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts"))?;
+                statement
+                    .query_map([], read_alert)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            } else {
+                let mut statement = connection.prepare_cached(&format!(
+                    "SELECT {ALERT_COLUMNS} FROM alerts WHERE ends_at IS NULL OR ends_at > ?1"
+                ))?;
+                statement
+                    .query_map(params![now], read_alert)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            // Keys are signed; answer in the fingerprints' unsigned (hex) order.
+            alerts.sort_by_key(|stored| stored.fingerprint);
+            Ok(alerts)
+        })
+        .await
+    }
+
+    async fn alert_counts(&self, now: DateTime<Utc>) -> Result<AlertCounts, StoreError> {
+        let now = to_micros(now);
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT COUNT(*) FILTER (WHERE ends_at IS NULL OR ends_at > ?1), \
+                 COUNT(*) FILTER (WHERE ends_at IS NOT NULL AND ends_at <= ?1) FROM alerts",
+            )?;
+            statement.query_row(params![now], |row| {
+                Ok(AlertCounts {
+                    firing: row.get::<_, i64>(0)? as u64,
+                    resolved: row.get::<_, i64>(1)? as u64,
+                })
+            })
+        })
+        .await
+    }
+
+    fn health(&self) -> Health {
+        self.health.get()
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut threads| std::mem::take(&mut *threads))
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            // The writer goes first: it closes the checkpointer's channel when it ends.
+            for thread in threads {
+                thread
+                    .join()
+                    .map_err(|_| StoreError::Unavailable("store thread panicked".into()))?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))??;
+        self.health.set(Err(&StoreError::Closed));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+//! The single writer: receives write commands, folds those already queued into one transaction (group commit),
+//! commits once, then answers each; keeps the timing cache in step with what was committed.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::HealthState;
+use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
+use super::timing::{Pending, TimingIndex, View};
+use crate::alert::{Alert, Status};
+use crate::store::{Existing, Health, StateChange, StoreError, merge};
+
+/// Most commands folded into one transaction.
+const MAX_BATCH: usize = 256;
+
+/// How often a writer whose last commit failed checks whether the database takes writes again.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+
+pub(super) enum Op {
+    Upsert(Vec<Alert>, DateTime<Utc>),
+    ResolveExpired(DateTime<Utc>),
+    Purge(DateTime<Utc>),
+}
+
+pub(super) enum Outcome {
+    Changes(Vec<StateChange>),
+    Count(u64),
+}
+
+pub(super) struct Command {
+    pub(super) op: Op,
+    pub(super) reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+pub(super) struct Writer {
+    pub(super) connection: Connection,
+    pub(super) timing: TimingIndex,
+    /// Told after each commit, so WAL checkpoints happen off this thread.
+    pub(super) committed: mpsc::SyncSender<()>,
+}
+
+impl Writer {
+    /// Runs until every sender is gone, then closes (which ends the checkpointer, who truncates the WAL).
+    pub(super) fn run(mut self, receiver: mpsc::Receiver<Command>, health: &HealthState) {
+        loop {
+            let first = if matches!(health.get(), Health::Ready) {
+                match receiver.recv() {
+                    Ok(command) => command,
+                    Err(mpsc::RecvError) => break,
+                }
+            } else {
+                match receiver.recv_timeout(PROBE_INTERVAL) {
+                    Ok(command) => command,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        health.set(self.probe().as_ref().map(|_| ()));
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(command) => batch.push(command),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch, health);
+        }
+        if let Err(error) = self.connection.execute_batch("PRAGMA optimize;") {
+            tracing::warn!(%error, "store optimize on close failed");
+        }
+    }
+
+    fn probe(&mut self) -> Result<(), StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(unavailable)?;
+        transaction
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'probe'",
+                params![Utc::now().to_rfc3339()],
+            )
+            .map_err(unavailable)?;
+        transaction.commit().map_err(unavailable)
+    }
+
+    fn run_batch(&mut self, batch: Vec<Command>, health: &HealthState) {
+        let (ops, replies): (Vec<Op>, Vec<_>) = batch
+            .into_iter()
+            .map(|command| (command.op, command.reply))
+            .unzip();
+        metrics::counter!("herald_store_commits_total").increment(1);
+        metrics::counter!("herald_store_writes_total").increment(replies.len() as u64);
+        let timing = &self.timing;
+        let committed = (|| -> Result<(Vec<Result<Outcome, StoreError>>, Pending), StoreError> {
+            let mut transaction = self
+                .connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut outcomes = Vec::with_capacity(ops.len());
+            let mut pending = Pending::new();
+            for op in ops {
+                let mut view = View {
+                    base: timing,
+                    pending: &pending,
+                    local: Pending::new(),
+                };
+                let outcome = run_isolated(&mut transaction, &mut view, op);
+                let local = view.local;
+                match &outcome {
+                    Err(error) if transaction.is_autocommit() => {
+                        // SQLite rolled the whole transaction back (disk full, I/O error): all of it is lost.
+                        return Err(error.clone());
+                    }
+                    Ok(_) => pending.extend(local),
+                    Err(_) => {}
+                }
+                outcomes.push(outcome);
+            }
+            transaction.commit().map_err(unavailable)?;
+            Ok((outcomes, pending))
+        })();
+        match committed {
+            Ok((outcomes, pending)) => {
+                self.timing.apply(pending);
+                let _ = self.committed.try_send(());
+                let failed = outcomes.iter().find_map(|outcome| match outcome {
+                    Err(error @ StoreError::Unavailable(_)) => Some(error.clone()),
+                    _ => None,
+                });
+                health.set(failed.as_ref().map_or(Ok(()), Err));
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "store commit failed");
+                health.set(Err(&error));
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs one command inside a savepoint, so its failure leaves the others of the batch intact.
+fn run_isolated(
+    transaction: &mut Transaction<'_>,
+    view: &mut View<'_>,
+    op: Op,
+) -> Result<Outcome, StoreError> {
+    let savepoint = transaction.savepoint().map_err(unavailable)?;
+    let outcome = match op {
+        Op::Upsert(alerts, now) => upsert(&savepoint, view, alerts, now).map(Outcome::Changes),
+        Op::ResolveExpired(now) => resolve_expired(&savepoint, view, now).map(Outcome::Changes),
+        Op::Purge(before) => purge(&savepoint, view, before).map(Outcome::Count),
+    }?;
+    savepoint.commit().map_err(unavailable)?;
+    Ok(outcome)
+}
+
+fn upsert(
+    connection: &Connection,
+    view: &mut View<'_>,
+    alerts: Vec<Alert>,
+    now: DateTime<Utc>,
+) -> Result<Vec<StateChange>, StoreError> {
+    let mut write = connection
+        .prepare_cached(
+            "INSERT INTO alerts (fingerprint, labels, annotations, starts_at, ends_at, ends_at_defaulted, \
+             generator_url, source, extra, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (fingerprint) DO UPDATE SET labels = excluded.labels, annotations = excluded.annotations, \
+             starts_at = excluded.starts_at, ends_at = excluded.ends_at, \
+             ends_at_defaulted = excluded.ends_at_defaulted, generator_url = excluded.generator_url, \
+             source = excluded.source, extra = excluded.extra, state = excluded.state, \
+             updated_at = excluded.updated_at",
+        )
+        .map_err(unavailable)?;
+    let mut changes = Vec::new();
+    for incoming in alerts {
+        let fingerprint = incoming.fingerprint();
+        let row = key(fingerprint);
+        let existing = view.get(row);
+        let alert = merge(existing.as_ref(), incoming, now);
+        let status = alert.status_at(now);
+        write
+            .execute(params![
+                row,
+                json_text(&alert.labels)?,
+                json_text(&alert.annotations)?,
+                to_micros(alert.starts_at),
+                alert.ends_at.map(to_micros),
+                alert.ends_at_defaulted,
+                alert.generator_url,
+                alert.source.as_str(),
+                json_text(&alert.extra)?,
+                state_code(status),
+                to_micros(now),
+            ])
+            .map_err(unavailable)?;
+        view.set(
+            row,
+            Some(Existing {
+                starts_at: alert.starts_at,
+                ends_at: alert.ends_at,
+                ends_at_defaulted: alert.ends_at_defaulted,
+                state: status,
+            }),
+        );
+        let previous = existing.map(|existing| existing.state);
+        if previous != Some(status) {
+            changes.push(StateChange {
+                fingerprint,
+                alert,
+                previous,
+                status,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+fn resolve_expired(
+    connection: &Connection,
+    view: &mut View<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<StateChange>, StoreError> {
+    let cutoff = to_micros(now);
+    let mut read = connection
+        .prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = ?1"
+        ))
+        .map_err(unavailable)?;
+    let mut update = connection
+        .prepare_cached("UPDATE alerts SET state = 1 WHERE fingerprint = ?1")
+        .map_err(unavailable)?;
+    let mut changes = Vec::new();
+    for row in view.expiry_candidates(cutoff) {
+        let Some(mut timing) = view.get(row) else {
+            continue;
+        };
+        let expired = timing.state == Status::Firing
+            && timing.ends_at.is_some_and(|end| to_micros(end) <= cutoff);
+        if !expired {
+            continue;
+        }
+        let stored = read
+            .query_row(params![row], read_alert)
+            .map_err(unavailable)?;
+        update.execute(params![row]).map_err(unavailable)?;
+        timing.state = Status::Resolved;
+        view.set(row, Some(timing));
+        changes.push(StateChange {
+            fingerprint: stored.fingerprint,
+            alert: stored.alert,
+            previous: Some(Status::Firing),
+            status: Status::Resolved,
+        });
+    }
+    Ok(changes)
+}
+
+fn purge(
+    connection: &Connection,
+    view: &mut View<'_>,
+    ended_before: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut delete = connection
+        .prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")
+        .map_err(unavailable)?;
+    let keys: Vec<i64> = view.base.resolved_before(to_micros(ended_before)).collect();
+    let mut deleted = 0;
+    for row in keys {
+        // Only what is still resolved and old in this transaction's view (a re-fire may have revived it).
+        let old = view.get(row).is_some_and(|timing| {
+            timing.state == Status::Resolved && timing.ends_at.is_some_and(|end| end < ended_before)
+        });
+        if old {
+            deleted += delete.execute(params![row]).map_err(unavailable)? as u64;
+            view.set(row, None);
+        }
+    }
+    Ok(deleted)
+}
