@@ -28,7 +28,6 @@ fn describe() {
         "herald_alerts_invalid_total",
         "Alerts or request bodies rejected as invalid, by source."
     );
-    metrics::describe_gauge!("herald_alerts", "Stored alerts by state.");
     metrics::describe_counter!(
         "herald_http_requests_total",
         "HTTP requests by route, method and status code."
@@ -96,12 +95,22 @@ pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -
     response
 }
 
-/// `GET /metrics`: refreshes the store gauges, then renders everything in Prometheus's text format.
+/// `GET /metrics`: everything recorded, plus gauges read from this instance's store at scrape time.
 pub async fn render(State(state): State<AppState>) -> Response {
+    let mut text = state.metrics.render();
     match state.store.alert_counts(state.clock.now()).await {
         Ok(counts) => {
-            metrics::gauge!("herald_alerts", "state" => "firing").set(counts.firing as f64);
-            metrics::gauge!("herald_alerts", "state" => "resolved").set(counts.resolved as f64);
+            text.push_str(
+                "# HELP herald_alerts Stored alerts by state.\n# TYPE herald_alerts gauge\n",
+            );
+            text.push_str(&format!(
+                "herald_alerts{{state=\"firing\"}} {}\n",
+                counts.firing
+            ));
+            text.push_str(&format!(
+                "herald_alerts{{state=\"resolved\"}} {}\n",
+                counts.resolved
+            ));
         }
         Err(error) => tracing::warn!(%error, "cannot count alerts for metrics"),
     }
@@ -110,7 +119,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
 }

@@ -33,8 +33,10 @@ const MIGRATIONS: &[&str] = &[
 /// SQLite page cache per connection, in KiB.
 const CACHE_KIB: i64 = 32 * 1024;
 
-/// WAL size, in pages, at which the writer checkpoints by itself: a safety net behind the checkpointer thread.
-const AUTOCHECKPOINT_PAGES: i64 = 100_000;
+/// WAL size, in pages (about 200 MiB), at which the writer checkpoints by itself. The checkpointer thread copies
+/// pages back as they are committed, but under sustained write load its checkpoints rarely finish and the WAL can
+/// not start over; this bounds it.
+const AUTOCHECKPOINT_PAGES: i64 = 50_000;
 
 /// Whether the store takes writes, shared by the writer (which sets it) and callers (who read it).
 #[derive(Debug, Default)]
