@@ -49,11 +49,19 @@ enum Command {
 
 /// Log level from HERALD_LOG, else RUST_LOG, else info.
 fn init_logging(format: LogFormat) {
-    let filter = std::env::var("HERALD_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .and_then(|spec| EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+    let spec = [
+        ("HERALD_LOG", std::env::var("HERALD_LOG")),
+        ("RUST_LOG", std::env::var("RUST_LOG")),
+    ]
+    .into_iter()
+    .find_map(|(name, value)| value.ok().map(|value| (name, value)));
+    let filter = match spec {
+        None => EnvFilter::new("info"),
+        Some((name, value)) => EnvFilter::try_new(&value).unwrap_or_else(|error| {
+            eprintln!("herald: ignoring {name}={value:?} ({error}); logging at info");
+            EnvFilter::new("info")
+        }),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
