@@ -5,6 +5,7 @@ pub mod error;
 mod health;
 mod ingest;
 pub mod metrics;
+mod receivers;
 
 use std::sync::Arc;
 
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             ingest::handler(Source::Alertmanager),
         )
         .route("/webhook/grafana", ingest::handler(Source::Grafana))
+        .route("/api/v2/receivers", get(receivers::get_receivers))
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))
         .route("/metrics", get(metrics::render))

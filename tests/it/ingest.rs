@@ -116,6 +116,8 @@ async fn three_sources_are_stored_and_listed_in_alertmanager_shape() {
         json!({"state": "active", "silencedBy": [], "inhibitedBy": [], "mutedBy": []})
     );
     assert_eq!(latency["receivers"], json!([{"name": "ingest-receiver"}]));
+    let receivers: Value = herald.get("/api/v2/receivers").await.json().await.unwrap();
+    assert_eq!(receivers, json!([{"name": "ingest-receiver"}]));
     assert!(latency["updatedAt"].as_str().unwrap().ends_with('Z'));
 
     let down = find(&alerts, "InstanceDown");
