@@ -9,6 +9,7 @@ pub mod http;
 pub mod ingest;
 pub mod sinks;
 pub mod store;
+pub mod timeinterval;
 
 use std::sync::Arc;
 use std::time::Duration;

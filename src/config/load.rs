@@ -490,6 +490,15 @@ mod tests {
             "name:",
             "log_configs:",
             "send_resolved:",
+            "time_intervals:",
+            "times:",
+            "start_time:",
+            "end_time:",
+            "weekdays:",
+            "days_of_month:",
+            "months:",
+            "years:",
+            "location:",
         ];
         for key in keys {
             assert!(
@@ -718,6 +727,9 @@ route:
 receivers:
   - name: default
   - name: db
+time_intervals:
+  - name: weekends
+    time_intervals: [{weekdays: [saturday, sunday]}]
 "#;
         let route = load_yaml(yaml).unwrap().settings.route;
         let db = &route.routes[0];

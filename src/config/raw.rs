@@ -15,6 +15,9 @@ pub(crate) struct RawConfig {
     pub ingest: RawIngest,
     pub route: RawRoute,
     pub receivers: Option<Vec<RawReceiver>>,
+    pub time_intervals: Option<Vec<RawTimeInterval>>,
+    /// Alertmanager's deprecated name for `time_intervals`: same shape, same name space.
+    pub mute_time_intervals: Option<Vec<RawTimeInterval>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,4 +78,33 @@ pub(crate) struct RawReceiver {
 #[serde(expecting = "a log config (a map, possibly empty)")]
 pub(crate) struct RawLogConfig {
     pub send_resolved: Option<bool>,
+}
+
+/// A named time interval: `time_intervals[]` (or the deprecated `mute_time_intervals[]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a time interval (a map with name and time_intervals)")]
+pub(crate) struct RawTimeInterval {
+    pub name: Option<String>,
+    pub time_intervals: Option<Vec<RawPeriod>>,
+}
+
+/// One entry of a time interval's `time_intervals`; each list element is a value or a `START:END` range.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    expecting = "a time interval entry (a map of times, weekdays, days_of_month, months, years, location)"
+)]
+pub(crate) struct RawPeriod {
+    pub times: Option<Vec<RawTimeRange>>,
+    pub weekdays: Option<Vec<String>>,
+    pub days_of_month: Option<Vec<String>>,
+    pub months: Option<Vec<String>>,
+    pub years: Option<Vec<String>>,
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a time range (a map with start_time and end_time)")]
+pub(crate) struct RawTimeRange {
+    pub start_time: Option<String>,
+    pub end_time: Option<String>,
 }

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::timeinterval::TimeInterval;
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -16,6 +18,9 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub route: Route,
     pub receivers: Vec<Receiver>,
+    /// `time_intervals` and the deprecated `mute_time_intervals`, in that order, each in file order; names are
+    /// unique across both. Look one up with `Settings::time_interval`.
+    pub time_intervals: Vec<TimeInterval>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +82,9 @@ pub struct Route {
     /// Deprecated `match_re`: label -> regex.
     pub match_re: BTreeMap<String, String>,
     pub continue_matching: bool,
+    /// Names of `time_intervals` during which this route does not notify (each is defined; not inherited).
     pub mute_time_intervals: Vec<String>,
+    /// Names of `time_intervals` outside all of which this route does not notify (each is defined; not inherited).
     pub active_time_intervals: Vec<String>,
     pub routes: Vec<Route>,
 }
@@ -106,5 +113,11 @@ pub struct LogConfig {
 impl Settings {
     pub fn receiver(&self, name: &str) -> Option<&Receiver> {
         self.receivers.iter().find(|receiver| receiver.name == name)
+    }
+
+    pub fn time_interval(&self, name: &str) -> Option<&TimeInterval> {
+        self.time_intervals
+            .iter()
+            .find(|interval| interval.name() == name)
     }
 }

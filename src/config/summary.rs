@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 use super::Loaded;
 use super::duration::format_duration;
 use super::settings::{GroupBy, Route, StorageBackend};
+use crate::timeinterval::TimeInterval;
 
 /// Summarises `loaded`: origin, listen address, storage, ingest limits, the route tree as an indented outline,
-/// receivers with their integration counts, and warnings.
+/// receivers with their integration counts, time intervals, and warnings.
 pub fn summary(loaded: &Loaded) -> String {
     let settings = &loaded.settings;
     let mut out = String::new();
@@ -58,6 +59,7 @@ pub fn summary(loaded: &Loaded) -> String {
         }
         out.push('\n');
     }
+    time_intervals(&mut out, &settings.time_intervals);
     if loaded.warnings.is_empty() {
         out.push_str("warnings: none\n");
     } else {
@@ -77,6 +79,25 @@ fn format_size(bytes: usize) -> String {
         b if b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
         b if b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
         b => format!("{b} bytes"),
+    }
+}
+
+/// Each time interval's name, then one line per entry.
+fn time_intervals(out: &mut String, intervals: &[TimeInterval]) {
+    if intervals.is_empty() {
+        out.push_str("time intervals: none\n");
+        return;
+    }
+    let _ = writeln!(out, "time intervals ({}):", intervals.len());
+    for interval in intervals {
+        if interval.periods().is_empty() {
+            let _ = writeln!(out, "  {}: never (no entries)", interval.name());
+            continue;
+        }
+        let _ = writeln!(out, "  {}:", interval.name());
+        for period in interval.periods() {
+            let _ = writeln!(out, "    - {period}");
+        }
     }
 }
 
@@ -156,6 +177,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  log: 1 integration (log: 1)"), "{text}");
+        assert!(text.contains("time intervals: none"), "{text}");
         assert!(text.contains("warnings: none"), "{text}");
     }
 
@@ -192,6 +214,40 @@ receivers:
         );
         assert!(text.contains("      - {team=\"db\"} -> receiver pager, group_by [alertname], wait 10s, interval 5m, repeat 1m"), "{text}");
         assert!(text.contains("  pager: 0 integrations"), "{text}");
+        assert!(text.contains("warnings (1):"), "{text}");
+    }
+
+    #[test]
+    fn lists_time_intervals_and_where_routes_use_them() {
+        let yaml = r#"
+time_intervals:
+  - name: business_hours
+    time_intervals:
+      - times: [{start_time: "09:00", end_time: "17:00"}]
+        weekdays: ["monday:friday"]
+        location: Europe/Berlin
+      - {}
+mute_time_intervals:
+  - name: never
+route:
+  routes:
+    - matchers: ['team="db"']
+      mute_time_intervals: [never]
+      active_time_intervals: [business_hours]
+"#;
+        let loaded = load_str(yaml, "intervals.yaml").unwrap();
+        let text = summary(&loaded);
+        assert!(
+            text.contains(
+                "time intervals (2):\n  business_hours:\n    - times [09:00-17:00], weekdays [monday:friday], \
+                 location Europe/Berlin\n    - always\n  never: never (no entries)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(", muted during [never], active during [business_hours]"),
+            "{text}"
+        );
         assert!(text.contains("warnings (1):"), "{text}");
     }
 }

@@ -8,11 +8,18 @@ use std::time::Duration;
 
 use super::Issue;
 use super::duration::{format_duration, parse_duration};
-use super::raw::{RawConfig, RawIngest, RawReceiver, RawRoute, RawServer, RawStorage};
+use super::raw::{
+    RawConfig, RawIngest, RawPeriod, RawReceiver, RawRoute, RawServer, RawStorage, RawTimeInterval,
+    RawTimeRange,
+};
 use super::secret::{EnvLookup, resolve_secret};
 use super::settings::{
     GroupBy, IngestSettings, LogConfig, Receiver, Route, ServerSettings, Settings, StorageBackend,
     StorageSettings,
+};
+use crate::timeinterval::{
+    Period, Range, TimeInterval, TimeRange, parse_day_of_month_range, parse_location,
+    parse_month_range, parse_time_of_day, parse_weekday_range, parse_year_range,
 };
 
 /// Alertmanager's defaults for the root route's timers.
@@ -42,7 +49,10 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
         .iter()
         .map(|receiver| receiver.name.as_str())
         .collect();
+    let time_intervals = check.time_intervals(raw);
     let route = check.route(&raw.route, "route", None, &defined);
+    let interval_names: HashSet<&str> = time_intervals.iter().map(TimeInterval::name).collect();
+    check.time_interval_refs(&route, "route", &interval_names);
     let settings = match (server, storage, ingest) {
         (Some(server), Some(storage), Some(ingest)) if check.errors.is_empty() => Some(Settings {
             origin: origin.to_owned(),
@@ -51,6 +61,7 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
             ingest,
             route,
             receivers,
+            time_intervals,
         }),
         _ => None,
     };
@@ -392,6 +403,150 @@ impl Checker<'_> {
                     format!("the root route must not have {key} (it matches every alert)"),
                 );
             }
+        }
+    }
+
+    /// `time_intervals` and the deprecated `mute_time_intervals`: one name space, each name defined once.
+    fn time_intervals(&mut self, raw: &RawConfig) -> Vec<TimeInterval> {
+        let mut seen = HashSet::new();
+        let mut intervals = Vec::new();
+        let lists = [
+            ("time_intervals", &raw.time_intervals),
+            ("mute_time_intervals", &raw.mute_time_intervals),
+        ];
+        for (key, list) in lists {
+            for (i, interval) in list.iter().flatten().enumerate() {
+                let path = format!("{key}[{i}]");
+                intervals.push(self.time_interval(&path, interval, &mut seen));
+            }
+        }
+        intervals
+    }
+
+    fn time_interval(
+        &mut self,
+        path: &str,
+        raw: &RawTimeInterval,
+        seen: &mut HashSet<String>,
+    ) -> TimeInterval {
+        let name = raw.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            self.error(
+                format!("{path}.name"),
+                "time interval name must be set and not empty",
+            );
+        } else if !seen.insert(name.clone()) {
+            self.error(
+                format!("{path}.name"),
+                format!("duplicate time interval name {name:?}"),
+            );
+        }
+        let periods: Vec<Period> = raw
+            .time_intervals
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, period)| self.period(&format!("{path}.time_intervals[{i}]"), period))
+            .collect();
+        if periods.is_empty() {
+            self.warnings.push(Issue::new(
+                format!("{path}.time_intervals"),
+                format!(
+                    "time interval {name:?} has no entries, so it never applies: routes muted during it always \
+                     notify and routes active during it never do"
+                ),
+            ));
+        }
+        TimeInterval::new(name, periods)
+    }
+
+    /// One entry of a time interval's `time_intervals`, with every bad value recorded under its path.
+    fn period(&mut self, path: &str, raw: &RawPeriod) -> Period {
+        let times = raw.times.as_ref().map(|times| {
+            times
+                .iter()
+                .enumerate()
+                .filter_map(|(i, range)| self.time_range(&format!("{path}.times[{i}]"), range))
+                .collect()
+        });
+        let location = match raw.location.as_deref() {
+            Some(location) => parse_location(location)
+                .map_err(|message| self.error(format!("{path}.location"), message))
+                .unwrap_or_default(),
+            None => Default::default(),
+        };
+        Period {
+            times,
+            weekdays: self.ranges(path, "weekdays", &raw.weekdays, parse_weekday_range),
+            days_of_month: self.ranges(
+                path,
+                "days_of_month",
+                &raw.days_of_month,
+                parse_day_of_month_range,
+            ),
+            months: self.ranges(path, "months", &raw.months, parse_month_range),
+            years: self.ranges(path, "years", &raw.years, parse_year_range),
+            location,
+        }
+    }
+
+    fn time_range(&mut self, path: &str, raw: &RawTimeRange) -> Option<TimeRange> {
+        let start = self.parse(
+            &format!("{path}.start_time"),
+            raw.start_time.as_deref(),
+            parse_time_of_day,
+        );
+        let end = self.parse(
+            &format!("{path}.end_time"),
+            raw.end_time.as_deref(),
+            parse_time_of_day,
+        );
+        TimeRange::new(start?, end?)
+            .map_err(|message| self.error(path, message))
+            .ok()
+    }
+
+    /// A list of ranges at `{path}.{key}`, each parsed by `parse`; `None` when the key is not set.
+    fn ranges(
+        &mut self,
+        path: &str,
+        key: &str,
+        values: &Option<Vec<String>>,
+        parse: fn(&str) -> Result<Range, String>,
+    ) -> Option<Vec<Range>> {
+        let values = values.as_ref()?;
+        let ranges = values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, value)| {
+                parse(value)
+                    .map_err(|message| self.error(format!("{path}.{key}[{i}]"), message))
+                    .ok()
+            })
+            .collect();
+        Some(ranges)
+    }
+
+    /// Every `mute_time_intervals` and `active_time_intervals` name in the routes below `parent` must name a
+    /// defined time interval. (The root takes none: `root_rules` reports them there.)
+    fn time_interval_refs(&mut self, parent: &Route, path: &str, defined: &HashSet<&str>) {
+        for (i, route) in parent.routes.iter().enumerate() {
+            let path = format!("{path}.routes[{i}]");
+            let lists = [
+                ("mute_time_intervals", &route.mute_time_intervals),
+                ("active_time_intervals", &route.active_time_intervals),
+            ];
+            for (key, names) in lists {
+                for (j, name) in names.iter().enumerate() {
+                    if !defined.contains(name.as_str()) {
+                        self.error(
+                            format!("{path}.{key}[{j}]"),
+                            format!("time interval {name:?} is not defined"),
+                        );
+                    }
+                }
+            }
+            self.time_interval_refs(route, &path, defined);
         }
     }
 }

@@ -55,6 +55,7 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
                 send_resolved: true,
             }],
         }],
+        time_intervals: vec![],
     }
 }
 
