@@ -7,6 +7,7 @@ pub mod config;
 pub mod dispatch;
 pub mod http;
 pub mod ingest;
+pub mod route;
 pub mod sinks;
 pub mod store;
 pub mod timeinterval;

@@ -1,10 +1,12 @@
 //! Validation: turns raw configuration into `Settings`, checking every value and collecting every problem (not just
 //! the first) with its key path; fills in route inheritance the way Alertmanager does.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::route::matcher::{MatchType, Matcher, parse_matchers};
 
 use super::Issue;
 use super::duration::{format_duration, parse_duration};
@@ -362,23 +364,31 @@ impl Checker<'_> {
         GroupBy::Labels(labels.to_vec())
     }
 
+    /// Parses every `matchers` line and compiles `match` and `match_re` as Alertmanager does; the route tree builds
+    /// its matchers from the same strings later.
     fn route_matchers(&mut self, path: &str, route: &Route) {
-        for (i, matcher) in route.matchers.iter().enumerate() {
-            if matcher.trim().is_empty() {
-                self.error(format!("{path}.matchers[{i}]"), "matcher must not be empty");
+        for (i, line) in route.matchers.iter().enumerate() {
+            let path = format!("{path}.matchers[{i}]");
+            if line.trim().is_empty() {
+                self.error(path, "matcher must not be empty");
+            } else if let Err(error) = parse_matchers(line) {
+                self.error(path, format!("invalid matcher {line:?}: {error}"));
             }
         }
-        for (key, map) in [("match", &route.match_equal), ("match_re", &route.match_re)] {
-            self.label_keys(&format!("{path}.{key}"), map);
-        }
-    }
-
-    fn label_keys(&mut self, path: &str, map: &BTreeMap<String, String>) {
-        for label in map.keys().filter(|label| !is_label_name(label)) {
-            self.error(
-                format!("{path}.{label}"),
-                format!("invalid label name {label:?}"),
-            );
+        for (key, kind, map) in [
+            ("match", MatchType::Equal, &route.match_equal),
+            ("match_re", MatchType::Regex, &route.match_re),
+        ] {
+            for (label, value) in map {
+                if let Err(error) = Matcher::new(label.as_str(), kind, value.as_str()) {
+                    let path = if label.is_empty() {
+                        format!("{path}.{key}")
+                    } else {
+                        format!("{path}.{key}.{label}")
+                    };
+                    self.error(path, error.to_string());
+                }
+            }
         }
     }
 
@@ -737,5 +747,74 @@ mod tests {
                 .contains("hunter2")
         );
         assert!(parse_storage_url("sqlite://").is_err());
+    }
+
+    fn load_errors(yaml: &str) -> Vec<String> {
+        crate::config::load_str(yaml, "herald.yaml")
+            .unwrap_err()
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn route_matchers_are_parsed_and_regexes_compiled() {
+        let yaml = r#"
+route:
+  receiver: log
+  routes:
+    - matchers: ['team="db"', 'sev=~"("']
+    - matchers: ['{severity=~"warning|critical", "service.name"="api",}', 'instance=~".+:9100"']
+      match: {team: db, "service.name": api}
+      match_re: {service: "pg.*", env: '\d+'}
+    - matchers: ['foo bar', '  ']
+      match_re: {team: "db|(", env: ".*"}
+"#;
+        assert_eq!(
+            load_errors(yaml),
+            [
+                "herald.yaml: route.routes[0].matchers[1]: invalid matcher \"sev=~\\\"(\\\"\": invalid regex \"(\": \
+                 unclosed group at position 6",
+                "herald.yaml: route.routes[2].matchers[0]: invalid matcher \"foo bar\": expected an operator (=, !=, \
+                 =~, !~) after \"foo\", found \"bar\" at position 4",
+                "herald.yaml: route.routes[2].matchers[1]: matcher must not be empty",
+                "herald.yaml: route.routes[2].match_re.team: invalid regex \"db|(\": unclosed group at position 3",
+            ]
+        );
+    }
+
+    #[test]
+    fn valid_route_matchers_load_unchanged() {
+        let yaml = r#"
+route:
+  receiver: log
+  routes:
+    - matchers: ['{severity=~"warning|critical", "service.name"="api"}', 'env=~"\d+"']
+      match: {"service.name": api}
+      match_re: {service: "pg.*"}
+"#;
+        let loaded = crate::config::load_str(yaml, "herald.yaml").unwrap();
+        let route = &loaded.settings.route.routes[0];
+        assert_eq!(
+            route.matchers,
+            [
+                "{severity=~\"warning|critical\", \"service.name\"=\"api\"}",
+                "env=~\"\\d+\"",
+            ]
+        );
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn match_and_match_re_need_label_names() {
+        let yaml = "route:\n  routes:\n    - match: {'': x}\n      match_re: {'': '('}\n";
+        assert_eq!(
+            load_errors(yaml),
+            [
+                "herald.yaml: route.routes[0].match: label name must not be empty",
+                "herald.yaml: route.routes[0].match_re: label name must not be empty",
+            ]
+        );
     }
 }

@@ -1,0 +1,3 @@
+//! Routing: matchers, the route tree, inhibition, time intervals and silences, with Alertmanager's semantics.
+
+pub mod matcher;
