@@ -1,3 +1,4 @@
 //! Routing: matchers, the route tree, inhibition, time intervals and silences, with Alertmanager's semantics.
 
 pub mod matcher;
+pub mod tree;
