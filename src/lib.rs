@@ -27,6 +27,8 @@ use crate::store::StoreError;
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("configuration cannot be applied: {0}")]
+    Config(String),
     #[error("HTTP server failed: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -50,9 +52,14 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), RunError> {
     let settings = Arc::new(settings);
+    let routes = Arc::new(
+        route::tree::RouteNode::build(&settings.route)
+            .map_err(|error| RunError::Config(format!("route: {error}")))?,
+    );
     let store = store::open(&settings.storage).await?;
     let background = CancellationToken::new();
-    let (dispatch, dispatcher) = dispatch::start(&settings, background.clone());
+    let (dispatch, dispatcher) =
+        dispatch::start(&settings, Arc::clone(&routes), background.clone());
     let sweeper = dispatch::sweeper::start(
         Arc::clone(&store),
         Arc::clone(&clock),
@@ -60,7 +67,13 @@ pub async fn run_with_clock(
         settings.storage.resolved_retention,
         background.clone(),
     );
-    let state = http::AppState::new(Arc::clone(&settings), Arc::clone(&store), clock, dispatch);
+    let state = http::AppState::new(
+        Arc::clone(&settings),
+        routes,
+        Arc::clone(&store),
+        clock,
+        dispatch,
+    );
     let upkeep = spawn_metrics_upkeep(state.metrics.clone(), background.clone());
     let app = http::router(state);
 

@@ -1,15 +1,18 @@
-//! The first dispatcher: turns alert status changes into notifications for the root route's receiver and sends
-//! them through that receiver's integrations. Grouping, the route tree and dedupe replace this in their own module.
+//! The first dispatcher: turns alert status changes into notifications for the receivers of the routes each alert
+//! matches, and sends them through those receivers' integrations. Grouping with its timers and dedupe replace the
+//! one-notification-per-change rule in their own module.
 
 pub mod sweeper;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::{Labels, Status};
-use crate::config::Settings;
+use crate::alert::Status;
+use crate::config::{Receiver, Settings};
+use crate::route::tree::RouteNode;
 use crate::sinks::log::LogSink;
 use crate::sinks::{Notification, NotifiedAlert, Sink};
 use crate::store::StateChange;
@@ -22,19 +25,14 @@ pub struct ReceiverSinks {
 }
 
 impl ReceiverSinks {
-    pub fn build(settings: &Settings, name: &str) -> Self {
-        let sinks = settings
-            .receiver(name)
-            .map(|receiver| {
-                receiver
-                    .log_configs
-                    .iter()
-                    .map(|config| Arc::new(LogSink::new(config)) as Arc<dyn Sink>)
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub fn build(receiver: &Receiver) -> Self {
+        let sinks = receiver
+            .log_configs
+            .iter()
+            .map(|config| Arc::new(LogSink::new(config)) as Arc<dyn Sink>)
+            .collect();
         ReceiverSinks {
-            name: name.to_string(),
+            name: receiver.name.clone(),
             sinks,
         }
     }
@@ -65,16 +63,22 @@ fn is_notifiable(change: &StateChange) -> bool {
     }
 }
 
-fn notification(receiver: &str, change: StateChange, external_url: Option<&str>) -> Notification {
+/// The notification a route sends for one change: to its receiver, in the alert's group on that route.
+fn notification(
+    route: &RouteNode,
+    change: &StateChange,
+    external_url: Option<&str>,
+) -> Notification {
+    let group_labels = route.group_labels(&change.alert.labels);
     Notification {
-        receiver: receiver.to_string(),
+        receiver: route.receiver.clone(),
         status: change.status,
-        group_key: change.fingerprint.to_string(),
-        group_labels: Labels::new(),
+        group_key: route.group_key(&group_labels),
+        group_labels,
         alerts: vec![NotifiedAlert {
             fingerprint: change.fingerprint,
             status: change.status,
-            alert: change.alert,
+            alert: change.alert.clone(),
         }],
         external_url: external_url.map(str::to_string),
     }
@@ -102,13 +106,19 @@ async fn deliver(receiver: &ReceiverSinks, notification: &Notification) {
     }
 }
 
-/// Starts the dispatcher task; it runs until `shutdown` is cancelled, then finishes what was already submitted.
+/// Starts the dispatcher task: each change goes to the receiver of every route it matches. It runs until `shutdown`
+/// is cancelled, then finishes what was already submitted.
 pub fn start(
     settings: &Settings,
+    routes: Arc<RouteNode>,
     shutdown: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<StateChange>>();
-    let sinks = ReceiverSinks::build(settings, &settings.route.receiver);
+    let receivers: HashMap<String, ReceiverSinks> = settings
+        .receivers
+        .iter()
+        .map(|receiver| (receiver.name.clone(), ReceiverSinks::build(receiver)))
+        .collect();
     let external_url = settings.server.external_url.clone();
     let task = tokio::spawn(async move {
         loop {
@@ -120,12 +130,13 @@ pub fn start(
                 }
             };
             let Some(changes) = changes else { break };
-            for change in changes.into_iter().filter(is_notifiable) {
-                deliver(
-                    &sinks,
-                    &notification(&sinks.name, change, external_url.as_deref()),
-                )
-                .await;
+            for change in changes.iter().filter(|change| is_notifiable(change)) {
+                for route in routes.matching(&change.alert.labels) {
+                    let Some(sinks) = receivers.get(&route.receiver) else {
+                        continue;
+                    };
+                    deliver(sinks, &notification(route, change, external_url.as_deref())).await;
+                }
             }
         }
     });

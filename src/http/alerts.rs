@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use crate::alert::{Annotations, Labels, Status};
+use crate::route::matcher::{MatchType, Matcher, parse_matcher};
 use crate::store::{AlertQuery, StoredAlert};
 
 /// Go's zero time, which Alertmanager's API shows for an alert without an end.
@@ -46,7 +47,7 @@ pub struct GettableAlert {
     status: AlertStatus,
 }
 
-fn gettable(stored: StoredAlert, receiver: &str, now: DateTime<Utc>) -> GettableAlert {
+fn gettable(stored: StoredAlert, receivers: Vec<ReceiverRef>, now: DateTime<Utc>) -> GettableAlert {
     let state = match stored.alert.status_at(now) {
         Status::Firing => "active",
         Status::Resolved => "resolved",
@@ -62,9 +63,7 @@ fn gettable(stored: StoredAlert, receiver: &str, now: DateTime<Utc>) -> Gettable
         generator_url: stored.alert.generator_url,
         labels: stored.alert.labels,
         annotations: stored.alert.annotations,
-        receivers: vec![ReceiverRef {
-            name: receiver.to_string(),
-        }],
+        receivers,
         status: AlertStatus {
             state,
             silenced_by: vec![],
@@ -84,26 +83,38 @@ fn flag(value: &str, name: &str) -> Result<bool, ApiError> {
     }
 }
 
-/// Alertmanager's query parameters: `active`, `silenced`, `inhibited`, `unprocessed` (default true), `filter`,
-/// `receiver`; and herald's `resolved` (default false) to include alerts that ended but are still retained.
-pub async fn get_alerts(
-    State(state): State<AppState>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Result<Json<Vec<GettableAlert>>, ApiError> {
-    let mut active = true;
-    let mut include_resolved = false;
-    for (name, value) in &params {
+/// What a listing asks for.
+struct Filter {
+    active: bool,
+    include_resolved: bool,
+    matchers: Vec<Matcher>,
+    receiver: Option<Matcher>,
+}
+
+fn parse_query(params: &[(String, String)]) -> Result<Filter, ApiError> {
+    let mut filter = Filter {
+        active: true,
+        include_resolved: false,
+        matchers: Vec::new(),
+        receiver: None,
+    };
+    for (name, value) in params {
         match name.as_str() {
-            "active" => active = flag(value, name)?,
-            "resolved" => include_resolved = flag(value, name)?,
+            "active" => filter.active = flag(value, name)?,
+            "resolved" => filter.include_resolved = flag(value, name)?,
             // Nothing is silenced, inhibited or unprocessed yet, so these flags select nothing extra.
             "silenced" | "inhibited" | "unprocessed" => {
                 flag(value, name)?;
             }
-            "filter" | "receiver" => {
-                return Err(ApiError::BadRequest(format!(
-                    "query parameter {name} is not supported yet: matchers arrive with the route tree"
-                )));
+            "filter" => filter.matchers.push(
+                parse_matcher(value)
+                    .map_err(|error| ApiError::BadRequest(format!("filter {value:?}: {error}")))?,
+            ),
+            "receiver" => {
+                let regex = Matcher::new("receiver", MatchType::Regex, value.as_str()).map_err(
+                    |error| ApiError::BadRequest(format!("receiver {value:?}: {error}")),
+                )?;
+                filter.receiver = Some(regex);
             }
             other => {
                 return Err(ApiError::BadRequest(format!(
@@ -112,20 +123,52 @@ pub async fn get_alerts(
             }
         }
     }
+    Ok(filter)
+}
+
+/// Alertmanager's query parameters: `active`, `silenced`, `inhibited`, `unprocessed` (default true), `filter`
+/// (matchers, all must match), `receiver` (an anchored regex one of the alert's receivers must match); and herald's
+/// `resolved` (default false) to include alerts that ended but are still retained.
+pub async fn get_alerts(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Vec<GettableAlert>>, ApiError> {
+    let filter = parse_query(&params)?;
     let now = state.clock.now();
     let stored = state
         .store
         .alerts(AlertQuery {
             now,
-            include_resolved,
+            include_resolved: filter.include_resolved,
         })
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-    let receiver = state.settings.route.receiver.as_str();
-    let alerts = stored
-        .into_iter()
-        .filter(|stored| active || stored.alert.status_at(now) == Status::Resolved)
-        .map(|stored| gettable(stored, receiver, now))
-        .collect();
+    let mut alerts = Vec::new();
+    for stored in stored {
+        let labels = &stored.alert.labels;
+        if !(filter.active || stored.alert.status_at(now) == Status::Resolved)
+            || !filter.matchers.iter().all(|matcher| {
+                matcher.matches(labels.get(&matcher.name).map_or("", String::as_str))
+            })
+        {
+            continue;
+        }
+        let receivers: Vec<ReceiverRef> = state
+            .routes
+            .receivers(labels)
+            .into_iter()
+            .map(|name| ReceiverRef {
+                name: name.to_string(),
+            })
+            .collect();
+        if let Some(regex) = &filter.receiver
+            && !receivers
+                .iter()
+                .any(|receiver| regex.matches(&receiver.name))
+        {
+            continue;
+        }
+        alerts.push(gettable(stored, receivers, now));
+    }
     Ok(Json(alerts))
 }

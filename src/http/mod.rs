@@ -20,12 +20,14 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::dispatch::DispatchHandle;
 use crate::ingest::Limits;
+use crate::route::tree::RouteNode;
 use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
+    pub routes: Arc<RouteNode>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub dispatch: DispatchHandle,
@@ -36,6 +38,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         settings: Arc<Settings>,
+        routes: Arc<RouteNode>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         dispatch: DispatchHandle,
@@ -47,6 +50,7 @@ impl AppState {
         };
         AppState {
             settings,
+            routes,
             store,
             clock,
             dispatch,

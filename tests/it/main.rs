@@ -6,3 +6,4 @@ mod cli;
 mod harness;
 mod ingest;
 mod lifecycle;
+mod routing;

@@ -1,0 +1,156 @@
+//! Routing through the HTTP surface: receivers computed by the route tree, Alertmanager's `filter` and `receiver`
+//! queries, and notifications going to every route an alert matches.
+
+use herald::config::StorageBackend;
+use serde_json::Value;
+
+use crate::harness::{Herald, metric, wait_for_metric};
+
+const CONFIG: &str = r#"
+route:
+  receiver: rt-default
+  group_by: [alertname]
+  routes:
+    - receiver: rt-db
+      matchers: ['service=~"mysql|postgres"']
+    - receiver: rt-web
+      matchers: ['team="web"']
+      continue: true
+    - receiver: rt-audit
+      match_re: {team: "web|api"}
+receivers:
+  - {name: rt-default, log_configs: [{}]}
+  - {name: rt-db, log_configs: [{}]}
+  - {name: rt-web, log_configs: [{}]}
+  - {name: rt-audit, log_configs: [{send_resolved: false}]}
+"#;
+
+async fn start(dir: &tempfile::TempDir) -> Herald {
+    let mut settings = herald::config::load_str(CONFIG, "routing.yaml")
+        .unwrap()
+        .settings;
+    settings.storage.backend = StorageBackend::Sqlite {
+        path: dir.path().join("routing.db"),
+    };
+    settings.server.listen = "127.0.0.1:0".parse().unwrap();
+    Herald::start(settings).await
+}
+
+fn names(alerts: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = alerts
+        .iter()
+        .map(|alert| alert["labels"]["alertname"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn alerts_are_routed_listed_and_filtered_like_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let herald = start(&dir).await;
+    let body = r#"[
+      {"labels": {"alertname": "DbDown", "service": "mysql"}},
+      {"labels": {"alertname": "WebSlow", "team": "web"}},
+      {"labels": {"alertname": "Other", "service": "mysqlx"}}
+    ]"#;
+    assert_eq!(herald.post_json("/api/v2/alerts", body).await.status(), 200);
+
+    let alerts = herald.alerts("").await;
+    let receivers = |name: &str| -> Value {
+        alerts
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name)
+            .unwrap()["receivers"]
+            .clone()
+    };
+    assert_eq!(receivers("DbDown"), serde_json::json!([{"name": "rt-db"}]));
+    assert_eq!(
+        receivers("WebSlow"),
+        serde_json::json!([{"name": "rt-web"}, {"name": "rt-audit"}])
+    );
+    assert_eq!(
+        receivers("Other"),
+        serde_json::json!([{"name": "rt-default"}]),
+        "regexes are anchored"
+    );
+
+    assert_eq!(
+        names(&herald.alerts("?filter=service%3D%22mysql%22").await),
+        ["DbDown"]
+    );
+    assert_eq!(
+        names(
+            &herald
+                .alerts("?filter=alertname%3D~%22Db.*%7CWeb.*%22")
+                .await
+        ),
+        ["DbDown", "WebSlow"]
+    );
+    assert_eq!(
+        names(
+            &herald
+                .alerts("?filter=alertname%3D~%22.%2B%22&filter=service!%3D%22%22")
+                .await
+        ),
+        ["DbDown", "Other"]
+    );
+    assert_eq!(
+        names(&herald.alerts("?receiver=rt-audit").await),
+        ["WebSlow"]
+    );
+    assert!(
+        herald.alerts("?receiver=audit").await.is_empty(),
+        "receiver regex is anchored"
+    );
+    let bad = herald
+        .get("/api/v2/alerts?filter=alertname%3D~%22(%22")
+        .await;
+    assert_eq!(bad.status(), 400);
+    let error: Value = bad.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("regex"),
+        "{error}"
+    );
+
+    for (receiver, count) in [
+        ("rt-db", 1.0),
+        ("rt-web", 1.0),
+        ("rt-audit", 1.0),
+        ("rt-default", 1.0),
+    ] {
+        wait_for_metric(&herald, receiver, |text| {
+            metric(
+                text,
+                "herald_notifications_total",
+                &[("receiver", receiver)],
+            ) == count
+        })
+        .await;
+    }
+
+    // The web alert resolves: rt-web is told, rt-audit (send_resolved: false) is not.
+    let resolved = r#"[{"labels": {"alertname": "WebSlow", "team": "web"}, "endsAt": "2020-01-01T00:00:00Z"}]"#;
+    assert_eq!(
+        herald.post_json("/api/v2/alerts", resolved).await.status(),
+        200
+    );
+    wait_for_metric(&herald, "the resolve to rt-web", |text| {
+        metric(
+            text,
+            "herald_notifications_total",
+            &[("receiver", "rt-web")],
+        ) == 2.0
+    })
+    .await;
+    let text = herald.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "herald_notifications_total",
+            &[("receiver", "rt-audit")]
+        ),
+        1.0
+    );
+    herald.stop().await;
+}
