@@ -45,6 +45,86 @@ enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Print the receivers an alert with the given labels reaches (like `amtool config routes test`), or the tree.
+    RouteTest {
+        /// Configuration file (same lookup as `serve`).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Print the route tree instead of testing labels.
+        #[arg(long)]
+        tree: bool,
+        /// Exit 1 unless the receivers are exactly these, in this order (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        verify_receivers: Option<Vec<String>>,
+        /// The alert's labels, as name=value (the value may be double-quoted).
+        labels: Vec<String>,
+    },
+}
+
+/// `name=value` or `name="value"` arguments as a label set.
+fn parse_labels(args: &[String]) -> Result<herald::alert::Labels, String> {
+    let mut labels = herald::alert::Labels::new();
+    for arg in args {
+        let Some((name, value)) = arg.split_once('=') else {
+            return Err(format!("label {arg:?}: expected name=value"));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("label {arg:?}: the name is empty"));
+        }
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        labels.insert(name.to_string(), value.to_string());
+    }
+    Ok(labels)
+}
+
+fn route_test(
+    config: Option<PathBuf>,
+    tree: bool,
+    verify: Option<Vec<String>>,
+    labels: &[String],
+) -> ExitCode {
+    let settings = match load(config) {
+        Ok(loaded) => loaded.settings,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let routes = match herald::route::tree::RouteNode::build(&settings.route) {
+        Ok(routes) => routes,
+        Err(error) => {
+            eprintln!("route: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if tree {
+        print!("{}", routes.outline());
+        return ExitCode::SUCCESS;
+    }
+    let labels = match parse_labels(labels) {
+        Ok(labels) => labels,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let receivers = routes.receivers(&labels);
+    println!("{}", receivers.join(","));
+    match verify {
+        Some(expected) if expected != receivers => {
+            eprintln!(
+                "receivers differ: expected {}, got {}",
+                expected.join(","),
+                receivers.join(",")
+            );
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 /// Log level from HERALD_LOG, else RUST_LOG, else info.
@@ -145,6 +225,12 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     match cli.command {
         Command::CheckConfig { config } => check_config(config),
+        Command::RouteTest {
+            config,
+            tree,
+            verify_receivers,
+            labels,
+        } => route_test(config, tree, verify_receivers, &labels),
         Command::Serve { config } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -161,3 +161,68 @@ fn serve_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+const ROUTES: &str = r#"
+route:
+  receiver: default
+  routes:
+    - receiver: db
+      matchers: ['service=~"mysql|postgres"']
+      routes:
+        - receiver: db-eu
+          matchers: ['region="eu"']
+    - receiver: web
+      matchers: ['team="web"']
+      continue: true
+    - receiver: audit
+      match_re: {team: "web|api"}
+receivers: [{name: default}, {name: db}, {name: db-eu}, {name: web}, {name: audit}]
+"#;
+
+#[test]
+fn route_test_prints_receivers_and_verifies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "routes.yaml", ROUTES);
+    let run = |args: &[&str]| {
+        let output = herald()
+            .arg("route-test")
+            .arg("-c")
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        )
+    };
+    assert_eq!(
+        run(&["team=web", "alertname=X"]),
+        (Some(0), "web,audit".to_string())
+    );
+    assert_eq!(
+        run(&["service=mysql", "region=\"eu\""]),
+        (Some(0), "db-eu".to_string())
+    );
+    assert_eq!(run(&["service=mysqlx"]), (Some(0), "default".to_string()));
+    assert_eq!(
+        run(&["--verify-receivers", "web,audit", "team=web"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        run(&["--verify-receivers", "db", "service=postgres", "region=eu"]).0,
+        Some(1)
+    );
+    assert_eq!(run(&["not-a-label"]).0, Some(1));
+
+    let (code, tree) = run(&["--tree"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        tree,
+        "default route  receiver: default\n\
+         ├── {service=~\"mysql|postgres\"}  receiver: db\n\
+         │   └── {region=\"eu\"}  receiver: db-eu\n\
+         ├── {team=\"web\"}  receiver: web  continue: true\n\
+         └── {team=~\"web|api\"}  receiver: audit"
+    );
+}
