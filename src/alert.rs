@@ -67,6 +67,17 @@ impl Serialize for Fingerprint {
     }
 }
 
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "invalid fingerprint {text:?}: expected 16 hex digits"
+            ))
+        })
+    }
+}
+
 /// Whether an alert is firing or resolved at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -210,6 +221,8 @@ mod tests {
         let text = fp.to_string();
         assert_eq!(text.len(), 16);
         assert_eq!(text.parse::<Fingerprint>(), Ok(fp));
+        let json = serde_json::to_string(&fp).unwrap();
+        assert_eq!(serde_json::from_str::<Fingerprint>(&json).unwrap(), fp);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! matches, and sends them through those receivers' integrations. Grouping with its timers and dedupe replace the
 //! one-notification-per-change rule in their own module.
 
+pub mod group;
 pub mod sweeper;
 
 use std::collections::HashMap;

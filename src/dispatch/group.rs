@@ -1,0 +1,446 @@
+//! Aggregation groups and the notification log's decision, as pure state: when a group flushes, what it sends and
+//! why (Alertmanager's `aggrGroup` and `DedupStage`). Time is always passed in; nothing here does I/O.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, Fingerprint, Labels, Status};
+
+/// Why a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The receiver had not been told about this group before.
+    First,
+    /// Alerts fire that the last notification did not include.
+    NewAlerts,
+    /// Some alerts resolved since the last notification.
+    SomeResolved,
+    /// Every alert the receiver was told about has resolved.
+    AllResolved,
+    /// Nothing changed, but `repeat_interval` passed.
+    Repeat,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::First => "first",
+            Reason::NewAlerts => "new_alerts",
+            Reason::SomeResolved => "some_resolved",
+            Reason::AllResolved => "all_resolved",
+            Reason::Repeat => "repeat",
+        }
+    }
+}
+
+/// The notification log's entry for one receiver and group: what was last sent and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentEntry {
+    pub firing: BTreeSet<Fingerprint>,
+    pub resolved: BTreeSet<Fingerprint>,
+    pub at: DateTime<Utc>,
+}
+
+/// The timers of the route a group belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub group_wait: Duration,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+}
+
+/// Whether a notification is due and why (Alertmanager's `needsUpdate`).
+pub fn needs_update(
+    last: Option<&SentEntry>,
+    firing: &BTreeSet<Fingerprint>,
+    resolved: &BTreeSet<Fingerprint>,
+    send_resolved: bool,
+    repeat_interval: Duration,
+    now: DateTime<Utc>,
+) -> Option<Reason> {
+    let Some(last) = last else {
+        // Never told: only when something fires (alerts that fired and resolved unseen are nobody's news).
+        return (!firing.is_empty()).then_some(Reason::First);
+    };
+    if !firing.is_subset(&last.firing) {
+        return Some(if last.firing.is_empty() {
+            Reason::First
+        } else {
+            Reason::NewAlerts
+        });
+    }
+    if firing.is_empty() {
+        // Sent even without send_resolved, so the log stops listing them as firing; the sink decides what to show.
+        return (!last.firing.is_empty()).then_some(Reason::AllResolved);
+    }
+    if send_resolved && !resolved.is_subset(&last.resolved) {
+        return Some(Reason::SomeResolved);
+    }
+    let repeat = chrono::Duration::from_std(repeat_interval).unwrap_or(chrono::Duration::MAX);
+    (last
+        .at
+        .checked_add_signed(repeat)
+        .is_some_and(|due| due <= now))
+    .then_some(Reason::Repeat)
+}
+
+/// One alert of a group as seen at a flush.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlushedAlert {
+    pub fingerprint: Fingerprint,
+    pub status: Status,
+    pub alert: Alert,
+}
+
+/// What a flush decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flush {
+    /// The notification to send, when one is due.
+    pub send: Option<(Reason, Vec<FlushedAlert>)>,
+    /// The log entry to record once the notification is safely handed on.
+    pub entry: Option<SentEntry>,
+    /// Resolved members the group is done with.
+    pub done: Vec<Fingerprint>,
+}
+
+/// An aggregation group: the alerts of one route with the same group labels, and its timer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// Alertmanager's group key (`<route key>:<group labels>`).
+    pub key: String,
+    pub route_id: String,
+    pub receiver: String,
+    pub labels: Labels,
+    pub timers: Timers,
+    pub members: BTreeSet<Fingerprint>,
+    /// When the group flushes next.
+    pub next_flush: DateTime<Utc>,
+    /// Whether it flushed at least once (after that, new alerts wait for the next `group_interval` tick).
+    pub flushed: bool,
+}
+
+fn after(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(wait)
+        .ok()
+        .and_then(|wait| now.checked_add_signed(wait))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl Group {
+    /// A new group; its first flush is `group_wait` from now.
+    pub fn new(
+        key: String,
+        route_id: String,
+        receiver: String,
+        labels: Labels,
+        timers: Timers,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Group {
+            key,
+            route_id,
+            receiver,
+            labels,
+            timers,
+            members: BTreeSet::new(),
+            next_flush: after(now, timers.group_wait),
+            flushed: false,
+        }
+    }
+
+    /// Adds (or refreshes) a member. An alert that started longer than `group_wait` ago flushes a group that has not
+    /// flushed yet at once, as Alertmanager does (after a restart, say).
+    pub fn add(&mut self, fingerprint: Fingerprint, starts_at: DateTime<Utc>, now: DateTime<Utc>) {
+        self.members.insert(fingerprint);
+        if !self.flushed && after(starts_at, self.timers.group_wait) <= now && self.next_flush > now
+        {
+            self.next_flush = now;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Flushes at `now` with the members' current alerts (members missing from `alerts` are treated as gone):
+    /// schedules the next flush a `group_interval` later and decides what to send against the last log entry.
+    pub fn flush(
+        &mut self,
+        alerts: Vec<(Fingerprint, Alert)>,
+        last: Option<&SentEntry>,
+        send_resolved: bool,
+        now: DateTime<Utc>,
+    ) -> Flush {
+        self.flushed = true;
+        self.next_flush = after(now, self.timers.group_interval);
+        let present: BTreeSet<Fingerprint> =
+            alerts.iter().map(|(fingerprint, _)| *fingerprint).collect();
+        let mut done: Vec<Fingerprint> = self.members.difference(&present).copied().collect();
+        let mut flushed: Vec<FlushedAlert> = alerts
+            .into_iter()
+            .filter(|(fingerprint, _)| self.members.contains(fingerprint))
+            .map(|(fingerprint, alert)| FlushedAlert {
+                fingerprint,
+                status: alert.status_at(now),
+                alert,
+            })
+            .collect();
+        flushed.sort_by(|a, b| a.alert.labels.cmp(&b.alert.labels));
+        let firing: BTreeSet<Fingerprint> = flushed
+            .iter()
+            .filter(|a| a.status == Status::Firing)
+            .map(|a| a.fingerprint)
+            .collect();
+        let resolved: BTreeSet<Fingerprint> = flushed
+            .iter()
+            .filter(|a| a.status == Status::Resolved)
+            .map(|a| a.fingerprint)
+            .collect();
+        done.extend(resolved.iter().copied());
+        for fingerprint in &done {
+            self.members.remove(fingerprint);
+        }
+        match needs_update(
+            last,
+            &firing,
+            &resolved,
+            send_resolved,
+            self.timers.repeat_interval,
+            now,
+        ) {
+            Some(reason) => Flush {
+                send: Some((reason, flushed)),
+                entry: Some(SentEntry {
+                    firing,
+                    resolved,
+                    at: now,
+                }),
+                done,
+            },
+            None => Flush {
+                send: None,
+                entry: None,
+                done,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::test_alert;
+
+    const WAIT: Duration = Duration::from_secs(30);
+    const INTERVAL: Duration = Duration::from_secs(300);
+    const REPEAT: Duration = Duration::from_secs(4 * 3600);
+
+    fn t(second: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap()
+    }
+
+    /// An alert named `name`, started at 0, ending at `end` (None: open).
+    fn alert(name: &str, end: Option<i64>) -> (Fingerprint, Alert) {
+        let mut alert = test_alert(name, &[]);
+        alert.starts_at = t(0);
+        alert.ends_at = end.map(t);
+        (alert.fingerprint(), alert)
+    }
+
+    fn group(now: i64) -> Group {
+        let timers = Timers {
+            group_wait: WAIT,
+            group_interval: INTERVAL,
+            repeat_interval: REPEAT,
+        };
+        Group::new(
+            "{}:{}".into(),
+            "{}".into(),
+            "r".into(),
+            Labels::new(),
+            timers,
+            t(now),
+        )
+    }
+
+    /// Flushes `group` at `now` with `alerts`, records the entry in `log` when one was sent, and returns the reason
+    /// and the names sent.
+    fn flush(
+        group: &mut Group,
+        log: &mut Option<SentEntry>,
+        alerts: &[(Fingerprint, Alert)],
+        send_resolved: bool,
+        now: i64,
+    ) -> Option<(Reason, Vec<String>)> {
+        let flush = group.flush(alerts.to_vec(), log.as_ref(), send_resolved, t(now));
+        if let Some(entry) = flush.entry {
+            *log = Some(entry);
+        }
+        flush.send.map(|(reason, alerts)| {
+            let names = alerts
+                .iter()
+                .map(|a| format!("{}:{}", a.alert.name(), a.status))
+                .collect();
+            (reason, names)
+        })
+    }
+
+    #[test]
+    fn group_wait_then_group_interval_then_repeat_interval() {
+        let (mut g, mut log) = (group(0), None);
+        let a = alert("A", None);
+        g.add(a.0, a.1.starts_at, t(0));
+        assert_eq!(g.next_flush, t(30), "first flush after group_wait");
+        assert_eq!(
+            flush(&mut g, &mut log, std::slice::from_ref(&a), true, 30),
+            Some((Reason::First, vec!["A:firing".into()]))
+        );
+        assert_eq!(g.next_flush, t(330), "then every group_interval");
+
+        let b = alert("B", None);
+        g.add(b.0, t(60), t(60));
+        assert_eq!(g.next_flush, t(330), "a new alert waits for the next tick");
+        let both = [a.clone(), b.clone()];
+        assert_eq!(
+            flush(&mut g, &mut log, &both, true, 330),
+            Some((
+                Reason::NewAlerts,
+                vec!["A:firing".into(), "B:firing".into()]
+            ))
+        );
+        assert_eq!(
+            flush(&mut g, &mut log, &both, true, 630),
+            None,
+            "nothing new, repeat not due"
+        );
+        assert_eq!(
+            flush(&mut g, &mut log, &both, true, 330 + 4 * 3600 - 1),
+            None
+        );
+        assert_eq!(
+            flush(&mut g, &mut log, &both, true, 330 + 4 * 3600).map(|s| s.0),
+            Some(Reason::Repeat)
+        );
+    }
+
+    #[test]
+    fn resolved_inside_group_wait_is_never_sent() {
+        let (mut g, mut log) = (group(0), None);
+        let a = alert("A", Some(10));
+        g.add(a.0, a.1.starts_at, t(0));
+        assert_eq!(flush(&mut g, &mut log, &[a], true, 30), None);
+        assert!(g.is_empty(), "the resolved alert left the group");
+        assert_eq!(log, None);
+    }
+
+    #[test]
+    fn resolves_with_and_without_send_resolved() {
+        for send_resolved in [true, false] {
+            let (mut g, mut log) = (group(0), None);
+            let (a, b) = (alert("A", None), alert("B", None));
+            g.add(a.0, t(0), t(0));
+            g.add(b.0, t(0), t(0));
+            assert!(flush(&mut g, &mut log, &[a.clone(), b.clone()], send_resolved, 30).is_some());
+
+            let b_resolved = alert("B", Some(100));
+            let sent = flush(
+                &mut g,
+                &mut log,
+                &[a.clone(), b_resolved],
+                send_resolved,
+                330,
+            );
+            if send_resolved {
+                assert_eq!(
+                    sent,
+                    Some((
+                        Reason::SomeResolved,
+                        vec!["A:firing".into(), "B:resolved".into()]
+                    ))
+                );
+            } else {
+                assert_eq!(
+                    sent, None,
+                    "without send_resolved a partial resolve is not news"
+                );
+            }
+            assert_eq!(g.members.len(), 1, "B is done either way");
+
+            let a_resolved = alert("A", Some(400));
+            let sent = flush(&mut g, &mut log, &[a_resolved], send_resolved, 630);
+            assert_eq!(
+                sent,
+                Some((Reason::AllResolved, vec!["A:resolved".into()])),
+                "send_resolved {send_resolved}"
+            );
+            assert!(g.is_empty());
+            assert!(
+                log.as_ref().unwrap().firing.is_empty(),
+                "the log no longer lists anything as firing"
+            );
+        }
+    }
+
+    #[test]
+    fn flapping_between_flushes_sends_nothing_new() {
+        let (mut g, mut log) = (group(0), None);
+        let a = alert("A", None);
+        g.add(a.0, t(0), t(0));
+        assert!(flush(&mut g, &mut log, std::slice::from_ref(&a), true, 30).is_some());
+        // A resolved at 100 and fired again at 200 (a new incident with the same labels): firing at the flush.
+        let mut again = alert("A", None);
+        again.1.starts_at = t(200);
+        g.add(again.0, t(200), t(200));
+        assert_eq!(flush(&mut g, &mut log, &[again], true, 330), None);
+    }
+
+    #[test]
+    fn refiring_after_all_resolved_is_a_first_notification_again() {
+        let (mut g, mut log) = (group(0), None);
+        let a = alert("A", None);
+        g.add(a.0, t(0), t(0));
+        flush(&mut g, &mut log, std::slice::from_ref(&a), true, 30);
+        flush(&mut g, &mut log, &[alert("A", Some(100))], true, 330);
+        let mut g = group(1000);
+        g.add(a.0, t(1000), t(1000));
+        assert_eq!(
+            flush(&mut g, &mut log, &[a], true, 1030).map(|s| s.0),
+            Some(Reason::First)
+        );
+    }
+
+    #[test]
+    fn an_old_alert_flushes_a_new_group_at_once() {
+        let mut g = group(5000);
+        let a = alert("A", None);
+        g.add(a.0, t(0), t(5000));
+        assert_eq!(g.next_flush, t(5000));
+        let mut fresh = group(5000);
+        fresh.add(a.0, t(4990), t(5000));
+        assert_eq!(
+            fresh.next_flush,
+            t(5030),
+            "started within group_wait: wait as usual"
+        );
+    }
+
+    #[test]
+    fn members_gone_from_the_store_leave_the_group() {
+        let (mut g, mut log) = (group(0), None);
+        let (a, b) = (alert("A", None), alert("B", None));
+        g.add(a.0, t(0), t(0));
+        g.add(b.0, t(0), t(0));
+        let flush = g.flush(
+            vec![a],
+            log.as_mut().map(|entry: &mut SentEntry| &*entry),
+            true,
+            t(30),
+        );
+        assert_eq!(flush.done, vec![b.0]);
+        assert_eq!(g.members.len(), 1);
+    }
+}
