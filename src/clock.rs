@@ -1,12 +1,21 @@
-//! The injected clock: every "now" in herald comes from here, so tests can set time instead of sleeping.
+//! The injected clock: every "now" in herald comes from here, and so does every wait for a moment in time, so tests
+//! set time instead of sleeping.
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+/// A future that completes at a moment of the clock's time.
+pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Completes once `now()` has reached `deadline`.
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep<'_>;
 }
 
 /// The system's wall clock.
@@ -17,18 +26,34 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep<'_> {
+        Box::pin(async move {
+            // Re-check after waking: the wall clock may have been adjusted while sleeping.
+            loop {
+                let left = deadline.signed_duration_since(Utc::now());
+                let Ok(left) = left.to_std() else { return };
+                if left.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(left).await;
+            }
+        })
+    }
 }
 
-/// A clock that only moves when told to; for tests.
+/// A clock that only moves when told to; for tests. Sleepers wake when it is moved past their deadline.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<Mutex<DateTime<Utc>>>,
+    moved: watch::Sender<DateTime<Utc>>,
 }
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
         ManualClock {
             now: Arc::new(Mutex::new(start)),
+            moved: watch::Sender::new(start),
         }
     }
 
@@ -36,12 +61,12 @@ impl ManualClock {
         if let Ok(mut guard) = self.now.lock() {
             *guard = now;
         }
+        self.moved.send_replace(now);
     }
 
     pub fn advance(&self, by: std::time::Duration) {
-        if let Ok(mut guard) = self.now.lock() {
-            *guard += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
-        }
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
+        self.set(self.now() + by);
     }
 }
 
@@ -51,5 +76,52 @@ impl Clock for ManualClock {
             Ok(guard) => *guard,
             Err(poisoned) => *poisoned.into_inner(),
         }
+    }
+
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep<'_> {
+        let mut moved = self.moved.subscribe();
+        Box::pin(async move {
+            while self.now() < deadline {
+                if moved.changed().await.is_err() {
+                    // The clock is gone; it will never reach the deadline.
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn manual_sleepers_wake_when_time_is_moved_past_them() {
+        let start: DateTime<Utc> = "2026-11-21T12:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(start);
+        let sleeper = {
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                clock
+                    .sleep_until(start + chrono::Duration::seconds(30))
+                    .await
+            })
+        };
+        clock.advance(Duration::from_secs(29));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(30), sleeper)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn system_sleep_until_a_past_deadline_returns_at_once() {
+        SystemClock
+            .sleep_until(Utc::now() - chrono::Duration::seconds(1))
+            .await;
     }
 }

@@ -58,8 +58,13 @@ pub async fn run_with_clock(
     );
     let store = store::open(&settings.storage).await?;
     let background = CancellationToken::new();
-    let (dispatch, dispatcher) =
-        dispatch::start(&settings, Arc::clone(&routes), background.clone());
+    let (dispatch, dispatcher) = dispatch::start(
+        &settings,
+        Arc::clone(&routes),
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        background.clone(),
+    );
     let sweeper = dispatch::sweeper::start(
         Arc::clone(&store),
         Arc::clone(&clock),

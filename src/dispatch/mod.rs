@@ -1,8 +1,8 @@
-//! The first dispatcher: turns alert status changes into notifications for the receivers of the routes each alert
-//! matches, and sends them through those receivers' integrations. Grouping with its timers and dedupe replace the
-//! one-notification-per-change rule in their own module.
+//! The dispatcher: alerts join the aggregation groups of the routes they match, groups flush on their timers (read
+//! on the injected clock), and what the notification log says is news goes to the receivers' integrations.
 
 pub mod group;
+pub mod groups;
 pub mod sweeper;
 
 use std::collections::HashMap;
@@ -11,12 +11,15 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::Status;
+use crate::alert::{Fingerprint, Status};
+use crate::clock::Clock;
 use crate::config::{Receiver, Settings};
 use crate::route::tree::RouteNode;
 use crate::sinks::log::LogSink;
 use crate::sinks::{Notification, NotifiedAlert, Sink};
-use crate::store::StateChange;
+use crate::store::{AlertQuery, StateChange, Store};
+
+use self::groups::GroupSet;
 
 /// A receiver's name and its built integrations.
 #[derive(Debug, Clone)]
@@ -56,40 +59,25 @@ impl DispatchHandle {
     }
 }
 
-/// A change worth telling: an alert that starts (or starts again) firing, or one that was firing and resolved.
-fn is_notifiable(change: &StateChange) -> bool {
-    match change.status {
-        Status::Firing => change.previous != Some(Status::Firing),
-        Status::Resolved => change.previous == Some(Status::Firing),
-    }
-}
-
-/// The notification a route sends for one change: to its receiver, in the alert's group on that route.
-fn notification(
-    route: &RouteNode,
-    change: &StateChange,
-    external_url: Option<&str>,
-) -> Notification {
-    let group_labels = route.group_labels(&change.alert.labels);
-    Notification {
-        receiver: route.receiver.clone(),
-        status: change.status,
-        group_key: route.group_key(&group_labels),
-        group_labels,
-        alerts: vec![NotifiedAlert {
-            fingerprint: change.fingerprint,
-            status: change.status,
-            alert: change.alert.clone(),
-        }],
-        external_url: external_url.map(str::to_string),
-    }
-}
+/// How long a group whose alerts could not be read waits before it tries again.
+const RETRY_READ: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn deliver(receiver: &ReceiverSinks, notification: &Notification) {
     for sink in &receiver.sinks {
-        if notification.status == Status::Resolved && !sink.send_resolved() {
-            continue;
-        }
+        let filtered;
+        let notification = if sink.send_resolved() {
+            notification
+        } else {
+            let mut firing_only = notification.clone();
+            firing_only
+                .alerts
+                .retain(|alert| alert.status == Status::Firing);
+            if firing_only.alerts.is_empty() {
+                continue;
+            }
+            filtered = firing_only;
+            &filtered
+        };
         let integration = sink.integration();
         match sink.send(notification).await {
             Ok(_) => {
@@ -107,72 +95,170 @@ async fn deliver(receiver: &ReceiverSinks, notification: &Notification) {
     }
 }
 
-/// Starts the dispatcher task: each change goes to the receiver of every route it matches. It runs until `shutdown`
-/// is cancelled, then finishes what was already submitted.
+/// The dispatcher's state and what it needs to act.
+struct Dispatcher {
+    routes: Arc<RouteNode>,
+    receivers: HashMap<String, ReceiverSinks>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    external_url: Option<String>,
+    groups: GroupSet,
+}
+
+impl Dispatcher {
+    /// Puts every stored firing alert back into its groups, so nothing is forgotten across a restart.
+    async fn restore(&mut self) {
+        let now = self.clock.now();
+        match self
+            .store
+            .alerts(AlertQuery {
+                now,
+                include_resolved: false,
+            })
+            .await
+        {
+            Ok(alerts) => {
+                for stored in alerts {
+                    self.groups
+                        .add(&self.routes, stored.fingerprint, &stored.alert, now);
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot read stored alerts to rebuild groups"),
+        }
+        metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
+    }
+
+    fn take(&mut self, changes: Vec<StateChange>) {
+        let now = self.clock.now();
+        for change in changes {
+            // Resolves need nothing here: a group sees its members' status when it flushes.
+            if change.status == Status::Firing && change.previous != Some(Status::Firing) {
+                self.groups
+                    .add(&self.routes, change.fingerprint, &change.alert, now);
+            }
+        }
+        metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
+    }
+
+    async fn flush_due(&mut self) {
+        let now = self.clock.now();
+        for id in self.groups.due(now) {
+            let Some(group) = self.groups.get(&id) else {
+                continue;
+            };
+            let (receiver, key, labels) = (
+                group.receiver.clone(),
+                group.key.clone(),
+                group.labels.clone(),
+            );
+            let members: Vec<Fingerprint> = group.members.iter().copied().collect();
+            let alerts = match self.store.alerts_by_fingerprint(members).await {
+                Ok(stored) => stored
+                    .into_iter()
+                    .map(|stored| (stored.fingerprint, stored.alert))
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(%error, group = %key, "cannot read the group's alerts; trying again shortly");
+                    self.groups.postpone(
+                        &id,
+                        now + chrono::Duration::from_std(RETRY_READ).unwrap_or_default(),
+                    );
+                    continue;
+                }
+            };
+            let sinks = self.receivers.get(&receiver);
+            let send_resolved =
+                sinks.is_some_and(|sinks| sinks.sinks.iter().any(|sink| sink.send_resolved()));
+            let Some(flush) = self.groups.flush(&id, alerts, send_resolved, now) else {
+                continue;
+            };
+            let Some((reason, alerts)) = flush.send else {
+                metrics::counter!("herald_notifications_suppressed_total", "reason" => "deduped")
+                    .increment(1);
+                continue;
+            };
+            let status = if alerts.iter().any(|alert| alert.status == Status::Firing) {
+                Status::Firing
+            } else {
+                Status::Resolved
+            };
+            let notification = Notification {
+                receiver: receiver.clone(),
+                status,
+                reason,
+                group_key: key.clone(),
+                group_labels: labels,
+                alerts: alerts
+                    .into_iter()
+                    .map(|alert| NotifiedAlert {
+                        fingerprint: alert.fingerprint,
+                        status: alert.status,
+                        alert: alert.alert,
+                    })
+                    .collect(),
+                external_url: self.external_url.clone(),
+            };
+            if let Some(sinks) = sinks {
+                deliver(sinks, &notification).await;
+            }
+            if let Some(entry) = flush.entry {
+                self.groups.record(&receiver, &key, entry);
+            }
+        }
+        metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
+    }
+}
+
+/// Starts the dispatcher task: firing alerts join the aggregation groups of the routes they match; each group
+/// flushes after `group_wait`, then every `group_interval`, and sends what the notification log says is news. It
+/// runs until `shutdown` is cancelled, taking in what was already submitted before it stops.
 pub fn start(
     settings: &Settings,
     routes: Arc<RouteNode>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<StateChange>>();
-    let receivers: HashMap<String, ReceiverSinks> = settings
+    let receivers = settings
         .receivers
         .iter()
         .map(|receiver| (receiver.name.clone(), ReceiverSinks::build(receiver)))
         .collect();
-    let external_url = settings.server.external_url.clone();
+    let mut dispatcher = Dispatcher {
+        routes,
+        receivers,
+        store,
+        clock,
+        external_url: settings.server.external_url.clone(),
+        groups: GroupSet::default(),
+    };
     let task = tokio::spawn(async move {
+        dispatcher.restore().await;
         loop {
-            let changes = tokio::select! {
-                changes = receiver.recv() => changes,
-                () = shutdown.cancelled() => {
-                    receiver.close();
-                    receiver.recv().await
+            let clock = Arc::clone(&dispatcher.clock);
+            let deadline = dispatcher.groups.next_deadline();
+            let due = async {
+                match deadline {
+                    Some(deadline) => clock.sleep_until(deadline).await,
+                    None => std::future::pending().await,
                 }
             };
-            let Some(changes) = changes else { break };
-            for change in changes.iter().filter(|change| is_notifiable(change)) {
-                for route in routes.matching(&change.alert.labels) {
-                    let Some(sinks) = receivers.get(&route.receiver) else {
-                        continue;
-                    };
-                    deliver(sinks, &notification(route, change, external_url.as_deref())).await;
+            tokio::select! {
+                changes = receiver.recv() => match changes {
+                    Some(changes) => dispatcher.take(changes),
+                    None => break,
+                },
+                () = due => dispatcher.flush_due().await,
+                () = shutdown.cancelled() => {
+                    receiver.close();
+                    while let Some(changes) = receiver.recv().await {
+                        dispatcher.take(changes);
+                    }
+                    break;
                 }
             }
         }
     });
     (DispatchHandle { sender }, task)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::alert::test_alert;
-
-    fn change(previous: Option<Status>, status: Status) -> StateChange {
-        let alert = test_alert("A", &[]);
-        StateChange {
-            fingerprint: alert.fingerprint(),
-            alert,
-            previous,
-            status,
-        }
-    }
-
-    #[test]
-    fn only_real_transitions_are_notified() {
-        assert!(is_notifiable(&change(None, Status::Firing)));
-        assert!(is_notifiable(&change(
-            Some(Status::Resolved),
-            Status::Firing
-        )));
-        assert!(is_notifiable(&change(
-            Some(Status::Firing),
-            Status::Resolved
-        )));
-        assert!(
-            !is_notifiable(&change(None, Status::Resolved)),
-            "never announced, nothing to resolve"
-        );
-    }
 }

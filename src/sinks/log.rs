@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use super::{Notification, Receipt, Sink, SinkError};
+use crate::alert::Labels;
 use crate::config::LogConfig;
+use crate::route::tree::label_set;
 
 #[derive(Debug, Clone)]
 pub struct LogSink {
@@ -18,27 +20,37 @@ impl LogSink {
     }
 }
 
-/// `[FIRING] HighLatency {instance="web-1", severity="warning"}: summary text`, one part per alert.
+/// `[FIRING:2] {alertname="Down"} first: Down {instance="a"}: summary; Down {instance="b"} (resolved)`: the
+/// status with its count, the group labels, why it is sent, then each alert with its labels beyond the group's.
 pub fn render(notification: &Notification) -> String {
-    let mut line = String::new();
+    let count = notification
+        .alerts
+        .iter()
+        .filter(|alert| alert.status == notification.status)
+        .count();
+    let mut line = format!("[{}:{count}]", notification.status.as_str().to_uppercase());
+    if !notification.group_labels.is_empty() {
+        line.push(' ');
+        line.push_str(&label_set(&notification.group_labels));
+    }
+    line.push(' ');
+    line.push_str(notification.reason.as_str());
+    line.push(':');
     for (index, notified) in notification.alerts.iter().enumerate() {
-        if index > 0 {
-            line.push_str("; ");
-        }
+        line.push_str(if index == 0 { " " } else { "; " });
         let alert = &notified.alert;
-        line.push_str(&format!(
-            "[{}] {}",
-            notified.status.as_str().to_uppercase(),
-            alert.name()
-        ));
-        let labels: Vec<String> = alert
+        line.push_str(alert.name());
+        let labels: Labels = alert
             .labels
             .iter()
-            .filter(|(name, _)| name.as_str() != "alertname")
-            .map(|(name, value)| format!("{name}={value:?}"))
+            .filter(|(name, _)| {
+                name.as_str() != "alertname" && !notification.group_labels.contains_key(*name)
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
         if !labels.is_empty() {
-            line.push_str(&format!(" {{{}}}", labels.join(", ")));
+            line.push(' ');
+            line.push_str(&label_set(&labels));
         }
         if let Some(text) = alert
             .annotations
@@ -47,6 +59,9 @@ pub fn render(notification: &Notification) -> String {
         {
             line.push_str(": ");
             line.push_str(text);
+        }
+        if notified.status != notification.status {
+            line.push_str(&format!(" ({})", notified.status));
         }
     }
     line
@@ -78,30 +93,38 @@ impl Sink for LogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{Labels, Status, test_alert};
-    use crate::sinks::NotifiedAlert;
+    use crate::alert::{Status, test_alert};
+    use crate::sinks::{NotifiedAlert, Reason};
+
+    fn notified(name: &str, instance: &str, status: Status) -> NotifiedAlert {
+        let mut alert = test_alert(name, &[("instance", instance)]);
+        alert
+            .annotations
+            .insert("summary".to_string(), format!("{instance} is slow"));
+        NotifiedAlert {
+            fingerprint: alert.fingerprint(),
+            status,
+            alert,
+        }
+    }
 
     #[test]
     fn line_is_readable() {
-        let mut alert = test_alert("HighLatency", &[("instance", "web-1")]);
-        alert
-            .annotations
-            .insert("summary".to_string(), "p99 above 2s".to_string());
         let notification = Notification {
             receiver: "log".into(),
             status: Status::Firing,
+            reason: Reason::NewAlerts,
             group_key: String::new(),
-            group_labels: Labels::new(),
-            alerts: vec![NotifiedAlert {
-                fingerprint: alert.fingerprint(),
-                status: Status::Firing,
-                alert,
-            }],
+            group_labels: Labels::from([("alertname".to_string(), "HighLatency".to_string())]),
+            alerts: vec![
+                notified("HighLatency", "web-1", Status::Firing),
+                notified("HighLatency", "web-2", Status::Resolved),
+            ],
             external_url: None,
         };
         assert_eq!(
             render(&notification),
-            r#"[FIRING] HighLatency {instance="web-1"}: p99 above 2s"#
+            r#"[FIRING:1] {alertname="HighLatency"} new_alerts: HighLatency {instance="web-1"}: web-1 is slow; HighLatency {instance="web-2"}: web-2 is slow (resolved)"#
         );
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::alert::{Alert, Fingerprint, Labels, Status};
+pub use crate::dispatch::group::Reason;
 
 /// One alert inside a notification, with its status when the notification was made.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,8 @@ pub struct Notification {
     pub receiver: String,
     /// Firing when any alert of the group fires.
     pub status: Status,
+    /// Why it is sent now.
+    pub reason: Reason,
     pub group_key: String,
     pub group_labels: Labels,
     pub alerts: Vec<NotifiedAlert>,

@@ -22,6 +22,8 @@ pub struct StateChange {
     /// The status announced before; `None` for an alert the store did not have.
     pub previous: Option<Status>,
     pub status: Status,
+    /// When the change was stored: group timers count from here, however late the dispatcher sees it.
+    pub at: DateTime<Utc>,
 }
 
 /// An alert as stored.
@@ -88,6 +90,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Lists stored alerts, ordered by fingerprint.
     async fn alerts(&self, query: AlertQuery) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// The stored alerts with these fingerprints (those not stored are left out), ordered by fingerprint.
+    async fn alerts_by_fingerprint(
+        &self,
+        fingerprints: Vec<Fingerprint>,
+    ) -> Result<Vec<StoredAlert>, StoreError>;
 
     /// Counts alerts by status at `now`.
     async fn alert_counts(&self, now: DateTime<Utc>) -> Result<AlertCounts, StoreError>;

@@ -95,7 +95,7 @@ fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data/herald.db");
     let config = format!(
-        "server:\n  listen: 127.0.0.1:0\nstorage:\n  url: sqlite://{}\n",
+        "server:\n  listen: 127.0.0.1:0\nstorage:\n  url: sqlite://{}\nroute:\n  receiver: log\n  group_wait: 0s\n",
         db.display()
     );
     let path = write(dir.path(), "serve.yaml", &config);
@@ -143,7 +143,7 @@ fn serve_stops_cleanly_on_sigterm() {
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(log.contains("store closed"), "{log}");
     assert!(
-        log.contains("[FIRING] BeforeShutdown"),
+        log.contains("[FIRING:1] first: BeforeShutdown"),
         "the log integration printed the notification:\n{log}"
     );
 

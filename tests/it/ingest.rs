@@ -3,7 +3,12 @@
 use herald::alert::{Fingerprint, Labels};
 use serde_json::{Value, json};
 
-use crate::harness::{Herald, metric, settings};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::clock::ManualClock;
+
+use crate::harness::{Herald, metric, settings, wait_for_metric};
 
 fn fingerprint(pairs: &[(&str, &str)]) -> String {
     let labels: Labels = pairs
@@ -180,9 +185,24 @@ async fn three_sources_are_stored_and_listed_in_alertmanager_shape() {
 #[tokio::test]
 async fn resends_update_instead_of_adding_and_resolves_are_reflected() {
     let dir = tempfile::tempdir().unwrap();
-    let herald = Herald::start(settings(&dir.path().join("h.db"), "resend-receiver")).await;
+    let clock = ManualClock::new("2026-11-21T05:00:00Z".parse().unwrap());
+    let settings = settings(&dir.path().join("h.db"), "resend-receiver");
+    let herald = Herald::start_with_clock(settings, Arc::new(clock.clone())).await;
+    let sent = |text: &str| {
+        metric(
+            text,
+            "herald_notifications_total",
+            &[("receiver", "resend-receiver"), ("integration", "log")],
+        )
+    };
     let firing = r#"[{"labels":{"alertname":"Flappy","instance":"x"},"startsAt":"2026-11-21T04:00:00Z","endsAt":"2099-01-01T00:00:00Z"}]"#;
-    for _ in 0..3 {
+    assert_eq!(
+        herald.post_json("/api/v2/alerts", firing).await.status(),
+        200
+    );
+    // It started long before group_wait ago, so its new group flushes at once.
+    wait_for_metric(&herald, "the firing notification", |text| sent(text) == 1.0).await;
+    for _ in 0..2 {
         assert_eq!(
             herald.post_json("/api/v2/alerts", firing).await.status(),
             200
@@ -204,14 +224,14 @@ async fn resends_update_instead_of_adding_and_resolves_are_reflected() {
     assert_eq!(all[0]["status"]["state"], "resolved");
     assert_eq!(all[0]["endsAt"], "2026-11-21T04:30:00.000Z");
 
-    let text = herald.metrics().await;
-    let sent = metric(
-        &text,
-        "herald_notifications_total",
-        &[("receiver", "resend-receiver"), ("integration", "log")],
-    );
+    clock.advance(Duration::from_secs(300));
+    wait_for_metric(&herald, "the resolved notification", |text| {
+        sent(text) == 2.0
+    })
+    .await;
     assert_eq!(
-        sent, 2.0,
+        sent(&herald.metrics().await),
+        2.0,
         "one firing and one resolved notification, none for re-sends"
     );
     herald.stop().await;

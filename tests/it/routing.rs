@@ -1,6 +1,10 @@
 //! Routing through the HTTP surface: receivers computed by the route tree, Alertmanager's `filter` and `receiver`
 //! queries, and notifications going to every route an alert matches.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::clock::ManualClock;
 use herald::config::StorageBackend;
 use serde_json::Value;
 
@@ -25,7 +29,7 @@ receivers:
   - {name: rt-audit, log_configs: [{send_resolved: false}]}
 "#;
 
-async fn start(dir: &tempfile::TempDir) -> Herald {
+async fn start(dir: &tempfile::TempDir, clock: &ManualClock) -> Herald {
     let mut settings = herald::config::load_str(CONFIG, "routing.yaml")
         .unwrap()
         .settings;
@@ -33,7 +37,7 @@ async fn start(dir: &tempfile::TempDir) -> Herald {
         path: dir.path().join("routing.db"),
     };
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
-    Herald::start(settings).await
+    Herald::start_with_clock(settings, Arc::new(clock.clone())).await
 }
 
 fn names(alerts: &[Value]) -> Vec<String> {
@@ -48,7 +52,8 @@ fn names(alerts: &[Value]) -> Vec<String> {
 #[tokio::test]
 async fn alerts_are_routed_listed_and_filtered_like_alertmanager() {
     let dir = tempfile::tempdir().unwrap();
-    let herald = start(&dir).await;
+    let clock = ManualClock::new("2026-11-21T12:00:00Z".parse().unwrap());
+    let herald = start(&dir, &clock).await;
     let body = r#"[
       {"labels": {"alertname": "DbDown", "service": "mysql"}},
       {"labels": {"alertname": "WebSlow", "team": "web"}},
@@ -113,6 +118,18 @@ async fn alerts_are_routed_listed_and_filtered_like_alertmanager() {
         "{error}"
     );
 
+    // Nothing before group_wait (30s, Alertmanager's default), then one notification per group.
+    clock.advance(Duration::from_secs(29));
+    let text = herald.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "herald_notifications_total",
+            &[("receiver", "rt-db")]
+        ),
+        0.0
+    );
+    clock.advance(Duration::from_secs(1));
     for (receiver, count) in [
         ("rt-db", 1.0),
         ("rt-web", 1.0),
@@ -135,6 +152,7 @@ async fn alerts_are_routed_listed_and_filtered_like_alertmanager() {
         herald.post_json("/api/v2/alerts", resolved).await.status(),
         200
     );
+    clock.advance(Duration::from_secs(300));
     wait_for_metric(&herald, "the resolve to rt-web", |text| {
         metric(
             text,

@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use self::rows::{ALERT_COLUMNS, read_alert, to_micros, unavailable};
+use self::rows::{ALERT_COLUMNS, key, read_alert, to_micros, unavailable};
 use self::timing::TimingIndex;
 use self::writer::{Command, Op, Outcome, Writer};
 use super::{AlertCounts, AlertQuery, Health, StateChange, Store, StoreError, StoredAlert};
-use crate::alert::Alert;
+use crate::alert::{Alert, Fingerprint};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -278,6 +278,29 @@ impl Store for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()?
             };
             // Keys are signed; answer in the fingerprints' unsigned (hex) order.
+            alerts.sort_by_key(|stored| stored.fingerprint);
+            Ok(alerts)
+        })
+        .await
+    }
+
+    async fn alerts_by_fingerprint(
+        &self,
+        fingerprints: Vec<Fingerprint>,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = ?1"
+            ))?;
+            let mut alerts = Vec::with_capacity(fingerprints.len());
+            for fingerprint in fingerprints {
+                if let Some(stored) = statement
+                    .query_row(params![key(fingerprint)], read_alert)
+                    .optional()?
+                {
+                    alerts.push(stored);
+                }
+            }
             alerts.sort_by_key(|stored| stored.fingerprint);
             Ok(alerts)
         })

@@ -221,6 +221,7 @@ fn upsert(
                 alert,
                 previous,
                 status,
+                at: now,
             });
         }
     }
@@ -262,6 +263,7 @@ fn resolve_expired(
             alert: stored.alert,
             previous: Some(Status::Firing),
             status: Status::Resolved,
+            at: now,
         });
     }
     Ok(changes)
