@@ -499,6 +499,14 @@ mod tests {
             "months:",
             "years:",
             "location:",
+            "inhibit_rules:",
+            "source_matchers:",
+            "target_matchers:",
+            "source_match:",
+            "source_match_re:",
+            "target_match:",
+            "target_match_re:",
+            "equal:",
         ];
         for key in keys {
             assert!(
@@ -506,6 +514,37 @@ mod tests {
                 "config/herald.yaml does not mention {key}"
             );
         }
+    }
+
+    /// The commented `inhibit_rules` example in the embedded default loads once uncommented.
+    #[test]
+    fn embedded_inhibit_rules_example_loads() {
+        let start = DEFAULT_YAML.find("# inhibit_rules:").unwrap();
+        let example: String = DEFAULT_YAML[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| line.strip_prefix("# ").unwrap_or(&line[1..]))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let loaded = load_yaml(&example).unwrap();
+        let rules = &loaded.settings.inhibit_rules;
+        assert_eq!(rules.len(), 2, "{example}");
+        assert_eq!(
+            rules[0].to_string(),
+            "{severity=\"critical\"} inhibits {severity=~\"warning|info\"} when equal [alertname, cluster]"
+        );
+        assert_eq!(
+            rules[1].to_string(),
+            "{alertname=\"NodeDown\",instance=~\".+:9100\"} inhibits {service=~\"node|disk\",severity=\"warning\"} \
+             when equal [instance]"
+        );
+        assert!(
+            load_layers(None, &[], &no_env)
+                .unwrap()
+                .settings
+                .inhibit_rules
+                .is_empty()
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub(crate) struct RawConfig {
     pub time_intervals: Option<Vec<RawTimeInterval>>,
     /// Alertmanager's deprecated name for `time_intervals`: same shape, same name space.
     pub mute_time_intervals: Option<Vec<RawTimeInterval>>,
+    pub inhibit_rules: Option<Vec<RawInhibitRule>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,4 +108,23 @@ pub(crate) struct RawPeriod {
 pub(crate) struct RawTimeRange {
     pub start_time: Option<String>,
     pub end_time: Option<String>,
+}
+
+/// One `inhibit_rules` entry with Alertmanager's keys, including the deprecated match maps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an inhibit rule (a map with source_matchers, target_matchers and equal)")]
+pub(crate) struct RawInhibitRule {
+    /// Optional and informational, as in Alertmanager; accepted so pasted rules load, not used.
+    #[allow(
+        dead_code,
+        reason = "accepted for Alertmanager compatibility; herald does not use it"
+    )]
+    pub name: Option<String>,
+    pub source_matchers: Option<Vec<String>>,
+    pub target_matchers: Option<Vec<String>>,
+    pub source_match: Option<BTreeMap<String, String>>,
+    pub source_match_re: Option<BTreeMap<String, String>>,
+    pub target_match: Option<BTreeMap<String, String>>,
+    pub target_match_re: Option<BTreeMap<String, String>>,
+    pub equal: Option<Vec<String>>,
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::route::inhibit::InhibitRule;
 use crate::timeinterval::TimeInterval;
 
 /// The whole validated configuration.
@@ -21,6 +22,8 @@ pub struct Settings {
     /// `time_intervals` and the deprecated `mute_time_intervals`, in that order, each in file order; names are
     /// unique across both. Look one up with `Settings::time_interval`.
     pub time_intervals: Vec<TimeInterval>,
+    /// `inhibit_rules`, in file order, with their matchers compiled.
+    pub inhibit_rules: Vec<InhibitRule>,
 }
 
 #[derive(Debug, Clone)]

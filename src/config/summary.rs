@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use super::Loaded;
 use super::duration::format_duration;
 use super::settings::{GroupBy, Route, StorageBackend};
+use crate::route::inhibit::InhibitRule;
 use crate::timeinterval::TimeInterval;
 
 /// Summarises `loaded`: origin, listen address, storage, ingest limits, the route tree as an indented outline,
-/// receivers with their integration counts, time intervals, and warnings.
+/// receivers with their integration counts, time intervals, inhibit rules, and warnings.
 pub fn summary(loaded: &Loaded) -> String {
     let settings = &loaded.settings;
     let mut out = String::new();
@@ -60,6 +61,7 @@ pub fn summary(loaded: &Loaded) -> String {
         out.push('\n');
     }
     time_intervals(&mut out, &settings.time_intervals);
+    inhibit_rules(&mut out, &settings.inhibit_rules);
     if loaded.warnings.is_empty() {
         out.push_str("warnings: none\n");
     } else {
@@ -98,6 +100,18 @@ fn time_intervals(out: &mut String, intervals: &[TimeInterval]) {
         for period in interval.periods() {
             let _ = writeln!(out, "    - {period}");
         }
+    }
+}
+
+/// One line per inhibit rule: `{source} inhibits {target} when equal [labels]`.
+fn inhibit_rules(out: &mut String, rules: &[InhibitRule]) {
+    if rules.is_empty() {
+        out.push_str("inhibit rules: none\n");
+        return;
+    }
+    let _ = writeln!(out, "inhibit rules ({}):", rules.len());
+    for rule in rules {
+        let _ = writeln!(out, "  - {rule}");
     }
 }
 
@@ -178,6 +192,7 @@ mod tests {
         );
         assert!(text.contains("  log: 1 integration (log: 1)"), "{text}");
         assert!(text.contains("time intervals: none"), "{text}");
+        assert!(text.contains("inhibit rules: none"), "{text}");
         assert!(text.contains("warnings: none"), "{text}");
     }
 
@@ -249,5 +264,25 @@ route:
             "{text}"
         );
         assert!(text.contains("warnings (1):"), "{text}");
+    }
+
+    #[test]
+    fn lists_inhibit_rules() {
+        let yaml = r#"
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity=~"warning|info"']
+    equal: [alertname, cluster]
+  - source_match: {alertname: NodeDown}
+"#;
+        let loaded = load_str(yaml, "inhibit.yaml").unwrap();
+        let text = summary(&loaded);
+        assert!(
+            text.contains(
+                "inhibit rules (2):\n  - {severity=\"critical\"} inhibits {severity=~\"warning|info\"} when equal \
+                 [alertname, cluster]\n  - {alertname=\"NodeDown\"} inhibits {}\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -1,18 +1,19 @@
 //! Validation: turns raw configuration into `Settings`, checking every value and collecting every problem (not just
 //! the first) with its key path; fills in route inheritance the way Alertmanager does.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::route::matcher::{MatchType, Matcher, parse_matchers};
+use crate::route::inhibit::InhibitRule;
+use crate::route::matcher::{MatchType, Matcher, Matchers, parse_matchers};
 
 use super::Issue;
 use super::duration::{format_duration, parse_duration};
 use super::raw::{
-    RawConfig, RawIngest, RawPeriod, RawReceiver, RawRoute, RawServer, RawStorage, RawTimeInterval,
-    RawTimeRange,
+    RawConfig, RawIngest, RawInhibitRule, RawPeriod, RawReceiver, RawRoute, RawServer, RawStorage,
+    RawTimeInterval, RawTimeRange,
 };
 use super::secret::{EnvLookup, resolve_secret};
 use super::settings::{
@@ -55,6 +56,7 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
     let route = check.route(&raw.route, "route", None, &defined);
     let interval_names: HashSet<&str> = time_intervals.iter().map(TimeInterval::name).collect();
     check.time_interval_refs(&route, "route", &interval_names);
+    let inhibit_rules = check.inhibit_rules(raw.inhibit_rules.as_deref().unwrap_or_default());
     let settings = match (server, storage, ingest) {
         (Some(server), Some(storage), Some(ingest)) if check.errors.is_empty() => Some(Settings {
             origin: origin.to_owned(),
@@ -64,6 +66,7 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
             route,
             receivers,
             time_intervals,
+            inhibit_rules,
         }),
         _ => None,
     };
@@ -559,6 +562,93 @@ impl Checker<'_> {
             self.time_interval_refs(route, &path, defined);
         }
     }
+
+    /// `inhibit_rules`, each at `inhibit_rules[i]`: matchers compiled, `equal` label names checked.
+    fn inhibit_rules(&mut self, raw: &[RawInhibitRule]) -> Vec<InhibitRule> {
+        raw.iter()
+            .enumerate()
+            .map(|(i, rule)| self.inhibit_rule(&format!("inhibit_rules[{i}]"), rule))
+            .collect()
+    }
+
+    /// One inhibit rule. As in Alertmanager, a side with no matchers at all matches every alert, and `equal` is a
+    /// set (a name listed twice counts once).
+    fn inhibit_rule(&mut self, path: &str, raw: &RawInhibitRule) -> InhibitRule {
+        let source = self.inhibit_matchers(
+            path,
+            "source",
+            raw.source_matchers.as_deref(),
+            raw.source_match.as_ref(),
+            raw.source_match_re.as_ref(),
+        );
+        let target = self.inhibit_matchers(
+            path,
+            "target",
+            raw.target_matchers.as_deref(),
+            raw.target_match.as_ref(),
+            raw.target_match_re.as_ref(),
+        );
+        let mut equal: Vec<String> = Vec::new();
+        for (i, name) in raw.equal.iter().flatten().enumerate() {
+            if name.is_empty() {
+                self.error(format!("{path}.equal[{i}]"), "label name must not be empty");
+            } else if !equal.contains(name) {
+                equal.push(name.clone());
+            }
+        }
+        InhibitRule {
+            source,
+            target,
+            equal,
+        }
+    }
+
+    /// One side of an inhibit rule: the deprecated `{side}_match` and `{side}_match_re` maps and every
+    /// `{side}_matchers` line, all of which must match, sorted in Alertmanager's order. Bad entries are recorded and
+    /// left out.
+    fn inhibit_matchers(
+        &mut self,
+        path: &str,
+        side: &str,
+        lines: Option<&[String]>,
+        match_equal: Option<&BTreeMap<String, String>>,
+        match_re: Option<&BTreeMap<String, String>>,
+    ) -> Matchers {
+        let mut matchers = Vec::new();
+        let maps = [
+            ("match", MatchType::Equal, match_equal),
+            ("match_re", MatchType::Regex, match_re),
+        ];
+        for (key, kind, map) in maps {
+            for (label, value) in map.into_iter().flatten() {
+                match Matcher::new(label.as_str(), kind, value.as_str()) {
+                    Ok(matcher) => matchers.push(matcher),
+                    Err(error) => {
+                        let path = if label.is_empty() {
+                            format!("{path}.{side}_{key}")
+                        } else {
+                            format!("{path}.{side}_{key}.{label}")
+                        };
+                        self.error(path, error.to_string());
+                    }
+                }
+            }
+        }
+        for (i, line) in lines.unwrap_or_default().iter().enumerate() {
+            let path = format!("{path}.{side}_matchers[{i}]");
+            if line.trim().is_empty() {
+                self.error(path, "matcher must not be empty");
+                continue;
+            }
+            match parse_matchers(line) {
+                Ok(parsed) => matchers.extend(parsed),
+                Err(error) => self.error(path, format!("invalid matcher {line:?}: {error}")),
+            }
+        }
+        let mut matchers = Matchers(matchers);
+        matchers.sort();
+        matchers
+    }
 }
 
 /// `IP:PORT`, or `:PORT` for every IPv4 address.
@@ -814,6 +904,96 @@ route:
             [
                 "herald.yaml: route.routes[0].match: label name must not be empty",
                 "herald.yaml: route.routes[0].match_re: label name must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn inhibit_rules_load_with_compiled_matchers() {
+        let yaml = r#"
+inhibit_rules:
+  - name: critical-mutes-warning
+    source_matchers: ['severity="critical"', '{team=~"db|infra", env!="dev"}']
+    target_matchers: ['severity=~"warning|info"']
+    equal: [alertname, cluster, alertname, "service.name"]
+  - source_match: {alertname: NodeDown}
+    source_match_re: {instance: '.+:\d+'}
+    target_match_re: {alertname: "Node.+"}
+    target_matchers: ['severity!="critical"']
+  - {}
+"#;
+        let loaded = crate::config::load_str(yaml, "herald.yaml").unwrap();
+        assert!(loaded.warnings.is_empty());
+        let rules = &loaded.settings.inhibit_rules;
+        assert_eq!(rules.len(), 3);
+        assert_eq!(
+            rules[0].source.to_string(),
+            "{env!=\"dev\",severity=\"critical\",team=~\"db|infra\"}"
+        );
+        assert_eq!(rules[0].target.to_string(), "{severity=~\"warning|info\"}");
+        // `equal` is a set, as in Alertmanager; any non-empty name is allowed.
+        assert_eq!(rules[0].equal, ["alertname", "cluster", "service.name"]);
+        assert_eq!(
+            rules[1].source.to_string(),
+            "{alertname=\"NodeDown\",instance=~\".+:\\\\d+\"}"
+        );
+        assert_eq!(
+            rules[1].target.to_string(),
+            "{alertname=~\"Node.+\",severity!=\"critical\"}"
+        );
+        assert!(rules[1].equal.is_empty());
+        // A rule without matchers is allowed (Alertmanager's rule: no matchers match every alert).
+        assert!(rules[2].source.is_empty() && rules[2].target.is_empty());
+    }
+
+    #[test]
+    fn inhibit_rule_problems_are_reported_together_with_paths() {
+        let yaml = r#"
+inhibit_rules:
+  - source_matchers: ['severity="critical"', 'foo bar']
+    target_matchers: ['sev=~"("', '  ']
+    equal: [alertname, '']
+    equl: [cluster]
+  - source_match_re: {team: "db|(", '': x}
+    source_match: {'': y}
+    target_match_re: {service: "a**"}
+    targetmatchers: []
+"#;
+        assert_eq!(
+            load_errors(yaml),
+            [
+                "herald.yaml: inhibit_rules[0].equl: unknown key",
+                "herald.yaml: inhibit_rules[1].targetmatchers: unknown key",
+                "herald.yaml: inhibit_rules[0].source_matchers[1]: invalid matcher \"foo bar\": expected an operator \
+                 (=, !=, =~, !~) after \"foo\", found \"bar\" at position 4",
+                "herald.yaml: inhibit_rules[0].target_matchers[0]: invalid matcher \"sev=~\\\"(\\\"\": invalid regex \
+                 \"(\": unclosed group at position 6",
+                "herald.yaml: inhibit_rules[0].target_matchers[1]: matcher must not be empty",
+                "herald.yaml: inhibit_rules[0].equal[1]: label name must not be empty",
+                "herald.yaml: inhibit_rules[1].source_match: label name must not be empty",
+                "herald.yaml: inhibit_rules[1].source_match_re: label name must not be empty",
+                "herald.yaml: inhibit_rules[1].source_match_re.team: invalid regex \"db|(\": unclosed group at \
+                 position 3",
+                "herald.yaml: inhibit_rules[1].target_match_re.service: invalid regex \"a**\": invalid nested \
+                 repetition operator at position 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn inhibit_rules_must_be_a_list_of_maps() {
+        assert_eq!(
+            load_errors("inhibit_rules: [5]\n"),
+            [
+                "herald.yaml: inhibit_rules[0]: invalid type: integer `5`, expected an inhibit rule (a map with \
+                 source_matchers, target_matchers and equal)"
+            ]
+        );
+        assert_eq!(
+            load_errors("inhibit_rules:\n  - source_matchers: 'a=\"b\"'\n"),
+            [
+                "herald.yaml: inhibit_rules[0].source_matchers: invalid type: string \"a=\\\"b\\\"\", expected a \
+                 sequence"
             ]
         );
     }

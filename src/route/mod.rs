@@ -1,4 +1,5 @@
 //! Routing: matchers, the route tree, inhibition, time intervals and silences, with Alertmanager's semantics.
 
+pub mod inhibit;
 pub mod matcher;
 pub mod tree;

@@ -56,6 +56,7 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
             }],
         }],
         time_intervals: vec![],
+        inhibit_rules: vec![],
     }
 }
 
