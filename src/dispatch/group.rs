@@ -168,9 +168,12 @@ impl Group {
 
     /// Flushes at `now` with the members' current alerts (members missing from `alerts` are treated as gone):
     /// schedules the next flush a `group_interval` later and decides what to send against the last log entry.
+    /// `held.suppressed` alerts (inhibited, silenced) stay members but are neither sent nor counted as sent;
+    /// `held.muted` (a time interval) sends nothing at all. Resolved members are done either way.
     pub fn flush(
         &mut self,
         alerts: Vec<(Fingerprint, Alert)>,
+        held: &Held,
         last: Option<&SentEntry>,
         send_resolved: bool,
         now: DateTime<Utc>,
@@ -190,6 +193,30 @@ impl Group {
             })
             .collect();
         flushed.sort_by(|a, b| a.alert.labels.cmp(&b.alert.labels));
+        done.extend(
+            flushed
+                .iter()
+                .filter(|a| a.status == Status::Resolved)
+                .map(|a| a.fingerprint),
+        );
+        for fingerprint in &done {
+            self.members.remove(fingerprint);
+        }
+        if held.muted {
+            return Flush {
+                send: None,
+                entry: None,
+                done,
+            };
+        }
+        flushed.retain(|alert| !held.suppressed.contains(&alert.fingerprint));
+        if flushed.is_empty() {
+            return Flush {
+                send: None,
+                entry: None,
+                done,
+            };
+        }
         let firing: BTreeSet<Fingerprint> = flushed
             .iter()
             .filter(|a| a.status == Status::Firing)
@@ -200,10 +227,6 @@ impl Group {
             .filter(|a| a.status == Status::Resolved)
             .map(|a| a.fingerprint)
             .collect();
-        done.extend(resolved.iter().copied());
-        for fingerprint in &done {
-            self.members.remove(fingerprint);
-        }
         match needs_update(
             last,
             &firing,
@@ -228,6 +251,15 @@ impl Group {
             },
         }
     }
+}
+
+/// What is held back at a flush.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Members left out of this flush: inhibited or silenced.
+    pub suppressed: BTreeSet<Fingerprint>,
+    /// The route is muted now by a time interval: nothing is sent.
+    pub muted: bool,
 }
 
 #[cfg(test)]
@@ -276,7 +308,13 @@ mod tests {
         send_resolved: bool,
         now: i64,
     ) -> Option<(Reason, Vec<String>)> {
-        let flush = group.flush(alerts.to_vec(), log.as_ref(), send_resolved, t(now));
+        let flush = group.flush(
+            alerts.to_vec(),
+            &Held::default(),
+            log.as_ref(),
+            send_resolved,
+            t(now),
+        );
         if let Some(entry) = flush.entry {
             *log = Some(entry);
         }
@@ -429,17 +467,59 @@ mod tests {
     }
 
     #[test]
-    fn members_gone_from_the_store_leave_the_group() {
-        let (mut g, mut log) = (group(0), None);
+    fn suppressed_alerts_are_held_back_and_muted_groups_send_nothing() {
+        let (mut g, mut log): (Group, Option<SentEntry>) = (group(0), None);
         let (a, b) = (alert("A", None), alert("B", None));
         g.add(a.0, t(0), t(0));
         g.add(b.0, t(0), t(0));
+        let inhibited = Held {
+            suppressed: [b.0].into(),
+            muted: false,
+        };
         let flush = g.flush(
-            vec![a],
-            log.as_mut().map(|entry: &mut SentEntry| &*entry),
+            vec![a.clone(), b.clone()],
+            &inhibited,
+            log.as_ref(),
             true,
             t(30),
         );
+        let (reason, sent) = flush.send.unwrap();
+        assert_eq!((reason, sent.len()), (Reason::First, 1), "only A is sent");
+        log = flush.entry;
+        assert_eq!(g.members.len(), 2, "B stays in the group");
+
+        // The inhibition ends: B is news at the next flush.
+        let flush = g.flush(
+            vec![a.clone(), b.clone()],
+            &Held::default(),
+            log.as_ref(),
+            true,
+            t(330),
+        );
+        assert_eq!(
+            flush.send.map(|(reason, _)| reason),
+            Some(Reason::NewAlerts)
+        );
+
+        let muted = Held {
+            suppressed: Default::default(),
+            muted: true,
+        };
+        let flush = g.flush(vec![a, b], &muted, None, true, t(630));
+        assert_eq!(
+            (flush.send, flush.entry),
+            (None, None),
+            "muted: nothing sent, nothing logged"
+        );
+    }
+
+    #[test]
+    fn members_gone_from_the_store_leave_the_group() {
+        let mut g = group(0);
+        let (a, b) = (alert("A", None), alert("B", None));
+        g.add(a.0, t(0), t(0));
+        g.add(b.0, t(0), t(0));
+        let flush = g.flush(vec![a], &Held::default(), None, true, t(30));
         assert_eq!(flush.done, vec![b.0]);
         assert_eq!(g.members.len(), 1);
     }

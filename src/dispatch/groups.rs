@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::group::{Flush, Group, SentEntry, Timers};
+use super::group::{Flush, Group, Held, SentEntry, Timers};
 use crate::alert::{Alert, Fingerprint};
 use crate::route::tree::{RouteNode, label_set};
 
@@ -91,13 +91,14 @@ impl GroupSet {
         &mut self,
         id: &str,
         alerts: Vec<(Fingerprint, Alert)>,
+        held: &Held,
         send_resolved: bool,
         now: DateTime<Utc>,
     ) -> Option<Flush> {
         let group = self.groups.get_mut(id)?;
         self.timers.remove(&(group.next_flush, id.to_string()));
         let last = self.log.get(&(group.receiver.clone(), group.key.clone()));
-        let flush = group.flush(alerts, last, send_resolved, now);
+        let flush = group.flush(alerts, held, last, send_resolved, now);
         if group.is_empty() {
             self.groups.remove(id);
         } else {
@@ -195,7 +196,7 @@ receivers: [{name: default}, {name: pager}]
         set.add(&routes, fp, &down, t(0));
         let id = set.due(t(10)).remove(0);
         let flush = set
-            .flush(&id, vec![(fp, down.clone())], true, t(10))
+            .flush(&id, vec![(fp, down.clone())], &Held::default(), true, t(10))
             .unwrap();
         assert!(flush.send.is_some());
         let group = set.get(&id).unwrap().clone();
@@ -203,13 +204,21 @@ receivers: [{name: default}, {name: pager}]
         assert_eq!(set.next_deadline(), Some(t(310)));
 
         let again = set
-            .flush(&id, vec![(fp, down.clone())], true, t(310))
+            .flush(
+                &id,
+                vec![(fp, down.clone())],
+                &Held::default(),
+                true,
+                t(310),
+            )
             .unwrap();
         assert!(again.send.is_none(), "deduplicated by the log");
 
         let mut resolved = down.clone();
         resolved.ends_at = Some(t(400));
-        let last = set.flush(&id, vec![(fp, resolved)], true, t(610)).unwrap();
+        let last = set
+            .flush(&id, vec![(fp, resolved)], &Held::default(), true, t(610))
+            .unwrap();
         assert!(last.send.is_some());
         assert!(
             set.is_empty(),

@@ -11,14 +11,19 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::{Fingerprint, Status};
+use chrono::{DateTime, Utc};
+
+use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::clock::Clock;
 use crate::config::{Receiver, Settings};
+use crate::route::inhibit::Inhibitor;
 use crate::route::tree::RouteNode;
 use crate::sinks::log::LogSink;
 use crate::sinks::{Notification, NotifiedAlert, Sink};
 use crate::store::{AlertQuery, StateChange, Store};
+use crate::timeinterval::TimeInterval;
 
+use self::group::Held;
 use self::groups::GroupSet;
 
 /// A receiver's name and its built integrations.
@@ -98,6 +103,12 @@ async fn deliver(receiver: &ReceiverSinks, notification: &Notification) {
 /// The dispatcher's state and what it needs to act.
 struct Dispatcher {
     routes: Arc<RouteNode>,
+    /// Route id -> (mute_time_intervals, active_time_intervals).
+    route_intervals: HashMap<String, (Vec<String>, Vec<String>)>,
+    intervals: HashMap<String, TimeInterval>,
+    inhibitor: Inhibitor,
+    /// Firing alerts that match the source side of an inhibit rule.
+    sources: HashMap<Fingerprint, Labels>,
     receivers: HashMap<String, ReceiverSinks>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -105,7 +116,48 @@ struct Dispatcher {
     groups: GroupSet,
 }
 
+fn collect_intervals(route: &RouteNode, into: &mut HashMap<String, (Vec<String>, Vec<String>)>) {
+    into.insert(
+        route.id.clone(),
+        (
+            route.mute_time_intervals.clone(),
+            route.active_time_intervals.clone(),
+        ),
+    );
+    for child in &route.routes {
+        collect_intervals(child, into);
+    }
+}
+
 impl Dispatcher {
+    /// Keeps the inhibit-source index in step with an alert's status.
+    fn track_source(&mut self, fingerprint: Fingerprint, labels: &Labels, firing: bool) {
+        let source = firing
+            && self
+                .inhibitor
+                .rules()
+                .iter()
+                .any(|rule| rule.source.matches(labels));
+        if source {
+            self.sources.insert(fingerprint, labels.clone());
+        } else {
+            self.sources.remove(&fingerprint);
+        }
+    }
+
+    /// Whether the route `route_id` is muted at `now` by its mute or active time intervals.
+    fn muted(&self, route_id: &str, now: DateTime<Utc>) -> bool {
+        let Some((mute, active)) = self.route_intervals.get(route_id) else {
+            return false;
+        };
+        let contains = |name: &String| {
+            self.intervals
+                .get(name)
+                .is_some_and(|interval| interval.contains(now))
+        };
+        mute.iter().any(contains) || (!active.is_empty() && !active.iter().any(contains))
+    }
+
     /// Puts every stored firing alert back into its groups, so nothing is forgotten across a restart.
     async fn restore(&mut self) {
         let now = self.clock.now();
@@ -121,6 +173,7 @@ impl Dispatcher {
                 for stored in alerts {
                     self.groups
                         .add(&self.routes, stored.fingerprint, &stored.alert, now);
+                    self.track_source(stored.fingerprint, &stored.alert.labels, true);
                 }
             }
             Err(error) => tracing::error!(%error, "cannot read stored alerts to rebuild groups"),
@@ -129,15 +182,45 @@ impl Dispatcher {
     }
 
     fn take(&mut self, changes: Vec<StateChange>) {
-        let now = self.clock.now();
         for change in changes {
-            // Resolves need nothing here: a group sees its members' status when it flushes.
-            if change.status == Status::Firing && change.previous != Some(Status::Firing) {
+            let firing = change.status == Status::Firing;
+            self.track_source(change.fingerprint, &change.alert.labels, firing);
+            // Resolves need nothing more: a group sees its members' status when it flushes. Timers count from
+            // when the change was stored, however late it is seen here.
+            if firing && change.previous != Some(Status::Firing) {
                 self.groups
-                    .add(&self.routes, change.fingerprint, &change.alert, now);
+                    .add(&self.routes, change.fingerprint, &change.alert, change.at);
             }
         }
         metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
+    }
+
+    /// What to hold back of a group's alerts: those inhibited by a firing source alert, or everything when muted.
+    fn held(&self, alerts: &[(Fingerprint, Alert)], muted: bool) -> Held {
+        let mut held = Held {
+            muted,
+            ..Held::default()
+        };
+        if muted {
+            metrics::counter!("herald_notifications_suppressed_total", "reason" => "muted")
+                .increment(1);
+            return held;
+        }
+        if self.inhibitor.is_empty() || self.sources.is_empty() {
+            return held;
+        }
+        for (fingerprint, alert) in alerts {
+            let sources = self
+                .sources
+                .iter()
+                .map(|(fingerprint, labels)| (*fingerprint, labels));
+            if self.inhibitor.is_inhibited(&alert.labels, sources) {
+                held.suppressed.insert(*fingerprint);
+                metrics::counter!("herald_notifications_suppressed_total", "reason" => "inhibited")
+                    .increment(1);
+            }
+        }
+        held
     }
 
     async fn flush_due(&mut self) {
@@ -151,8 +234,13 @@ impl Dispatcher {
                 group.key.clone(),
                 group.labels.clone(),
             );
+            let muted = self.muted(&group.route_id, now);
             let members: Vec<Fingerprint> = group.members.iter().copied().collect();
-            let alerts = match self.store.alerts_by_fingerprint(members).await {
+            let alerts: Vec<(Fingerprint, Alert)> = match self
+                .store
+                .alerts_by_fingerprint(members)
+                .await
+            {
                 Ok(stored) => stored
                     .into_iter()
                     .map(|stored| (stored.fingerprint, stored.alert))
@@ -169,7 +257,8 @@ impl Dispatcher {
             let sinks = self.receivers.get(&receiver);
             let send_resolved =
                 sinks.is_some_and(|sinks| sinks.sinks.iter().any(|sink| sink.send_resolved()));
-            let Some(flush) = self.groups.flush(&id, alerts, send_resolved, now) else {
+            let held = self.held(&alerts, muted);
+            let Some(flush) = self.groups.flush(&id, alerts, &held, send_resolved, now) else {
                 continue;
             };
             let Some((reason, alerts)) = flush.send else {
@@ -225,8 +314,18 @@ pub fn start(
         .iter()
         .map(|receiver| (receiver.name.clone(), ReceiverSinks::build(receiver)))
         .collect();
+    let mut route_intervals = HashMap::new();
+    collect_intervals(&routes, &mut route_intervals);
     let mut dispatcher = Dispatcher {
         routes,
+        route_intervals,
+        intervals: settings
+            .time_intervals
+            .iter()
+            .map(|interval| (interval.name().to_string(), interval.clone()))
+            .collect(),
+        inhibitor: Inhibitor::new(settings.inhibit_rules.clone()),
+        sources: HashMap::new(),
         receivers,
         store,
         clock,

@@ -172,3 +172,95 @@ async fn alerts_are_routed_listed_and_filtered_like_alertmanager() {
     );
     herald.stop().await;
 }
+
+const SUPPRESSING: &str = r#"
+route:
+  receiver: sup-default
+  group_by: [alertname, cluster]
+  routes:
+    - receiver: sup-crit
+      matchers: ['severity="critical"']
+    - receiver: sup-warn
+      matchers: ['severity="warning"']
+    - receiver: sup-quiet
+      matchers: ['team="night"']
+      mute_time_intervals: [always]
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [cluster]
+time_intervals:
+  - name: always
+    time_intervals:
+      - times: [{start_time: "00:00", end_time: "24:00"}]
+receivers:
+  - {name: sup-default, log_configs: [{}]}
+  - {name: sup-crit, log_configs: [{}]}
+  - {name: sup-warn, log_configs: [{}]}
+  - {name: sup-quiet, log_configs: [{}]}
+"#;
+
+#[tokio::test]
+async fn inhibited_alerts_wait_for_their_source_and_muted_routes_stay_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new("2026-11-21T12:00:00Z".parse().unwrap());
+    let mut settings = herald::config::load_str(SUPPRESSING, "suppressing.yaml")
+        .unwrap()
+        .settings;
+    settings.storage.backend = StorageBackend::Sqlite {
+        path: dir.path().join("suppressing.db"),
+    };
+    let herald = Herald::start_with_clock(settings, Arc::new(clock.clone())).await;
+    let sent = |text: &str, receiver: &str| {
+        metric(
+            text,
+            "herald_notifications_total",
+            &[("receiver", receiver)],
+        )
+    };
+
+    let body = r#"[
+      {"labels": {"alertname": "ClusterDown", "cluster": "c1", "severity": "critical"}},
+      {"labels": {"alertname": "PodSlow", "cluster": "c1", "severity": "warning"}},
+      {"labels": {"alertname": "PodSlow", "cluster": "c2", "severity": "warning"}},
+      {"labels": {"alertname": "Backup", "team": "night"}}
+    ]"#;
+    assert_eq!(herald.post_json("/api/v2/alerts", body).await.status(), 200);
+    clock.advance(Duration::from_secs(30));
+    wait_for_metric(&herald, "critical and the uninhibited warning", |text| {
+        sent(text, "sup-crit") == 1.0 && sent(text, "sup-warn") == 1.0
+    })
+    .await;
+    let text = herald.metrics().await;
+    assert!(
+        metric(
+            &text,
+            "herald_notifications_suppressed_total",
+            &[("reason", "inhibited")]
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &text,
+            "herald_notifications_suppressed_total",
+            &[("reason", "muted")]
+        ) >= 1.0
+    );
+    assert_eq!(sent(&text, "sup-quiet"), 0.0, "muted by its time interval");
+
+    // The critical alert resolves: its resolve goes out, and the c1 warning it held back is news.
+    let resolved = r#"[{"labels": {"alertname": "ClusterDown", "cluster": "c1", "severity": "critical"},
+                        "endsAt": "2026-11-21T12:00:40Z"}]"#;
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(
+        herald.post_json("/api/v2/alerts", resolved).await.status(),
+        200
+    );
+    clock.advance(Duration::from_secs(300));
+    wait_for_metric(&herald, "the resolve and the released warning", |text| {
+        sent(text, "sup-crit") == 2.0 && sent(text, "sup-warn") == 2.0
+    })
+    .await;
+    assert_eq!(sent(&herald.metrics().await, "sup-quiet"), 0.0);
+    herald.stop().await;
+}
