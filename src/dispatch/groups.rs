@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::group::{Flush, Group, Held, SentEntry, Timers};
 use crate::alert::{Alert, Fingerprint};
 use crate::route::tree::{RouteNode, label_set};
+use crate::store::{GroupRecord, SentRecord};
 
 /// A group's identity in the set: its route's id and its labels (route keys alone are not unique among siblings).
 pub type GroupId = String;
@@ -19,9 +20,104 @@ pub struct GroupSet {
     timers: BTreeSet<(DateTime<Utc>, GroupId)>,
     /// (receiver, group key) -> what was last sent.
     log: HashMap<(String, String), SentEntry>,
+    /// Groups created or rescheduled since the last `take_dirty`.
+    dirty: BTreeSet<GroupId>,
+    /// Groups dropped since the last `take_dirty`.
+    dropped: BTreeSet<GroupId>,
+}
+
+fn timers_of(route: &RouteNode) -> Timers {
+    Timers {
+        group_wait: route.group_wait,
+        group_interval: route.group_interval,
+        repeat_interval: route.repeat_interval,
+    }
 }
 
 impl GroupSet {
+    /// Puts back a stored group. Returns false (and forgets it) when its route no longer exists or no longer gives
+    /// the same key, as after a configuration change.
+    pub fn restore(&mut self, routes: &RouteNode, record: GroupRecord) -> bool {
+        let Some(route) = routes.find(&record.route_id) else {
+            self.dropped.insert(record.id);
+            return false;
+        };
+        if route.group_key(&record.labels) != record.key || route.receiver != record.receiver {
+            self.dropped.insert(record.id);
+            return false;
+        }
+        let mut group = Group::new(
+            record.key,
+            record.route_id,
+            record.receiver,
+            record.labels,
+            timers_of(route),
+            record.next_flush,
+        );
+        group.next_flush = record.next_flush;
+        group.flushed = record.flushed;
+        self.timers.insert((group.next_flush, record.id.clone()));
+        self.groups.insert(record.id, group);
+        true
+    }
+
+    /// Puts back a notification log entry.
+    pub fn restore_sent(&mut self, record: SentRecord) {
+        let entry = SentEntry {
+            firing: record.firing.into_iter().collect(),
+            resolved: record.resolved.into_iter().collect(),
+            at: record.at,
+        };
+        self.log.insert((record.receiver, record.group_key), entry);
+    }
+
+    /// Log entries' firing alerts, by the group they were sent for: after a restart, those that resolved meanwhile
+    /// rejoin their group so their resolve is still sent.
+    pub fn announced_firing(&self) -> Vec<(GroupId, Fingerprint)> {
+        let mut found = Vec::new();
+        for (id, group) in &self.groups {
+            if let Some(entry) = self.log.get(&(group.receiver.clone(), group.key.clone())) {
+                found.extend(
+                    entry
+                        .firing
+                        .iter()
+                        .map(|fingerprint| (id.clone(), *fingerprint)),
+                );
+            }
+        }
+        found
+    }
+
+    /// Adds a member to an existing group.
+    pub fn add_member(&mut self, id: &str, fingerprint: Fingerprint) {
+        if let Some(group) = self.groups.get_mut(id) {
+            group.members.insert(fingerprint);
+        }
+    }
+
+    /// The groups changed and dropped since the last call, to be stored.
+    pub fn take_dirty(&mut self) -> (Vec<GroupRecord>, Vec<GroupId>) {
+        let changed = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|id| {
+                let group = self.groups.get(&id)?;
+                Some(GroupRecord {
+                    id,
+                    key: group.key.clone(),
+                    route_id: group.route_id.clone(),
+                    receiver: group.receiver.clone(),
+                    labels: group.labels.clone(),
+                    next_flush: group.next_flush,
+                    flushed: group.flushed,
+                })
+            })
+            .collect();
+        (
+            changed,
+            std::mem::take(&mut self.dropped).into_iter().collect(),
+        )
+    }
+
     /// Puts a firing alert into the group of every route it matches, creating groups as needed.
     pub fn add(
         &mut self,
@@ -34,11 +130,8 @@ impl GroupSet {
             let labels = route.group_labels(&alert.labels);
             let id = format!("{}:{}", route.id, label_set(&labels));
             let group = self.groups.entry(id.clone()).or_insert_with(|| {
-                let timers = Timers {
-                    group_wait: route.group_wait,
-                    group_interval: route.group_interval,
-                    repeat_interval: route.repeat_interval,
-                };
+                let timers = timers_of(route);
+                self.dirty.insert(id.clone());
                 let group = Group::new(
                     route.group_key(&labels),
                     route.id.clone(),
@@ -54,7 +147,8 @@ impl GroupSet {
             group.add(fingerprint, alert.starts_at, now);
             if group.next_flush != before {
                 self.timers.remove(&(before, id.clone()));
-                self.timers.insert((group.next_flush, id));
+                self.timers.insert((group.next_flush, id.clone()));
+                self.dirty.insert(id);
             }
         }
     }
@@ -101,8 +195,11 @@ impl GroupSet {
         let flush = group.flush(alerts, held, last, send_resolved, now);
         if group.is_empty() {
             self.groups.remove(id);
+            self.dirty.remove(id);
+            self.dropped.insert(id.to_string());
         } else {
             self.timers.insert((group.next_flush, id.to_string()));
+            self.dirty.insert(id.to_string());
         }
         Some(flush)
     }
@@ -113,6 +210,7 @@ impl GroupSet {
             self.timers.remove(&(group.next_flush, id.to_string()));
             group.next_flush = at;
             self.timers.insert((at, id.to_string()));
+            self.dirty.insert(id.to_string());
         }
     }
 

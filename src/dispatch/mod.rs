@@ -20,7 +20,7 @@ use crate::route::inhibit::Inhibitor;
 use crate::route::tree::RouteNode;
 use crate::sinks::log::LogSink;
 use crate::sinks::{Notification, NotifiedAlert, Sink};
-use crate::store::{AlertQuery, StateChange, Store};
+use crate::store::{AlertQuery, SentRecord, StateChange, Store};
 use crate::timeinterval::TimeInterval;
 
 use self::group::Held;
@@ -158,9 +158,24 @@ impl Dispatcher {
         mute.iter().any(contains) || (!active.is_empty() && !active.iter().any(contains))
     }
 
-    /// Puts every stored firing alert back into its groups, so nothing is forgotten across a restart.
+    /// Rebuilds the groups after a start: stored groups with their timers, the notification log, every stored
+    /// firing alert, and the announced alerts that resolved meanwhile (so their resolve is still sent).
     async fn restore(&mut self) {
         let now = self.clock.now();
+        match self.store.groups().await {
+            Ok(groups) => {
+                for record in groups {
+                    self.groups.restore(&self.routes, record);
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot read stored groups"),
+        }
+        match self.store.sent().await {
+            Ok(log) => log
+                .into_iter()
+                .for_each(|record| self.groups.restore_sent(record)),
+            Err(error) => tracing::error!(%error, "cannot read the notification log"),
+        }
         match self
             .store
             .alerts(AlertQuery {
@@ -178,7 +193,22 @@ impl Dispatcher {
             }
             Err(error) => tracing::error!(%error, "cannot read stored alerts to rebuild groups"),
         }
+        for (id, fingerprint) in self.groups.announced_firing() {
+            self.groups.add_member(&id, fingerprint);
+        }
+        self.persist().await;
+    }
+
+    /// Stores the groups changed since the last call.
+    async fn persist(&mut self) {
         metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
+        let (changed, dropped) = self.groups.take_dirty();
+        if changed.is_empty() && dropped.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.save_groups(changed, dropped).await {
+            tracing::warn!(%error, "cannot store aggregation groups; their timers restart if herald does");
+        }
     }
 
     fn take(&mut self, changes: Vec<StateChange>) {
@@ -192,7 +222,6 @@ impl Dispatcher {
                     .add(&self.routes, change.fingerprint, &change.alert, change.at);
             }
         }
-        metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
     }
 
     /// What to hold back of a group's alerts: those inhibited by a firing source alert, or everything when muted.
@@ -291,6 +320,16 @@ impl Dispatcher {
                 deliver(sinks, &notification).await;
             }
             if let Some(entry) = flush.entry {
+                let record = SentRecord {
+                    receiver: receiver.clone(),
+                    group_key: key.clone(),
+                    firing: entry.firing.iter().copied().collect(),
+                    resolved: entry.resolved.iter().copied().collect(),
+                    at: entry.at,
+                };
+                if let Err(error) = self.store.record_sent(record).await {
+                    tracing::warn!(%error, group = %key, "cannot store the notification log entry");
+                }
                 self.groups.record(&receiver, &key, entry);
             }
         }
@@ -357,7 +396,9 @@ pub fn start(
                     break;
                 }
             }
+            dispatcher.persist().await;
         }
+        dispatcher.persist().await;
     });
     (DispatchHandle { sender }, task)
 }

@@ -104,6 +104,14 @@ impl RouteNode {
         all
     }
 
+    /// The route with this id, anywhere in the tree.
+    pub fn find(&self, id: &str) -> Option<&RouteNode> {
+        if self.id == id {
+            return Some(self);
+        }
+        self.routes.iter().find_map(|child| child.find(id))
+    }
+
     /// The labels that name an alert's group on this route: those listed in `group_by` that the alert has, or all.
     pub fn group_labels(&self, labels: &Labels) -> Labels {
         match &self.group_by {

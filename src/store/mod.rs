@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::alert::{Alert, Fingerprint, Status};
+use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::config::{StorageBackend, StorageSettings};
 
 pub use merge::{Existing, merge};
@@ -32,6 +32,28 @@ pub struct StoredAlert {
     pub fingerprint: Fingerprint,
     pub alert: Alert,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An aggregation group's durable part: identity and timer (its members are derived from the stored alerts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub id: String,
+    pub key: String,
+    pub route_id: String,
+    pub receiver: String,
+    pub labels: Labels,
+    pub next_flush: DateTime<Utc>,
+    pub flushed: bool,
+}
+
+/// The notification log's entry for one receiver and group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    pub receiver: String,
+    pub group_key: String,
+    pub firing: Vec<Fingerprint>,
+    pub resolved: Vec<Fingerprint>,
+    pub at: DateTime<Utc>,
 }
 
 /// Which alerts to list.
@@ -96,6 +118,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         fingerprints: Vec<Fingerprint>,
     ) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// Stores changed groups and forgets deleted ones, in one transaction.
+    async fn save_groups(
+        &self,
+        changed: Vec<GroupRecord>,
+        deleted: Vec<String>,
+    ) -> Result<(), StoreError>;
+
+    /// Every stored group.
+    async fn groups(&self) -> Result<Vec<GroupRecord>, StoreError>;
+
+    /// Records what a receiver was told about a group, replacing the previous entry.
+    async fn record_sent(&self, record: SentRecord) -> Result<(), StoreError>;
+
+    /// The whole notification log.
+    async fn sent(&self) -> Result<Vec<SentRecord>, StoreError>;
 
     /// Counts alerts by status at `now`.
     async fn alert_counts(&self, now: DateTime<Utc>) -> Result<AlertCounts, StoreError>;

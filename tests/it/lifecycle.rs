@@ -117,3 +117,75 @@ async fn alert_not_resent_resolves_when_its_end_passes() {
     assert_eq!(all[0]["status"]["state"], "resolved");
     herald.stop().await;
 }
+
+/// The stored next flush of the only group in the database at `db`.
+fn stored_next_flush(db: &std::path::Path) -> Option<i64> {
+    let connection = rusqlite::Connection::open(db).ok()?;
+    connection
+        .query_row("SELECT next_flush FROM groups", [], |row| row.get(0))
+        .ok()
+}
+
+async fn wait_for_next_flush(db: &std::path::Path, at: chrono::DateTime<chrono::Utc>) {
+    let micros = at.timestamp_micros();
+    for _ in 0..600 {
+        if stored_next_flush(db) == Some(micros) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the group's next flush never became {at}: {:?}",
+        stored_next_flush(db)
+    );
+}
+
+#[tokio::test]
+async fn restarts_keep_group_timers_and_send_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("groups.db");
+    let start: chrono::DateTime<chrono::Utc> = "2026-11-21T12:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(start);
+    let boot =
+        || Herald::start_with_clock(settings(&db, "restart-groups"), Arc::new(clock.clone()));
+    let sent = |text: &str| {
+        metric(
+            text,
+            "herald_notifications_total",
+            &[("receiver", "restart-groups")],
+        )
+    };
+    let at = |seconds: i64| start + chrono::Duration::seconds(seconds);
+
+    let herald = boot().await;
+    let body = r#"[{"labels":{"alertname":"Durable"},"startsAt":"2026-11-21T12:00:00Z","endsAt":"2099-01-01T00:00:00Z"}]"#;
+    assert_eq!(herald.post_json("/api/v2/alerts", body).await.status(), 200);
+    wait_for_next_flush(&db, at(30)).await;
+
+    // Stopped during group_wait: the group keeps its timer.
+    clock.set(at(10));
+    herald.stop().await;
+    let herald = boot().await;
+    clock.set(at(29));
+    assert_eq!(sent(&herald.metrics().await), 0.0, "group_wait is not over");
+    clock.set(at(30));
+    wait_for_metric(&herald, "the first notification", |text| sent(text) == 1.0).await;
+    wait_for_next_flush(&db, at(330)).await;
+
+    // Stopped during repeat_interval: nothing is sent again after the restart.
+    clock.set(at(90));
+    herald.stop().await;
+    let herald = boot().await;
+    clock.set(at(330));
+    wait_for_next_flush(&db, at(630)).await;
+    assert_eq!(
+        sent(&herald.metrics().await),
+        1.0,
+        "already sent before the restart"
+    );
+
+    // repeat_interval (4h) after the first notification, it is sent once more.
+    clock.set(at(30 + 4 * 3600));
+    wait_for_metric(&herald, "the repeat", |text| sent(text) == 2.0).await;
+    herald.stop().await;
+}

@@ -18,16 +18,22 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use self::rows::{ALERT_COLUMNS, key, read_alert, to_micros, unavailable};
+use self::rows::{
+    ALERT_COLUMNS, from_micros, json_column, key, read_alert, to_micros, unavailable,
+};
 use self::timing::TimingIndex;
 use self::writer::{Command, Op, Outcome, Writer};
-use super::{AlertCounts, AlertQuery, Health, StateChange, Store, StoreError, StoredAlert};
+use super::{
+    AlertCounts, AlertQuery, GroupRecord, Health, SentRecord, StateChange, Store, StoreError,
+    StoredAlert,
+};
 use crate::alert::{Alert, Fingerprint};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_alerts.sql"),
     include_str!("../migrations/0002_drop_expiry_index.sql"),
+    include_str!("../migrations/0003_groups_and_notification_log.sql"),
 ];
 
 /// Page size for new databases, in bytes.
@@ -228,6 +234,15 @@ impl SqliteStore {
     }
 }
 
+fn expect_count(outcome: Outcome) -> Result<u64, StoreError> {
+    match outcome {
+        Outcome::Count(count) => Ok(count),
+        Outcome::Changes(_) => Err(StoreError::Corrupt(
+            "writer answered changes where a count was due".into(),
+        )),
+    }
+}
+
 fn expect_changes(outcome: Outcome) -> Result<Vec<StateChange>, StoreError> {
     match outcome {
         Outcome::Changes(changes) => Ok(changes),
@@ -252,12 +267,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_resolved(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
-        match self.submit(Op::Purge(ended_before)).await? {
-            Outcome::Count(count) => Ok(count),
-            Outcome::Changes(_) => Err(StoreError::Corrupt(
-                "writer answered changes where a count was due".into(),
-            )),
-        }
+        expect_count(self.submit(Op::Purge(ended_before)).await?)
     }
 
     async fn alerts(&self, query: AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
@@ -303,6 +313,59 @@ impl Store for SqliteStore {
             }
             alerts.sort_by_key(|stored| stored.fingerprint);
             Ok(alerts)
+        })
+        .await
+    }
+
+    async fn save_groups(
+        &self,
+        changed: Vec<GroupRecord>,
+        deleted: Vec<String>,
+    ) -> Result<(), StoreError> {
+        expect_count(self.submit(Op::SaveGroups(changed, deleted)).await?).map(|_| ())
+    }
+
+    async fn groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, group_key, route_id, receiver, labels, next_flush, flushed FROM groups ORDER BY id",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(GroupRecord {
+                    id: row.get(0)?,
+                    key: row.get(1)?,
+                    route_id: row.get(2)?,
+                    receiver: row.get(3)?,
+                    labels: json_column(4, &row.get::<_, String>(4)?)?,
+                    next_flush: from_micros(row.get(5)?)?,
+                    flushed: row.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn record_sent(&self, record: SentRecord) -> Result<(), StoreError> {
+        expect_count(self.submit(Op::RecordSent(record)).await?).map(|_| ())
+    }
+
+    async fn sent(&self) -> Result<Vec<SentRecord>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT receiver, group_key, firing, resolved, sent_at FROM notification_log \
+                 ORDER BY receiver, group_key",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(SentRecord {
+                    receiver: row.get(0)?,
+                    group_key: row.get(1)?,
+                    firing: json_column(2, &row.get::<_, String>(2)?)?,
+                    resolved: json_column(3, &row.get::<_, String>(3)?)?,
+                    at: from_micros(row.get(4)?)?,
+                })
+            })?;
+            rows.collect()
         })
         .await
     }

@@ -12,7 +12,7 @@ use super::HealthState;
 use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
-use crate::store::{Existing, Health, StateChange, StoreError, merge};
+use crate::store::{Existing, GroupRecord, Health, SentRecord, StateChange, StoreError, merge};
 
 /// Most commands folded into one transaction.
 const MAX_BATCH: usize = 256;
@@ -24,6 +24,8 @@ pub(super) enum Op {
     Upsert(Vec<Alert>, DateTime<Utc>),
     ResolveExpired(DateTime<Utc>),
     Purge(DateTime<Utc>),
+    SaveGroups(Vec<GroupRecord>, Vec<String>),
+    RecordSent(SentRecord),
 }
 
 pub(super) enum Outcome {
@@ -161,6 +163,10 @@ fn run_isolated(
         Op::Upsert(alerts, now) => upsert(&savepoint, view, alerts, now).map(Outcome::Changes),
         Op::ResolveExpired(now) => resolve_expired(&savepoint, view, now).map(Outcome::Changes),
         Op::Purge(before) => purge(&savepoint, view, before).map(Outcome::Count),
+        Op::SaveGroups(changed, deleted) => {
+            save_groups(&savepoint, changed, deleted).map(Outcome::Count)
+        }
+        Op::RecordSent(record) => record_sent(&savepoint, record).map(|()| Outcome::Count(1)),
     }?;
     savepoint.commit().map_err(unavailable)?;
     Ok(outcome)
@@ -290,4 +296,60 @@ fn purge(
         }
     }
     Ok(deleted)
+}
+
+fn save_groups(
+    connection: &Connection,
+    changed: Vec<GroupRecord>,
+    deleted: Vec<String>,
+) -> Result<u64, StoreError> {
+    let mut upsert = connection
+        .prepare_cached(
+            "INSERT INTO groups (id, group_key, route_id, receiver, labels, next_flush, flushed) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET next_flush = excluded.next_flush, \
+             flushed = excluded.flushed",
+        )
+        .map_err(unavailable)?;
+    let mut delete = connection
+        .prepare_cached("DELETE FROM groups WHERE id = ?1")
+        .map_err(unavailable)?;
+    let mut count = 0;
+    for group in changed {
+        count += upsert
+            .execute(params![
+                group.id,
+                group.key,
+                group.route_id,
+                group.receiver,
+                json_text(&group.labels)?,
+                to_micros(group.next_flush),
+                group.flushed,
+            ])
+            .map_err(unavailable)? as u64;
+    }
+    for id in deleted {
+        count += delete.execute(params![id]).map_err(unavailable)? as u64;
+    }
+    Ok(count)
+}
+
+fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreError> {
+    let (firing, resolved) = (json_text(&record.firing)?, json_text(&record.resolved)?);
+    let mut statement = connection
+        .prepare_cached(
+            "INSERT INTO notification_log (receiver, group_key, firing, resolved, sent_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing, resolved = excluded.resolved, \
+             sent_at = excluded.sent_at",
+        )
+        .map_err(unavailable)?;
+    statement
+        .execute(params![
+            record.receiver,
+            record.group_key,
+            firing,
+            resolved,
+            to_micros(record.at)
+        ])
+        .map_err(unavailable)?;
+    Ok(())
 }
