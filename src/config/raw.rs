@@ -72,6 +72,7 @@ pub(crate) struct RawRoute {
 #[serde(expecting = "a receiver (a map with name and integrations)")]
 pub(crate) struct RawReceiver {
     pub name: Option<String>,
+    pub max_alerts: Option<String>,
     pub log_configs: Option<Vec<RawLogConfig>>,
 }
 

@@ -96,6 +96,9 @@ pub struct Route {
 #[derive(Debug, Clone)]
 pub struct Receiver {
     pub name: String,
+    /// `max_alerts`: at most this many alerts in one notification (the rest are counted as truncated); `None`
+    /// (unset or 0) for no limit.
+    pub max_alerts: Option<usize>,
     pub log_configs: Vec<LogConfig>,
 }
 

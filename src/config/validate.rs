@@ -231,7 +231,20 @@ impl Checker<'_> {
                     send_resolved: log.send_resolved.unwrap_or(true),
                 })
                 .collect();
-            receivers.push(Receiver { name, log_configs });
+            let max_alerts = match receiver.max_alerts.as_deref() {
+                None => None,
+                Some(value) => self.parse(&format!("receivers[{i}].max_alerts"), Some(value), |value| {
+                    value.parse::<usize>().map_err(|_| {
+                        format!("invalid number {value:?}: expected a non-negative integer (0: no limit)")
+                    })
+                }),
+            }
+            .filter(|limit| *limit > 0);
+            receivers.push(Receiver {
+                name,
+                max_alerts,
+                log_configs,
+            });
         }
         receivers
     }
@@ -995,6 +1008,21 @@ inhibit_rules:
                 "herald.yaml: inhibit_rules[0].source_matchers: invalid type: string \"a=\\\"b\\\"\", expected a \
                  sequence"
             ]
+        );
+    }
+
+    #[test]
+    fn max_alerts_is_optional_zero_means_no_limit() {
+        let yaml = "route: {receiver: a}\nreceivers: [{name: a, max_alerts: 5}, {name: b, max_alerts: 0}, {name: c}]\n";
+        let settings = crate::config::load_str(yaml, "m.yaml").unwrap().settings;
+        let limits: Vec<_> = settings.receivers.iter().map(|r| r.max_alerts).collect();
+        assert_eq!(limits, [Some(5), None, None]);
+        let bad = crate::config::load_str("receivers: [{name: log, max_alerts: many}]\n", "m.yaml")
+            .unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains("receivers[0].max_alerts: invalid number \"many\""),
+            "{bad}"
         );
     }
 }

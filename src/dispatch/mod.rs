@@ -30,6 +30,7 @@ use self::groups::GroupSet;
 #[derive(Debug, Clone)]
 pub struct ReceiverSinks {
     pub name: String,
+    pub max_alerts: Option<usize>,
     pub sinks: Vec<Arc<dyn Sink>>,
 }
 
@@ -42,6 +43,7 @@ impl ReceiverSinks {
             .collect();
         ReceiverSinks {
             name: receiver.name.clone(),
+            max_alerts: receiver.max_alerts,
             sinks,
         }
     }
@@ -295,27 +297,24 @@ impl Dispatcher {
                     .increment(1);
                 continue;
             };
-            let status = if alerts.iter().any(|alert| alert.status == Status::Firing) {
-                Status::Firing
-            } else {
-                Status::Resolved
-            };
-            let notification = Notification {
-                receiver: receiver.clone(),
-                status,
+            let notified = alerts
+                .into_iter()
+                .map(|alert| NotifiedAlert {
+                    fingerprint: alert.fingerprint,
+                    status: alert.status,
+                    alert: alert.alert,
+                })
+                .collect();
+            let max_alerts = sinks.and_then(|sinks| sinks.max_alerts);
+            let notification = Notification::new(
+                receiver.clone(),
                 reason,
-                group_key: key.clone(),
-                group_labels: labels,
-                alerts: alerts
-                    .into_iter()
-                    .map(|alert| NotifiedAlert {
-                        fingerprint: alert.fingerprint,
-                        status: alert.status,
-                        alert: alert.alert,
-                    })
-                    .collect(),
-                external_url: self.external_url.clone(),
-            };
+                key.clone(),
+                labels,
+                notified,
+                max_alerts,
+                self.external_url.clone(),
+            );
             if let Some(sinks) = sinks {
                 deliver(sinks, &notification).await;
             }

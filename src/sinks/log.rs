@@ -64,6 +64,9 @@ pub fn render(notification: &Notification) -> String {
             line.push_str(&format!(" ({})", notified.status));
         }
     }
+    if notification.truncated > 0 {
+        line.push_str(&format!("; and {} more", notification.truncated));
+    }
     line
 }
 
@@ -116,6 +119,9 @@ mod tests {
             reason: Reason::NewAlerts,
             group_key: String::new(),
             group_labels: Labels::from([("alertname".to_string(), "HighLatency".to_string())]),
+            common_labels: Labels::new(),
+            common_annotations: Default::default(),
+            truncated: 0,
             alerts: vec![
                 notified("HighLatency", "web-1", Status::Firing),
                 notified("HighLatency", "web-2", Status::Resolved),

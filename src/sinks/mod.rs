@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::alert::{Alert, Fingerprint, Labels, Status};
+use std::collections::BTreeMap;
+
+use crate::alert::{Alert, Annotations, Fingerprint, Labels, Status};
 pub use crate::dispatch::group::Reason;
 
 /// One alert inside a notification, with its status when the notification was made.
@@ -27,9 +29,67 @@ pub struct Notification {
     pub reason: Reason,
     pub group_key: String,
     pub group_labels: Labels,
+    /// Labels every alert of the notification has, with the same value.
+    pub common_labels: Labels,
+    /// Annotations every alert of the notification has, with the same value.
+    pub common_annotations: Annotations,
     pub alerts: Vec<NotifiedAlert>,
+    /// Alerts left out by the receiver's `max_alerts`.
+    pub truncated: usize,
     /// herald's `server.external_url`, for links back.
     pub external_url: Option<String>,
+}
+
+/// The entries every map has with the same value.
+pub fn common<'a>(
+    mut maps: impl Iterator<Item = &'a BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let Some(first) = maps.next() else {
+        return BTreeMap::new();
+    };
+    let mut common = first.clone();
+    for map in maps {
+        common.retain(|name, value| map.get(name) == Some(value));
+    }
+    common
+}
+
+impl Notification {
+    /// Builds a notification: common labels and annotations come from every alert, then at most `max_alerts` are
+    /// kept.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        receiver: String,
+        reason: Reason,
+        group_key: String,
+        group_labels: Labels,
+        mut alerts: Vec<NotifiedAlert>,
+        max_alerts: Option<usize>,
+        external_url: Option<String>,
+    ) -> Self {
+        let status = if alerts.iter().any(|alert| alert.status == Status::Firing) {
+            Status::Firing
+        } else {
+            Status::Resolved
+        };
+        let common_labels = common(alerts.iter().map(|alert| &alert.alert.labels));
+        let common_annotations = common(alerts.iter().map(|alert| &alert.alert.annotations));
+        let limit = max_alerts.unwrap_or(usize::MAX);
+        let truncated = alerts.len().saturating_sub(limit);
+        alerts.truncate(limit);
+        Notification {
+            receiver,
+            status,
+            reason,
+            group_key,
+            group_labels,
+            common_labels,
+            common_annotations,
+            alerts,
+            truncated,
+            external_url,
+        }
+    }
 }
 
 /// What a destination answered to a successful send.
@@ -70,4 +130,47 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     fn send_resolved(&self) -> bool;
 
     async fn send(&self, notification: &Notification) -> Result<Receipt, SinkError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::test_alert;
+
+    #[test]
+    fn common_parts_and_truncation() {
+        let alerts: Vec<NotifiedAlert> = ["a", "b", "c"]
+            .iter()
+            .map(|instance| {
+                let mut alert = test_alert("Down", &[("instance", instance), ("job", "node")]);
+                alert
+                    .annotations
+                    .insert("runbook".into(), "https://runbooks/down".into());
+                alert
+                    .annotations
+                    .insert("summary".into(), format!("{instance} down"));
+                NotifiedAlert {
+                    fingerprint: alert.fingerprint(),
+                    status: Status::Firing,
+                    alert,
+                }
+            })
+            .collect();
+        let n = Notification::new(
+            "r".into(),
+            Reason::First,
+            "k".into(),
+            Labels::new(),
+            alerts,
+            Some(2),
+            None,
+        );
+        assert_eq!(
+            n.common_labels.keys().collect::<Vec<_>>(),
+            ["alertname", "job"]
+        );
+        assert_eq!(n.common_annotations.keys().collect::<Vec<_>>(), ["runbook"]);
+        assert_eq!((n.alerts.len(), n.truncated), (2, 1));
+        assert_eq!(n.status, Status::Firing);
+    }
 }

@@ -51,6 +51,7 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
         },
         receivers: vec![Receiver {
             name: receiver.into(),
+            max_alerts: None,
             log_configs: vec![LogConfig {
                 send_resolved: true,
             }],
