@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite needs (none yet beyond the Rust toolchain; Prometheus, Alertmanager and PostgreSQL join
-# this list with the tests that drive them).
-packages=()
+# Debian packages the suite needs: prometheus-alertmanager brings amtool, which the end-to-end tests drive against
+# herald. Prometheus and PostgreSQL join this list with the tests that use them.
+packages=(prometheus-alertmanager)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
