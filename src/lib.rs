@@ -57,6 +57,15 @@ pub async fn run_with_clock(
             .map_err(|error| RunError::Config(format!("route: {error}")))?,
     );
     let store = store::open(&settings.storage).await?;
+    let silences = match route::silence::SilenceBook::load(Arc::clone(&store)).await {
+        Ok(book) => Arc::new(book),
+        Err(error) => {
+            if let Err(close) = store.close().await {
+                tracing::warn!(error = %close, "closing the store failed");
+            }
+            return Err(error.into());
+        }
+    };
     let background = CancellationToken::new();
     let (dispatch, dispatcher) = dispatch::start(
         &settings,
@@ -72,12 +81,19 @@ pub async fn run_with_clock(
         settings.storage.resolved_retention,
         background.clone(),
     );
+    let silence_gc = route::silence::spawn_gc(
+        Arc::clone(&silences),
+        Arc::clone(&clock),
+        settings.storage.resolved_retention,
+        background.clone(),
+    );
     let state = http::AppState::new(
         Arc::clone(&settings),
         routes,
         Arc::clone(&store),
         clock,
         dispatch,
+        silences,
     );
     let upkeep = spawn_metrics_upkeep(state.metrics.clone(), background.clone());
     let app = http::router(state);
@@ -105,7 +121,7 @@ pub async fn run_with_clock(
     tracing::info!("shutting down");
 
     background.cancel();
-    for task in [dispatcher, sweeper, upkeep] {
+    for task in [dispatcher, sweeper, silence_gc, upkeep] {
         if let Err(error) = task.await {
             tracing::warn!(%error, "background task ended abnormally");
         }

@@ -49,7 +49,8 @@ pub struct StorageSettings {
     pub backend: StorageBackend,
     /// `storage.busy_timeout`, default 5s: how long a write waits on a locked database before failing.
     pub busy_timeout: Duration,
-    /// `storage.resolved_retention`, default 24h: how long resolved alerts are kept before they are deleted.
+    /// `storage.resolved_retention`, default 24h: how long resolved alerts and expired silences are kept before
+    /// they are deleted.
     pub resolved_retention: Duration,
 }
 

@@ -18,6 +18,11 @@ pub enum ApiError {
     },
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state of what it names (expiring an expired silence).
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body is larger than the limit of {limit} bytes (server.max_body_bytes)")]
     TooLarge { limit: usize },
     #[error("unsupported content type {0:?}: send application/json")]
@@ -67,6 +72,8 @@ impl IntoResponse for ApiError {
                 )
             }
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, json!({ "error": message })),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, json!({ "error": message })),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, json!({ "error": message })),
             ApiError::TooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message }))
             }

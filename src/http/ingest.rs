@@ -15,7 +15,7 @@ use crate::ingest::{self, BodyError, Limits, Parsed};
 type Parser = fn(&[u8], DateTime<Utc>, &Limits) -> Result<Parsed, BodyError>;
 
 /// Accepts `application/json` (with parameters such as charset) and `application/*+json`.
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())

@@ -98,7 +98,8 @@ pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -
 /// `GET /metrics`: everything recorded, plus gauges read from this instance's store at scrape time.
 pub async fn render(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.render();
-    match state.store.alert_counts(state.clock.now()).await {
+    let now = state.clock.now();
+    match state.store.alert_counts(now).await {
         Ok(counts) => {
             text.push_str(
                 "# HELP herald_alerts Stored alerts by state.\n# TYPE herald_alerts gauge\n",
@@ -113,6 +114,13 @@ pub async fn render(State(state): State<AppState>) -> Response {
             ));
         }
         Err(error) => tracing::warn!(%error, "cannot count alerts for metrics"),
+    }
+    text.push_str("# HELP herald_silences Silences by state.\n# TYPE herald_silences gauge\n");
+    for (silence_state, count) in state.silences.counts(now) {
+        text.push_str(&format!(
+            "herald_silences{{state=\"{}\"}} {count}\n",
+            silence_state.as_str()
+        ));
     }
     (
         [(

@@ -6,6 +6,7 @@ mod health;
 mod ingest;
 pub mod metrics;
 mod receivers;
+pub mod silences;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::dispatch::DispatchHandle;
 use crate::ingest::Limits;
+use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
 use crate::store::Store;
 
@@ -31,6 +33,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub dispatch: DispatchHandle,
+    pub silences: Arc<SilenceBook>,
     pub metrics: PrometheusHandle,
     pub limits: Limits,
 }
@@ -42,6 +45,7 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         dispatch: DispatchHandle,
+        silences: Arc<SilenceBook>,
     ) -> Self {
         let limits = Limits {
             resolve_timeout: settings.ingest.resolve_timeout,
@@ -54,6 +58,7 @@ impl AppState {
             store,
             clock,
             dispatch,
+            silences,
             metrics: metrics::handle(),
             limits,
         }
@@ -72,6 +77,14 @@ pub fn router(state: AppState) -> Router {
             ingest::handler(Source::Alertmanager),
         )
         .route("/webhook/grafana", ingest::handler(Source::Grafana))
+        .route(
+            "/api/v2/silences",
+            get(silences::get_silences).post(silences::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(silences::get_silence).delete(silences::delete_silence),
+        )
         .route("/api/v2/receivers", get(receivers::get_receivers))
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))

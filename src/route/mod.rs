@@ -2,4 +2,5 @@
 
 pub mod inhibit;
 pub mod matcher;
+pub mod silence;
 pub mod tree;

@@ -56,6 +56,28 @@ pub struct SentRecord {
     pub at: DateTime<Utc>,
 }
 
+/// One matcher of a stored silence, in the v2 API's shape (`name`, `value`, `isRegex`, `isEqual`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatcherRecord {
+    pub name: String,
+    pub value: String,
+    pub is_regex: bool,
+    pub is_equal: bool,
+}
+
+/// A silence as stored: plain fields, so the store does not depend on the routing model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SilenceRecord {
+    pub id: String,
+    pub matchers: Vec<MatcherRecord>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Which alerts to list.
 #[derive(Debug, Clone, Copy)]
 pub struct AlertQuery {
@@ -134,6 +156,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The whole notification log.
     async fn sent(&self) -> Result<Vec<SentRecord>, StoreError>;
+
+    /// Stores silences (new ones or new versions of stored ones, by id) in one transaction.
+    async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError>;
+
+    /// Stores one silence.
+    async fn save_silence(&self, silence: SilenceRecord) -> Result<(), StoreError> {
+        self.save_silences(vec![silence]).await
+    }
+
+    /// Deletes silences that ended before `ended_before`; returns how many.
+    async fn purge_silences(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Every stored silence, ordered by id.
+    async fn silences(&self) -> Result<Vec<SilenceRecord>, StoreError>;
 
     /// Counts alerts by status at `now`.
     async fn alert_counts(&self, now: DateTime<Utc>) -> Result<AlertCounts, StoreError>;

@@ -24,8 +24,8 @@ use self::rows::{
 use self::timing::TimingIndex;
 use self::writer::{Command, Op, Outcome, Writer};
 use super::{
-    AlertCounts, AlertQuery, GroupRecord, Health, SentRecord, StateChange, Store, StoreError,
-    StoredAlert,
+    AlertCounts, AlertQuery, GroupRecord, Health, SentRecord, SilenceRecord, StateChange, Store,
+    StoreError, StoredAlert,
 };
 use crate::alert::{Alert, Fingerprint};
 
@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_alerts.sql"),
     include_str!("../migrations/0002_drop_expiry_index.sql"),
     include_str!("../migrations/0003_groups_and_notification_log.sql"),
+    include_str!("../migrations/0004_silences.sql"),
 ];
 
 /// Page size for new databases, in bytes.
@@ -363,6 +364,36 @@ impl Store for SqliteStore {
                     firing: json_column(2, &row.get::<_, String>(2)?)?,
                     resolved: json_column(3, &row.get::<_, String>(3)?)?,
                     at: from_micros(row.get(4)?)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError> {
+        expect_count(self.submit(Op::SaveSilences(silences)).await?).map(|_| ())
+    }
+
+    async fn purge_silences(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        expect_count(self.submit(Op::PurgeSilences(ended_before)).await?)
+    }
+
+    async fn silences(&self) -> Result<Vec<SilenceRecord>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, matchers, starts_at, ends_at, created_by, comment, updated_at FROM silences \
+                 ORDER BY id",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(SilenceRecord {
+                    id: row.get(0)?,
+                    matchers: json_column(1, &row.get::<_, String>(1)?)?,
+                    starts_at: from_micros(row.get(2)?)?,
+                    ends_at: from_micros(row.get(3)?)?,
+                    created_by: row.get(4)?,
+                    comment: row.get(5)?,
+                    updated_at: from_micros(row.get(6)?)?,
                 })
             })?;
             rows.collect()

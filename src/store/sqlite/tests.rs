@@ -223,3 +223,77 @@ async fn full_disk_fails_the_write_and_keeps_earlier_data() {
     assert_eq!(stored[0].alert.name(), "kept");
     store.close().await.unwrap();
 }
+
+fn silence_record(id: &str, end: i64) -> SilenceRecord {
+    SilenceRecord {
+        id: id.to_string(),
+        matchers: vec![
+            crate::store::MatcherRecord {
+                name: "alertname".into(),
+                value: "Down".into(),
+                is_regex: false,
+                is_equal: true,
+            },
+            crate::store::MatcherRecord {
+                name: "env".into(),
+                value: "dev|test".into(),
+                is_regex: true,
+                is_equal: false,
+            },
+        ],
+        starts_at: t(0),
+        ends_at: t(end),
+        created_by: "ops".into(),
+        comment: "maintenance window".into(),
+        updated_at: t(0) + chrono::Duration::microseconds(123_456),
+    }
+}
+
+#[tokio::test]
+async fn silences_round_trip_update_by_id_survive_reopen_and_purge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    assert!(store.silences().await.unwrap().is_empty());
+    store.save_silence(silence_record("b", 600)).await.unwrap();
+    store
+        .save_silences(vec![silence_record("a", 300), silence_record("c", 900)])
+        .await
+        .unwrap();
+    let mut changed = silence_record("b", 100);
+    changed.comment = "ended early".into();
+    changed.updated_at = t(100);
+    store.save_silence(changed.clone()).await.unwrap();
+    let expected = vec![silence_record("a", 300), changed, silence_record("c", 900)];
+    assert_eq!(store.silences().await.unwrap(), expected);
+
+    // Matchers are stored in the v2 API's JSON shape.
+    let json: String = store
+        .read(|connection| {
+            connection.query_row("SELECT matchers FROM silences WHERE id = 'a'", [], |row| {
+                row.get(0)
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        serde_json::json!([
+            {"name": "alertname", "value": "Down", "isRegex": false, "isEqual": true},
+            {"name": "env", "value": "dev|test", "isRegex": true, "isEqual": false},
+        ])
+    );
+
+    store.close().await.unwrap();
+    let store = open(&dir).await;
+    assert_eq!(store.silences().await.unwrap(), expected);
+    assert_eq!(store.purge_silences(t(300)).await.unwrap(), 1);
+    let left: Vec<String> = store
+        .silences()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|silence| silence.id)
+        .collect();
+    assert_eq!(left, ["a", "c"]);
+    store.close().await.unwrap();
+}

@@ -12,7 +12,9 @@ use super::HealthState;
 use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
-use crate::store::{Existing, GroupRecord, Health, SentRecord, StateChange, StoreError, merge};
+use crate::store::{
+    Existing, GroupRecord, Health, SentRecord, SilenceRecord, StateChange, StoreError, merge,
+};
 
 /// Most commands folded into one transaction.
 const MAX_BATCH: usize = 256;
@@ -26,6 +28,8 @@ pub(super) enum Op {
     Purge(DateTime<Utc>),
     SaveGroups(Vec<GroupRecord>, Vec<String>),
     RecordSent(SentRecord),
+    SaveSilences(Vec<SilenceRecord>),
+    PurgeSilences(DateTime<Utc>),
 }
 
 pub(super) enum Outcome {
@@ -167,6 +171,8 @@ fn run_isolated(
             save_groups(&savepoint, changed, deleted).map(Outcome::Count)
         }
         Op::RecordSent(record) => record_sent(&savepoint, record).map(|()| Outcome::Count(1)),
+        Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
+        Op::PurgeSilences(before) => purge_silences(&savepoint, before).map(Outcome::Count),
     }?;
     savepoint.commit().map_err(unavailable)?;
     Ok(outcome)
@@ -352,4 +358,40 @@ fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreE
         ])
         .map_err(unavailable)?;
     Ok(())
+}
+
+fn save_silences(connection: &Connection, silences: Vec<SilenceRecord>) -> Result<u64, StoreError> {
+    let mut upsert = connection
+        .prepare_cached(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, \
+             starts_at = excluded.starts_at, ends_at = excluded.ends_at, created_by = excluded.created_by, \
+             comment = excluded.comment, updated_at = excluded.updated_at",
+        )
+        .map_err(unavailable)?;
+    let mut count = 0;
+    for silence in silences {
+        count += upsert
+            .execute(params![
+                silence.id,
+                json_text(&silence.matchers)?,
+                to_micros(silence.starts_at),
+                to_micros(silence.ends_at),
+                silence.created_by,
+                silence.comment,
+                to_micros(silence.updated_at),
+            ])
+            .map_err(unavailable)? as u64;
+    }
+    Ok(count)
+}
+
+fn purge_silences(connection: &Connection, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut delete = connection
+        .prepare_cached("DELETE FROM silences WHERE ends_at < ?1")
+        .map_err(unavailable)?;
+    let deleted = delete
+        .execute(params![to_micros(ended_before)])
+        .map_err(unavailable)?;
+    Ok(deleted as u64)
 }
