@@ -72,6 +72,7 @@ pub async fn run_with_clock(
         Arc::clone(&routes),
         Arc::clone(&store),
         Arc::clone(&clock),
+        Arc::clone(&silences),
         background.clone(),
     );
     let sweeper = dispatch::sweeper::start(

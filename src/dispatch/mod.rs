@@ -17,6 +17,7 @@ use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::clock::Clock;
 use crate::config::{Receiver, Settings};
 use crate::route::inhibit::Inhibitor;
+use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
 use crate::sinks::log::LogSink;
 use crate::sinks::{Notification, NotifiedAlert, Sink};
@@ -109,6 +110,7 @@ struct Dispatcher {
     route_intervals: HashMap<String, (Vec<String>, Vec<String>)>,
     intervals: HashMap<String, TimeInterval>,
     inhibitor: Inhibitor,
+    silences: Arc<SilenceBook>,
     /// Firing alerts that match the source side of an inhibit rule.
     sources: HashMap<Fingerprint, Labels>,
     receivers: HashMap<String, ReceiverSinks>,
@@ -226,8 +228,9 @@ impl Dispatcher {
         }
     }
 
-    /// What to hold back of a group's alerts: those inhibited by a firing source alert, or everything when muted.
-    fn held(&self, alerts: &[(Fingerprint, Alert)], muted: bool) -> Held {
+    /// What to hold back of a group's alerts, in Alertmanager's order: everything when the route is muted by a time
+    /// interval; otherwise alerts inhibited by a firing source alert, then alerts an active silence matches.
+    fn held(&self, alerts: &[(Fingerprint, Alert)], muted: bool, now: DateTime<Utc>) -> Held {
         let mut held = Held {
             muted,
             ..Held::default()
@@ -237,19 +240,22 @@ impl Dispatcher {
                 .increment(1);
             return held;
         }
-        if self.inhibitor.is_empty() || self.sources.is_empty() {
-            return held;
-        }
+        let inhibiting = !self.inhibitor.is_empty() && !self.sources.is_empty();
         for (fingerprint, alert) in alerts {
             let sources = self
                 .sources
                 .iter()
                 .map(|(fingerprint, labels)| (*fingerprint, labels));
-            if self.inhibitor.is_inhibited(&alert.labels, sources) {
-                held.suppressed.insert(*fingerprint);
-                metrics::counter!("herald_notifications_suppressed_total", "reason" => "inhibited")
-                    .increment(1);
-            }
+            let reason = if inhibiting && self.inhibitor.is_inhibited(&alert.labels, sources) {
+                "inhibited"
+            } else if !self.silences.muted_by(&alert.labels, now).is_empty() {
+                "silenced"
+            } else {
+                continue;
+            };
+            held.suppressed.insert(*fingerprint);
+            metrics::counter!("herald_notifications_suppressed_total", "reason" => reason)
+                .increment(1);
         }
         held
     }
@@ -288,7 +294,7 @@ impl Dispatcher {
             let sinks = self.receivers.get(&receiver);
             let send_resolved =
                 sinks.is_some_and(|sinks| sinks.sinks.iter().any(|sink| sink.send_resolved()));
-            let held = self.held(&alerts, muted);
+            let held = self.held(&alerts, muted, now);
             let Some(flush) = self.groups.flush(&id, alerts, &held, send_resolved, now) else {
                 continue;
             };
@@ -344,6 +350,7 @@ pub fn start(
     routes: Arc<RouteNode>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    silences: Arc<SilenceBook>,
     shutdown: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<StateChange>>();
@@ -363,6 +370,7 @@ pub fn start(
             .map(|interval| (interval.name().to_string(), interval.clone()))
             .collect(),
         inhibitor: Inhibitor::new(settings.inhibit_rules.clone()),
+        silences,
         sources: HashMap::new(),
         receivers,
         store,

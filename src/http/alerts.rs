@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::alert::{Annotations, Labels, Status};
+use crate::alert::{Annotations, Fingerprint, Labels, Status};
+use crate::route::inhibit::Inhibitor;
 use crate::route::matcher::{MatchType, Matcher, parse_matcher};
 use crate::store::{AlertQuery, StoredAlert};
 
@@ -47,10 +48,22 @@ pub struct GettableAlert {
     status: AlertStatus,
 }
 
-fn gettable(stored: StoredAlert, receivers: Vec<ReceiverRef>, now: DateTime<Utc>) -> GettableAlert {
+/// Why an alert is held back, for its `status`.
+struct Suppression {
+    silenced_by: Vec<String>,
+    inhibited_by: Vec<String>,
+}
+
+fn gettable(
+    stored: StoredAlert,
+    receivers: Vec<ReceiverRef>,
+    held: Suppression,
+    now: DateTime<Utc>,
+) -> GettableAlert {
     let state = match stored.alert.status_at(now) {
-        Status::Firing => "active",
         Status::Resolved => "resolved",
+        Status::Firing if held.silenced_by.is_empty() && held.inhibited_by.is_empty() => "active",
+        Status::Firing => "suppressed",
     };
     GettableAlert {
         fingerprint: stored.fingerprint.to_string(),
@@ -66,8 +79,8 @@ fn gettable(stored: StoredAlert, receivers: Vec<ReceiverRef>, now: DateTime<Utc>
         receivers,
         status: AlertStatus {
             state,
-            silenced_by: vec![],
-            inhibited_by: vec![],
+            silenced_by: held.silenced_by,
+            inhibited_by: held.inhibited_by,
             muted_by: vec![],
         },
     }
@@ -86,6 +99,8 @@ fn flag(value: &str, name: &str) -> Result<bool, ApiError> {
 /// What a listing asks for.
 struct Filter {
     active: bool,
+    silenced: bool,
+    inhibited: bool,
     include_resolved: bool,
     matchers: Vec<Matcher>,
     receiver: Option<Matcher>,
@@ -94,6 +109,8 @@ struct Filter {
 fn parse_query(params: &[(String, String)]) -> Result<Filter, ApiError> {
     let mut filter = Filter {
         active: true,
+        silenced: true,
+        inhibited: true,
         include_resolved: false,
         matchers: Vec::new(),
         receiver: None,
@@ -103,7 +120,10 @@ fn parse_query(params: &[(String, String)]) -> Result<Filter, ApiError> {
             "active" => filter.active = flag(value, name)?,
             "resolved" => filter.include_resolved = flag(value, name)?,
             // Nothing is silenced, inhibited or unprocessed yet, so these flags select nothing extra.
-            "silenced" | "inhibited" | "unprocessed" => {
+            "silenced" => filter.silenced = flag(value, name)?,
+            "inhibited" => filter.inhibited = flag(value, name)?,
+            // Every stored alert has been processed, so this flag selects nothing extra.
+            "unprocessed" => {
                 flag(value, name)?;
             }
             "filter" => filter.matchers.push(
@@ -143,13 +163,45 @@ pub async fn get_alerts(
         })
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    let inhibitor = Inhibitor::new(state.settings.inhibit_rules.clone());
+    let firing: Vec<(Fingerprint, Labels)> = stored
+        .iter()
+        .filter(|stored| stored.alert.status_at(now) == Status::Firing)
+        .map(|stored| (stored.fingerprint, stored.alert.labels.clone()))
+        .collect();
     let mut alerts = Vec::new();
     for stored in stored {
         let labels = &stored.alert.labels;
-        if !(filter.active || stored.alert.status_at(now) == Status::Resolved)
-            || !filter.matchers.iter().all(|matcher| {
-                matcher.matches(labels.get(&matcher.name).map_or("", String::as_str))
-            })
+        let firing_now = stored.alert.status_at(now) == Status::Firing;
+        if !filter
+            .matchers
+            .iter()
+            .all(|matcher| matcher.matches(labels.get(&matcher.name).map_or("", String::as_str)))
+        {
+            continue;
+        }
+        let held = if firing_now {
+            let sources = firing
+                .iter()
+                .map(|(fingerprint, labels)| (*fingerprint, labels));
+            Suppression {
+                silenced_by: state.silences.muted_by(labels, now),
+                inhibited_by: inhibitor
+                    .inhibited_by(labels, sources)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            }
+        } else {
+            Suppression {
+                silenced_by: vec![],
+                inhibited_by: vec![],
+            }
+        };
+        let unsuppressed = held.silenced_by.is_empty() && held.inhibited_by.is_empty();
+        if (firing_now && unsuppressed && !filter.active)
+            || (!held.silenced_by.is_empty() && !filter.silenced)
+            || (!held.inhibited_by.is_empty() && !filter.inhibited)
         {
             continue;
         }
@@ -168,7 +220,7 @@ pub async fn get_alerts(
         {
             continue;
         }
-        alerts.push(gettable(stored, receivers, now));
+        alerts.push(gettable(stored, receivers, held, now));
     }
     Ok(Json(alerts))
 }

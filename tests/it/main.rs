@@ -1,6 +1,7 @@
 //! Integration tests: herald in-process over real HTTP on loopback, with a temporary SQLite store.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod amtool;
 mod bad_input;
 mod cli;
 mod harness;

@@ -1,0 +1,123 @@
+//! The real `amtool` (Debian's prometheus-alertmanager package, installed by scripts/test.sh) against herald: add a
+//! silence, see the alert suppressed in `amtool alert query`, expire it, see the notification go out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::clock::ManualClock;
+
+use crate::harness::{Herald, metric, settings, wait_for_metric};
+
+/// amtool's path; a missing amtool fails the test with what to do, never skips it.
+fn amtool() -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("amtool"))
+        .find(|candidate| candidate.is_file());
+    match found {
+        Some(path) => path,
+        None => panic!(
+            "amtool is not installed: it comes with Debian's prometheus-alertmanager package, which scripts/test.sh \
+             installs (apt-get install prometheus-alertmanager)"
+        ),
+    }
+}
+
+async fn run(herald: &Herald, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(amtool())
+        .arg(format!("--alertmanager.url=http://{}", herald.addr))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "amtool {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn amtool_silences_suppress_and_release_notifications() {
+    let dir = tempfile::tempdir().unwrap();
+    // amtool stamps silences with the wall clock, so herald's clock starts there and is moved on by hand.
+    let clock = ManualClock::new(chrono::Utc::now());
+    let herald = Herald::start_with_clock(
+        settings(&dir.path().join("amtool.db"), "amtool-rcv"),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let sent = |text: &str| {
+        metric(
+            text,
+            "herald_notifications_total",
+            &[("receiver", "amtool-rcv")],
+        )
+    };
+
+    let id = run(
+        &herald,
+        &[
+            "silence",
+            "add",
+            "alertname=Maintenance",
+            "--comment=planned work",
+            "--author=ops",
+            "--duration=2h",
+        ],
+    )
+    .await;
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 36, "amtool printed the new silence's id: {id:?}");
+    clock.advance(Duration::from_secs(1));
+    let listed = run(&herald, &["silence", "query"]).await;
+    assert!(
+        listed.contains(&id) && listed.contains("planned work"),
+        "{listed}"
+    );
+
+    let body = r#"[{"labels": {"alertname": "Maintenance", "host": "db-1"}}, {"labels": {"alertname": "Loud", "host": "web-1"}}]"#;
+    assert_eq!(herald.post_json("/api/v2/alerts", body).await.status(), 200);
+    let active = run(&herald, &["alert", "query"]).await;
+    assert!(
+        active.contains("Loud") && !active.contains("Maintenance"),
+        "silenced alerts are not listed:\n{active}"
+    );
+    let silenced = run(&herald, &["alert", "query", "--silenced"]).await;
+    assert!(
+        silenced.contains("Maintenance"),
+        "--silenced lists it:\n{silenced}"
+    );
+
+    clock.advance(Duration::from_secs(30));
+    wait_for_metric(&herald, "the unsilenced notification", |text| {
+        sent(text) == 1.0
+    })
+    .await;
+
+    run(&herald, &["silence", "expire", &id]).await;
+    // amtool's own `--expired` view compares with the wall clock, which this test's clock runs ahead of; ask herald.
+    let silence: serde_json::Value = herald
+        .get(&format!("/api/v2/silence/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(silence["status"]["state"], "expired", "{silence}");
+    let active = run(&herald, &["alert", "query"]).await;
+    assert!(
+        active.contains("Maintenance"),
+        "no longer silenced:\n{active}"
+    );
+
+    clock.advance(Duration::from_secs(300));
+    wait_for_metric(&herald, "the released notification", |text| {
+        sent(text) == 2.0
+    })
+    .await;
+    herald.stop().await;
+}
