@@ -19,12 +19,12 @@ fn timestamp(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct ReceiverRef {
     name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AlertStatus {
     state: &'static str,
@@ -33,7 +33,7 @@ struct AlertStatus {
     muted_by: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GettableAlert {
     labels: Labels,
@@ -154,6 +154,52 @@ pub async fn get_alerts(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Vec<GettableAlert>>, ApiError> {
     let filter = parse_query(&params)?;
+    Ok(Json(list(&state, &filter).await?))
+}
+
+/// A group of `GET /api/v2/alerts/groups`.
+#[derive(Debug, Serialize)]
+pub struct AlertGroup {
+    labels: Labels,
+    receiver: ReceiverRef,
+    alerts: Vec<GettableAlert>,
+}
+
+/// `GET /api/v2/alerts/groups`: the listed alerts grouped as the route tree groups them (one entry per route and
+/// group labels), with the same query parameters as `GET /api/v2/alerts`.
+pub async fn get_alert_groups(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Vec<AlertGroup>>, ApiError> {
+    let filter = parse_query(&params)?;
+    let alerts = list(&state, &filter).await?;
+    let mut groups: std::collections::BTreeMap<(String, String), AlertGroup> =
+        std::collections::BTreeMap::new();
+    for alert in alerts {
+        for route in state.routes.matching(&alert.labels) {
+            if let Some(regex) = &filter.receiver
+                && !regex.matches(&route.receiver)
+            {
+                continue;
+            }
+            let labels = route.group_labels(&alert.labels);
+            let group = groups
+                .entry((route.group_key(&labels), route.receiver.clone()))
+                .or_insert_with(|| AlertGroup {
+                    labels,
+                    receiver: ReceiverRef {
+                        name: route.receiver.clone(),
+                    },
+                    alerts: Vec::new(),
+                });
+            group.alerts.push(alert.clone());
+        }
+    }
+    Ok(Json(groups.into_values().collect()))
+}
+
+/// The stored alerts a query selects, in Alertmanager's v2 shape.
+async fn list(state: &AppState, filter: &Filter) -> Result<Vec<GettableAlert>, ApiError> {
     let now = state.clock.now();
     let stored = state
         .store
@@ -222,5 +268,5 @@ pub async fn get_alerts(
         }
         alerts.push(gettable(stored, receivers, held, now));
     }
-    Ok(Json(alerts))
+    Ok(alerts)
 }

@@ -7,6 +7,7 @@ mod ingest;
 pub mod metrics;
 mod receivers;
 pub mod silences;
+mod status;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub silences: Arc<SilenceBook>,
     pub metrics: PrometheusHandle,
     pub limits: Limits,
+    /// When this instance started serving.
+    pub started: chrono::DateTime<chrono::Utc>,
 }
 
 impl AppState {
@@ -52,7 +55,9 @@ impl AppState {
             max_labels_per_alert: settings.ingest.max_labels_per_alert,
             max_alerts_per_request: settings.ingest.max_alerts_per_request,
         };
+        let started = clock.now();
         AppState {
+            started,
             settings,
             routes,
             store,
@@ -85,7 +90,9 @@ pub fn router(state: AppState) -> Router {
             "/api/v2/silence/{id}",
             get(silences::get_silence).delete(silences::delete_silence),
         )
+        .route("/api/v2/alerts/groups", get(alerts::get_alert_groups))
         .route("/api/v2/receivers", get(receivers::get_receivers))
+        .route("/api/v2/status", get(status::get_status))
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))
         .route("/metrics", get(metrics::render))

@@ -119,5 +119,11 @@ async fn amtool_silences_suppress_and_release_notifications() {
         sent(text) == 2.0
     })
     .await;
+
+    let status = run(&herald, &["config", "show"]).await;
+    assert!(
+        status.contains("amtool-rcv"),
+        "amtool reads herald's status:\n{status}"
+    );
     herald.stop().await;
 }

@@ -108,6 +108,45 @@ async fn alerts_are_routed_listed_and_filtered_like_alertmanager() {
         herald.alerts("?receiver=audit").await.is_empty(),
         "receiver regex is anchored"
     );
+    let groups: Value = herald
+        .get("/api/v2/alerts/groups")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let summary: Vec<(String, String, usize)> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let name = g["labels"]["alertname"].as_str().unwrap().to_string();
+            (
+                g["receiver"]["name"].as_str().unwrap().to_string(),
+                name,
+                g["alerts"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(summary.len(), 4, "{groups:#}");
+    for expected in [
+        ("rt-db", "DbDown"),
+        ("rt-web", "WebSlow"),
+        ("rt-audit", "WebSlow"),
+        ("rt-default", "Other"),
+    ] {
+        assert!(
+            summary.contains(&(expected.0.to_string(), expected.1.to_string(), 1)),
+            "{expected:?} in {summary:?}"
+        );
+    }
+    let audit: Value = herald
+        .get("/api/v2/alerts/groups?receiver=rt-audit")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit.as_array().unwrap().len(), 1);
+
     let bad = herald
         .get("/api/v2/alerts?filter=alertname%3D~%22(%22")
         .await;
