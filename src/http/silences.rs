@@ -19,6 +19,7 @@ use super::ingest::check_content_type;
 use crate::ingest::decode;
 use crate::route::matcher::{Matcher, Matchers, parse_matcher};
 use crate::route::silence::{PostableSilence, Silence, SilenceError, api_order};
+use axum::response::{IntoResponse, Response};
 
 fn timestamp(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -112,12 +113,33 @@ pub async fn get_silences(
     ))
 }
 
+/// An error of `POST /api/v2/silences`. Alertmanager's API answers 400 there with a bare JSON string, and amtool
+/// shows that string to the operator, so 400s keep that shape; other errors are herald's usual ones.
+pub struct PostSilenceError(ApiError);
+
+impl From<ApiError> for PostSilenceError {
+    fn from(error: ApiError) -> Self {
+        PostSilenceError(error)
+    }
+}
+
+impl IntoResponse for PostSilenceError {
+    fn into_response(self) -> Response {
+        match self.0 {
+            error @ (ApiError::BadRequest(_) | ApiError::BadBody(_)) => {
+                (StatusCode::BAD_REQUEST, Json(error.to_string())).into_response()
+            }
+            error => error.into_response(),
+        }
+    }
+}
+
 /// `POST /api/v2/silences`: creates a silence, or updates / replaces the one whose `id` is given.
 pub async fn post_silences(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<PostedSilence>, ApiError> {
+) -> Result<Json<PostedSilence>, PostSilenceError> {
     check_content_type(&headers)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -25,6 +25,20 @@ fn amtool() -> PathBuf {
     }
 }
 
+/// amtool's exit code and stderr for a command expected to fail.
+async fn run_failing(herald: &Herald, args: &[&str]) -> (Option<i32>, String) {
+    let output = tokio::process::Command::new(amtool())
+        .arg(format!("--alertmanager.url=http://{}", herald.addr))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
 async fn run(herald: &Herald, args: &[&str]) -> String {
     let output = tokio::process::Command::new(amtool())
         .arg(format!("--alertmanager.url=http://{}", herald.addr))
@@ -119,6 +133,13 @@ async fn amtool_silences_suppress_and_release_notifications() {
         sent(text) == 2.0
     })
     .await;
+
+    let (code, stderr) = run_failing(&herald, &["silence", "add", "foo=\"\"", "--comment=x"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("at least one matcher must not match the empty string"),
+        "amtool shows why:\n{stderr}"
+    );
 
     let status = run(&herald, &["config", "show"]).await;
     assert!(

@@ -318,10 +318,13 @@ async fn invalid_silences_and_queries_get_a_clear_400_and_store_nothing() {
     for (silence, message, field) in cases {
         let (status, answer) = post(&herald, &silence).await;
         assert_eq!(status, 400, "{silence}: {answer}");
-        let error = answer["error"].as_str().unwrap();
+        // Alertmanager's shape for this endpoint: a bare JSON string, which amtool shows as it is.
+        let error = answer
+            .as_str()
+            .unwrap_or_else(|| panic!("a JSON string: {answer}"));
         assert!(error.contains(message), "{message:?} in {answer}");
         if let Some(field) = field {
-            assert_eq!(answer["field"], json!(field), "{answer}");
+            assert!(error.contains(field), "{field:?} in {answer}");
         }
     }
 
@@ -330,7 +333,12 @@ async fn invalid_silences_and_queries_get_a_clear_400_and_store_nothing() {
         .await;
     assert_eq!(response.status(), 400);
     let answer: Value = response.json().await.unwrap();
-    assert!(answer["line"].is_number(), "{answer}");
+    assert!(
+        answer
+            .as_str()
+            .is_some_and(|error| error.contains("line 1")),
+        "{answer}"
+    );
 
     let response = herald
         .client
