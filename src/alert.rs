@@ -176,6 +176,15 @@ pub fn status_at(ends_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Status {
     }
 }
 
+/// A label set from `(name, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn test_labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
 /// A firing, open-ended test alert with `alertname` = `name` and any extra labels.
 #[cfg(test)]
 pub(crate) fn test_alert(name: &str, labels: &[(&str, &str)]) -> Alert {
@@ -196,13 +205,7 @@ pub(crate) fn test_alert(name: &str, labels: &[(&str, &str)]) -> Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::alert::test_labels as labels;
 
     // Expected values are Prometheus's own test vectors (model/signature_test.go, TestMetricToFingerprint).
     #[test]

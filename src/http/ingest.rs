@@ -15,7 +15,7 @@ use crate::ingest::{self, BodyError, Limits, Parsed};
 type Parser = fn(&[u8], DateTime<Utc>, &Limits) -> Result<Parsed, BodyError>;
 
 /// Accepts `application/json` (with parameters such as charset) and `application/*+json`.
-pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
@@ -35,6 +35,24 @@ pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// A JSON request's body: 415 unless the content type is JSON, 413 over `server.max_body_bytes`.
+pub(super) fn json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    check_content_type(headers)?;
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge {
+                limit: state.settings.server.max_body_bytes,
+            }
+        } else {
+            ApiError::BadRequest(format!("cannot read request body: {rejection}"))
+        }
+    })
+}
+
 async fn ingest(
     state: &AppState,
     source: Source,
@@ -46,17 +64,7 @@ async fn ingest(
         metrics::counter!("herald_alerts_invalid_total", "source" => source.as_str())
             .increment(count as u64)
     };
-    check_content_type(headers).inspect_err(|_| invalid(1))?;
-    let body = body.map_err(|rejection| {
-        invalid(1);
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge {
-                limit: state.settings.server.max_body_bytes,
-            }
-        } else {
-            ApiError::BadRequest(format!("cannot read request body: {rejection}"))
-        }
-    })?;
+    let body = json_body(state, headers, body).inspect_err(|_| invalid(1))?;
     let now = state.clock.now();
     let Parsed { alerts, rejected } = parse(&body, now, &state.limits).map_err(|error| {
         invalid(1);

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use super::ingest::check_content_type;
+use super::ingest::json_body;
 use crate::ingest::decode;
 use crate::route::matcher::{Matcher, Matchers, parse_matcher};
 use crate::route::silence::{PostableSilence, Silence, SilenceError, api_order};
@@ -140,16 +140,7 @@ pub async fn post_silences(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PostedSilence>, PostSilenceError> {
-    check_content_type(&headers)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge {
-                limit: state.settings.server.max_body_bytes,
-            }
-        } else {
-            ApiError::BadRequest(format!("cannot read request body: {rejection}"))
-        }
-    })?;
+    let body = json_body(&state, &headers, body)?;
     let posted: PostableSilence = decode(&body).map_err(ApiError::BadBody)?;
     let id = state
         .silences

@@ -148,16 +148,10 @@ impl Inhibitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::test_labels as labels;
     use crate::route::matcher::parse_matchers;
 
     type Pairs<'a> = &'a [(&'a str, &'a str)];
-
-    fn labels(pairs: Pairs<'_>) -> Labels {
-        pairs
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect()
-    }
 
     fn rule(source: &str, target: &str, equal: &[&str]) -> InhibitRule {
         InhibitRule {

@@ -1626,6 +1626,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::alert::test_labels as labels;
     use MatchType::{Equal, NotEqual, NotRegex, Regex};
 
     /// Expected matchers as (name, type, value).
@@ -1635,13 +1636,6 @@ mod tests {
 
     fn m(name: &str, kind: MatchType, value: &str) -> Matcher {
         Matcher::new(name, kind, value).unwrap()
-    }
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn go_quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Labels;
+    use crate::alert::test_labels as labels;
 
     const CONFIG: &str = r#"
 route:
@@ -245,13 +245,6 @@ receivers:
 
     /// An alert's labels and the receivers it must reach.
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn alerts_reach_the_receivers_alertmanager_would_pick() {

@@ -6,6 +6,7 @@ use std::cell::Cell;
 use chrono::Duration;
 
 use super::*;
+use crate::alert::test_labels as labels;
 use crate::route::matcher::parse_matchers;
 
 fn t(second: i64) -> DateTime<Utc> {
@@ -14,13 +15,6 @@ fn t(second: i64) -> DateTime<Utc> {
 
 fn matchers(text: &str) -> Matchers {
     Matchers(parse_matchers(text).unwrap())
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn silence(id: &str, text: &str, start: i64, end: i64) -> Silence {
