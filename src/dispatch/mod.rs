@@ -338,7 +338,6 @@ impl Dispatcher {
                 self.groups.record(&receiver, &key, entry);
             }
         }
-        metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
     }
 }
 
