@@ -44,6 +44,14 @@ fn describe() {
         "herald_notifications_failed_total",
         "Notifications that failed, by receiver, integration and reason."
     );
+    metrics::describe_gauge!(
+        "herald_aggregation_groups",
+        "Aggregation groups the dispatcher holds."
+    );
+    metrics::describe_counter!(
+        "herald_notifications_suppressed_total",
+        "Alerts or flushes held back, by reason: silenced, inhibited, muted (time interval), deduped."
+    );
     metrics::describe_counter!(
         "herald_store_commits_total",
         "Store transactions committed or attempted."
