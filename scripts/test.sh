@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 packages=(prometheus-alertmanager)
 missing=()
 for package in "${packages[@]}"; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    # Only a fully installed package counts (a removed one can linger as "deinstall ok config-files").
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
