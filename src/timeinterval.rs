@@ -427,6 +427,7 @@ impl fmt::Display for Period {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::load_errors;
 
     fn at(rfc3339: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(rfc3339)
@@ -975,15 +976,6 @@ mod tests {
             "times [09:00-17:00, 18:00-24:00], weekdays [monday:friday, saturday], days_of_month [1:5, -3:-1, \
              15], months [january:march, december], years [2020:2022], location Europe/Berlin"
         );
-    }
-
-    fn load_errors(yaml: &str) -> Vec<String> {
-        crate::config::load_str(yaml, "herald.yaml")
-            .unwrap_err()
-            .errors
-            .iter()
-            .map(ToString::to_string)
-            .collect()
     }
 
     #[test]

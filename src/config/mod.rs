@@ -87,6 +87,25 @@ impl fmt::Display for Issue {
     }
 }
 
+/// An identifier as environment variable names and classic Prometheus label names are written:
+/// `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Every error `load_str` reports for `yaml` (named `herald.yaml`), as displayed; for tests.
+#[cfg(test)]
+pub(crate) fn load_errors(yaml: &str) -> Vec<String> {
+    match load_str(yaml, "herald.yaml") {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,7 +88,7 @@ pub(crate) fn expand_env(value: &str, env: EnvLookup<'_>) -> Result<String, Stri
                 return Err("unterminated \"${\" (write \"$${\" for a literal \"${\")".to_owned());
             };
             let name = &after[..end];
-            if !is_env_name(name) {
+            if !super::is_identifier(name) {
                 return Err(format!(
                     "invalid environment variable name {name:?} in \"${{...}}\""
                 ));
@@ -105,14 +105,6 @@ pub(crate) fn expand_env(value: &str, env: EnvLookup<'_>) -> Result<String, Stri
     }
     out.push_str(rest);
     Ok(out)
-}
-
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]

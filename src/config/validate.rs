@@ -365,7 +365,7 @@ impl Checker<'_> {
         }
         let mut seen = HashSet::new();
         for (i, label) in labels.iter().enumerate() {
-            if !is_label_name(label) {
+            if !super::is_identifier(label) {
                 self.error(
                     format!("{path}[{i}]"),
                     format!("invalid label name {label:?}"),
@@ -747,18 +747,10 @@ fn parse_storage_url(url: &str) -> Result<StorageBackend, String> {
     }
 }
 
-/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::load_errors;
 
     #[test]
     fn listen_addresses() {
@@ -850,15 +842,6 @@ mod tests {
                 .contains("hunter2")
         );
         assert!(parse_storage_url("sqlite://").is_err());
-    }
-
-    fn load_errors(yaml: &str) -> Vec<String> {
-        crate::config::load_str(yaml, "herald.yaml")
-            .unwrap_err()
-            .errors
-            .iter()
-            .map(ToString::to_string)
-            .collect()
     }
 
     #[test]

@@ -25,27 +25,28 @@ fn amtool() -> PathBuf {
     }
 }
 
-/// amtool's exit code and stderr for a command expected to fail.
-async fn run_failing(herald: &Herald, args: &[&str]) -> (Option<i32>, String) {
-    let output = tokio::process::Command::new(amtool())
+/// Runs amtool against `herald` with `args`.
+async fn amtool_output(herald: &Herald, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(amtool())
         .arg(format!("--alertmanager.url=http://{}", herald.addr))
         .args(args)
         .output()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// amtool's exit code and stderr for a command expected to fail.
+async fn run_failing(herald: &Herald, args: &[&str]) -> (Option<i32>, String) {
+    let output = amtool_output(herald, args).await;
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).to_string(),
     )
 }
 
+/// amtool's stdout for a command that must succeed.
 async fn run(herald: &Herald, args: &[&str]) -> String {
-    let output = tokio::process::Command::new(amtool())
-        .arg(format!("--alertmanager.url=http://{}", herald.addr))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
+    let output = amtool_output(herald, args).await;
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
