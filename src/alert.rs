@@ -137,7 +137,7 @@ impl FromStr for Source {
 }
 
 /// A normalised alert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub labels: Labels,
     pub annotations: Annotations,

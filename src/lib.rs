@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod clock;
 pub mod config;
+pub mod deliver;
 pub mod dispatch;
 pub mod http;
 pub mod ingest;
@@ -66,10 +67,24 @@ pub async fn run_with_clock(
             return Err(error.into());
         }
     };
+    let client = sinks::http::client()
+        .map_err(|error| RunError::Config(format!("cannot build the HTTP client: {error}")))?;
+    let integrations = Arc::new(deliver::Integrations::build(&settings, &client));
     let background = CancellationToken::new();
+    // The engine stops last, so what the dispatcher queues while stopping is still known to it.
+    let delivery_shutdown = CancellationToken::new();
+    let (deliveries, engine) = deliver::start(
+        Arc::clone(&integrations),
+        &settings.delivery,
+        Arc::clone(&store),
+        Arc::clone(&clock),
+        delivery_shutdown.clone(),
+    );
     let (dispatch, dispatcher) = dispatch::start(
         &settings,
         Arc::clone(&routes),
+        integrations,
+        deliveries.clone(),
         Arc::clone(&store),
         Arc::clone(&clock),
         Arc::clone(&silences),
@@ -80,6 +95,7 @@ pub async fn run_with_clock(
         Arc::clone(&clock),
         dispatch.clone(),
         settings.storage.resolved_retention,
+        settings.delivery.retention,
         background.clone(),
     );
     let silence_gc = route::silence::spawn_gc(
@@ -94,6 +110,7 @@ pub async fn run_with_clock(
         Arc::clone(&store),
         clock,
         dispatch,
+        deliveries,
         silences,
     );
     let upkeep = spawn_metrics_upkeep(state.metrics.clone(), background.clone());
@@ -126,6 +143,11 @@ pub async fn run_with_clock(
         if let Err(error) = task.await {
             tracing::warn!(%error, "background task ended abnormally");
         }
+    }
+    // Sends in flight finish within `delivery.drain_timeout` or go back to pending; pending ones wait in the store.
+    delivery_shutdown.cancel();
+    if let Err(error) = engine.await {
+        tracing::warn!(%error, "delivery engine ended abnormally");
     }
     store.close().await?;
     tracing::info!("store closed");

@@ -19,6 +19,7 @@ pub(crate) struct RawConfig {
     /// Alertmanager's deprecated name for `time_intervals`: same shape, same name space.
     pub mute_time_intervals: Option<Vec<RawTimeInterval>>,
     pub inhibit_rules: Option<Vec<RawInhibitRule>>,
+    pub delivery: RawDelivery,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +29,39 @@ pub(crate) struct RawServer {
     pub max_body_bytes: Option<String>,
     pub external_url: Option<String>,
     pub shutdown_timeout: Option<String>,
+    /// Secrets: each `${VAR}`-expanded.
+    pub admin_tokens: Option<Vec<String>>,
+    /// A file with one token per line.
+    pub admin_tokens_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of delivery settings")]
+pub(crate) struct RawDelivery {
+    pub retry: RawRetry,
+    pub timeout: Option<String>,
+    pub concurrency: Option<String>,
+    pub drain_timeout: Option<String>,
+    pub retention: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    expecting = "a retry policy (a map with initial_backoff, max_backoff, max_attempts, max_age)"
+)]
+pub(crate) struct RawRetry {
+    pub initial_backoff: Option<String>,
+    pub max_backoff: Option<String>,
+    pub max_attempts: Option<String>,
+    pub max_age: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a rate limit (a map with limit, period and burst)")]
+pub(crate) struct RawRateLimit {
+    pub limit: Option<String>,
+    pub period: Option<String>,
+    pub burst: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,12 +108,58 @@ pub(crate) struct RawReceiver {
     pub name: Option<String>,
     pub max_alerts: Option<String>,
     pub log_configs: Option<Vec<RawLogConfig>>,
+    pub webhook_configs: Option<Vec<RawWebhookConfig>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a log config (a map, possibly empty)")]
 pub(crate) struct RawLogConfig {
     pub send_resolved: Option<bool>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
+}
+
+/// `webhook_configs[]`, with Alertmanager's keys (`url`, `url_file`, `send_resolved`, `max_alerts`,
+/// `http_config.authorization`, `http_config.basic_auth`, `timeout`) and herald's (`hmac_secret`, `retry`,
+/// `rate_limit`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a webhook config (a map with url)")]
+pub(crate) struct RawWebhookConfig {
+    pub url: Option<String>,
+    pub url_file: Option<String>,
+    pub send_resolved: Option<bool>,
+    pub max_alerts: Option<String>,
+    pub http_config: Option<RawHttpConfig>,
+    pub hmac_secret: Option<String>,
+    pub hmac_secret_file: Option<String>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an HTTP client config (a map with authorization or basic_auth)")]
+pub(crate) struct RawHttpConfig {
+    pub authorization: Option<RawAuthorization>,
+    pub basic_auth: Option<RawBasicAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an authorization (a map with type and credentials)")]
+pub(crate) struct RawAuthorization {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "basic auth (a map with username and password)")]
+pub(crate) struct RawBasicAuth {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
 }
 
 /// A named time interval: `time_intervals[]` (or the deprecated `mute_time_intervals[]`).

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::Secret;
 use crate::route::inhibit::InhibitRule;
 use crate::timeinterval::TimeInterval;
 
@@ -24,6 +25,7 @@ pub struct Settings {
     pub time_intervals: Vec<TimeInterval>,
     /// `inhibit_rules`, in file order, with their matchers compiled.
     pub inhibit_rules: Vec<InhibitRule>,
+    pub delivery: DeliverySettings,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,56 @@ pub struct ServerSettings {
     pub external_url: Option<String>,
     /// `server.shutdown_timeout`, default 30s: how long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout: Duration,
+    /// `server.admin_tokens`: bearer tokens that may use the operator API and write silences; empty means those
+    /// are open to anyone who can reach herald.
+    pub admin_tokens: Vec<Secret>,
+}
+
+/// `delivery`: how the outbox delivers, and the defaults every integration's `retry` and `timeout` start from.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// `delivery.retry`: the default retry policy.
+    pub retry: RetryPolicy,
+    /// `delivery.timeout`, default 10s: how long one send may take before it counts as failed (retryable).
+    pub timeout: Duration,
+    /// `delivery.concurrency`, default 4: sends in flight at once per receiver (each group and integration keeps
+    /// its order).
+    pub concurrency: usize,
+    /// `delivery.drain_timeout`, default 10s: on shutdown, how long in-flight sends may take before they are
+    /// abandoned and returned to pending.
+    pub drain_timeout: Duration,
+    /// `delivery.retention`, default 168h: how long delivered and dead deliveries and their attempts are kept.
+    pub retention: Duration,
+}
+
+/// `retry`: exponential backoff with full jitter between attempts, and when to give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// `initial_backoff`, default 1s: the backoff ceiling after the first failure; it doubles each attempt.
+    pub initial_backoff: Duration,
+    /// `max_backoff`, default 5m: the largest backoff ceiling.
+    pub max_backoff: Duration,
+    /// `max_attempts`, default 200: a delivery is dead after this many failed attempts.
+    pub max_attempts: u32,
+    /// `max_age`, default 24h: a delivery is dead once this long has passed since it was queued.
+    pub max_age: Duration,
+}
+
+/// `rate_limit`: at most `limit` sends per `period` to one destination, with bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u32,
+    pub period: Duration,
+    pub burst: u32,
+}
+
+/// The delivery options every integration config has: `retry` (defaults from `delivery.retry`), `rate_limit`
+/// (defaults from the service's documented limit; none for webhooks) and `timeout` (default `delivery.timeout`).
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    pub retry: RetryPolicy,
+    pub rate_limit: Option<RateLimit>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,12 +153,13 @@ pub struct Receiver {
     /// (unset or 0) for no limit.
     pub max_alerts: Option<usize>,
     pub log_configs: Vec<LogConfig>,
+    pub webhook_configs: Vec<WebhookConfig>,
 }
 
 impl Receiver {
     /// Number of integration configs of every kind.
     pub fn integration_count(&self) -> usize {
-        self.log_configs.len()
+        self.log_configs.len() + self.webhook_configs.len()
     }
 }
 
@@ -115,6 +168,25 @@ impl Receiver {
 pub struct LogConfig {
     /// `send_resolved`, default true.
     pub send_resolved: bool,
+    pub delivery: DeliveryOptions,
+}
+
+/// `webhook_configs[]`: POST Alertmanager's webhook payload (version 4) to a URL.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `url` or `url_file`: where to POST; a secret (it often carries a token).
+    pub url: Secret,
+    /// `send_resolved`, default true.
+    pub send_resolved: bool,
+    /// The `Authorization` header value, from `http_config.authorization` (`type` + `credentials`) or
+    /// `http_config.basic_auth` (`username` + `password`).
+    pub authorization: Option<Secret>,
+    /// `hmac_secret` or `hmac_secret_file`: when set, each request carries `X-Herald-Timestamp` (Unix seconds) and
+    /// `X-Herald-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
+    pub hmac_secret: Option<Secret>,
+    /// `max_alerts`: at most this many alerts per payload (the rest counted in `truncatedAlerts`); `None` for all.
+    pub max_alerts: Option<usize>,
+    pub delivery: DeliveryOptions,
 }
 
 impl Settings {

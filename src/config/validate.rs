@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod integrations;
+
 use crate::route::inhibit::InhibitRule;
 use crate::route::matcher::{MatchType, Matcher, Matchers, parse_matchers};
 
@@ -17,8 +19,8 @@ use super::raw::{
 };
 use super::secret::{EnvLookup, resolve_secret};
 use super::settings::{
-    GroupBy, IngestSettings, LogConfig, Receiver, Route, ServerSettings, Settings, StorageBackend,
-    StorageSettings,
+    DeliverySettings, GroupBy, IngestSettings, Receiver, Route, ServerSettings, Settings,
+    StorageBackend, StorageSettings,
 };
 use crate::timeinterval::{
     Period, Range, TimeInterval, TimeRange, parse_day_of_month_range, parse_location,
@@ -47,7 +49,11 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
     let server = check.server(&raw.server);
     let storage = check.storage(&raw.storage);
     let ingest = check.ingest(&raw.ingest);
-    let receivers = check.receivers(raw.receivers.as_deref().unwrap_or_default());
+    let delivery = check.delivery(&raw.delivery);
+    let receivers = match &delivery {
+        Some(delivery) => check.receivers(raw.receivers.as_deref().unwrap_or_default(), delivery),
+        None => Vec::new(),
+    };
     let defined: HashSet<&str> = receivers
         .iter()
         .map(|receiver| receiver.name.as_str())
@@ -57,17 +63,20 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
     let interval_names: HashSet<&str> = time_intervals.iter().map(TimeInterval::name).collect();
     check.time_interval_refs(&route, "route", &interval_names);
     let inhibit_rules = check.inhibit_rules(raw.inhibit_rules.as_deref().unwrap_or_default());
-    let settings = match (server, storage, ingest) {
-        (Some(server), Some(storage), Some(ingest)) if check.errors.is_empty() => Some(Settings {
-            origin: origin.to_owned(),
-            server,
-            storage,
-            ingest,
-            route,
-            receivers,
-            time_intervals,
-            inhibit_rules,
-        }),
+    let settings = match (server, storage, ingest, delivery) {
+        (Some(server), Some(storage), Some(ingest), Some(delivery)) if check.errors.is_empty() => {
+            Some(Settings {
+                origin: origin.to_owned(),
+                server,
+                storage,
+                ingest,
+                route,
+                receivers,
+                time_intervals,
+                inhibit_rules,
+                delivery,
+            })
+        }
         _ => None,
     };
     Outcome {
@@ -148,7 +157,9 @@ impl Checker<'_> {
         };
         let shutdown_timeout =
             self.duration("server.shutdown_timeout", raw.shutdown_timeout.as_deref());
+        let admin_tokens = self.admin_tokens(raw);
         Some(ServerSettings {
+            admin_tokens,
             listen: listen?,
             max_body_bytes: max_body_bytes?,
             external_url: external_url.and(raw.external_url.clone()),
@@ -212,7 +223,7 @@ impl Checker<'_> {
         })
     }
 
-    fn receivers(&mut self, raw: &[RawReceiver]) -> Vec<Receiver> {
+    fn receivers(&mut self, raw: &[RawReceiver], delivery: &DeliverySettings) -> Vec<Receiver> {
         let mut seen = HashSet::new();
         let mut receivers = Vec::with_capacity(raw.len());
         for (i, receiver) in raw.iter().enumerate() {
@@ -227,8 +238,22 @@ impl Checker<'_> {
                 .log_configs
                 .iter()
                 .flatten()
-                .map(|log| LogConfig {
-                    send_resolved: log.send_resolved.unwrap_or(true),
+                .enumerate()
+                .map(|(j, log)| {
+                    self.log_config(&format!("receivers[{i}].log_configs[{j}]"), log, delivery)
+                })
+                .collect();
+            let webhook_configs = receiver
+                .webhook_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, webhook)| {
+                    self.webhook_config(
+                        &format!("receivers[{i}].webhook_configs[{j}]"),
+                        webhook,
+                        delivery,
+                    )
                 })
                 .collect();
             let max_alerts = match receiver.max_alerts.as_deref() {
@@ -244,6 +269,7 @@ impl Checker<'_> {
                 name,
                 max_alerts,
                 log_configs,
+                webhook_configs,
             });
         }
         receivers

@@ -1,5 +1,6 @@
 //! The dispatcher: alerts join the aggregation groups of the routes they match, groups flush on their timers (read
-//! on the injected clock), and what the notification log says is news goes to the receivers' integrations.
+//! on the injected clock), and what the notification log says is news is queued in the outbox, one delivery per
+//! integration, together with the log entry.
 
 pub mod group;
 pub mod groups;
@@ -15,40 +16,18 @@ use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::clock::Clock;
-use crate::config::{Receiver, Settings};
+use crate::config::Settings;
+use crate::deliver::{DeliveryHandle, Integration, Integrations};
 use crate::route::inhibit::Inhibitor;
 use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
-use crate::sinks::log::LogSink;
-use crate::sinks::{Notification, NotifiedAlert, Sink};
+use crate::sinks::{Notification, NotifiedAlert};
+use crate::store::delivery::NewDelivery;
 use crate::store::{AlertQuery, SentRecord, StateChange, Store};
 use crate::timeinterval::TimeInterval;
 
 use self::group::Held;
 use self::groups::GroupSet;
-
-/// A receiver's name and its built integrations.
-#[derive(Debug, Clone)]
-pub struct ReceiverSinks {
-    pub name: String,
-    pub max_alerts: Option<usize>,
-    pub sinks: Vec<Arc<dyn Sink>>,
-}
-
-impl ReceiverSinks {
-    pub fn build(receiver: &Receiver) -> Self {
-        let sinks = receiver
-            .log_configs
-            .iter()
-            .map(|config| Arc::new(LogSink::new(config)) as Arc<dyn Sink>)
-            .collect();
-        ReceiverSinks {
-            name: receiver.name.clone(),
-            max_alerts: receiver.max_alerts,
-            sinks,
-        }
-    }
-}
 
 /// Where ingest and the sweeper hand status changes to the dispatcher.
 #[derive(Debug, Clone)]
@@ -70,37 +49,43 @@ impl DispatchHandle {
 /// How long a group whose alerts could not be read waits before it tries again.
 const RETRY_READ: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn deliver(receiver: &ReceiverSinks, notification: &Notification) {
-    for sink in &receiver.sinks {
-        let filtered;
-        let notification = if sink.send_resolved() {
+/// One delivery per integration of the receiver that takes this notification: integrations without
+/// `send_resolved` get only its firing alerts, and nothing when none fires.
+fn deliveries(integrations: &[Integration], notification: &Notification) -> Vec<NewDelivery> {
+    let mut deliveries = Vec::with_capacity(integrations.len());
+    for integration in integrations {
+        let firing_only;
+        let notification = if integration.sink.send_resolved() {
             notification
         } else {
-            let mut firing_only = notification.clone();
-            firing_only
-                .alerts
-                .retain(|alert| alert.status == Status::Firing);
-            if firing_only.alerts.is_empty() {
+            let mut firing = notification.clone();
+            firing.alerts.retain(|alert| alert.status == Status::Firing);
+            if firing.alerts.is_empty() {
                 continue;
             }
-            filtered = firing_only;
-            &filtered
+            firing.status = Status::Firing;
+            firing_only = firing;
+            &firing_only
         };
-        let integration = sink.integration();
-        match sink.send(notification).await {
-            Ok(_) => {
-                metrics::counter!("herald_notifications_total", "receiver" => receiver.name.clone(),
-                    "integration" => integration)
-                .increment(1);
-            }
+        let payload = match serde_json::to_string(notification) {
+            Ok(payload) => payload,
             Err(error) => {
-                tracing::warn!(%error, receiver = %receiver.name, integration, "notification failed");
-                metrics::counter!("herald_notifications_failed_total", "receiver" => receiver.name.clone(),
-                    "integration" => integration, "reason" => error.reason())
-                .increment(1);
+                tracing::error!(%error, receiver = %notification.receiver, "cannot encode a notification");
+                continue;
             }
-        }
+        };
+        deliveries.push(NewDelivery {
+            receiver: notification.receiver.clone(),
+            integration: integration.sink.integration().to_owned(),
+            integration_key: integration.key.clone(),
+            destination: integration.sink.destination(),
+            group_key: notification.group_key.clone(),
+            status: notification.status.as_str().to_owned(),
+            alert_count: notification.alerts.len(),
+            payload,
+        });
     }
+    deliveries
 }
 
 /// The dispatcher's state and what it needs to act.
@@ -113,7 +98,8 @@ struct Dispatcher {
     silences: Arc<SilenceBook>,
     /// Firing alerts that match the source side of an inhibit rule.
     sources: HashMap<Fingerprint, Labels>,
-    receivers: HashMap<String, ReceiverSinks>,
+    integrations: Arc<Integrations>,
+    deliveries: DeliveryHandle,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     external_url: Option<String>,
@@ -291,9 +277,13 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let sinks = self.receivers.get(&receiver);
-            let send_resolved =
-                sinks.is_some_and(|sinks| sinks.sinks.iter().any(|sink| sink.send_resolved()));
+            let integrations = self.integrations.receiver(&receiver);
+            let send_resolved = integrations.is_some_and(|receiver| {
+                receiver
+                    .integrations
+                    .iter()
+                    .any(|integration| integration.sink.send_resolved())
+            });
             let held = self.held(&alerts, muted, now);
             let Some(flush) = self.groups.flush(&id, alerts, &held, send_resolved, now) else {
                 continue;
@@ -311,7 +301,7 @@ impl Dispatcher {
                     alert: alert.alert,
                 })
                 .collect();
-            let max_alerts = sinks.and_then(|sinks| sinks.max_alerts);
+            let max_alerts = integrations.and_then(|receiver| receiver.max_alerts);
             let notification = Notification::new(
                 receiver.clone(),
                 reason,
@@ -321,21 +311,32 @@ impl Dispatcher {
                 max_alerts,
                 self.external_url.clone(),
             );
-            if let Some(sinks) = sinks {
-                deliver(sinks, &notification).await;
-            }
-            if let Some(entry) = flush.entry {
-                let record = SentRecord {
-                    receiver: receiver.clone(),
-                    group_key: key.clone(),
-                    firing: entry.firing.iter().copied().collect(),
-                    resolved: entry.resolved.iter().copied().collect(),
-                    at: entry.at,
-                };
-                if let Err(error) = self.store.record_sent(record).await {
-                    tracing::warn!(%error, group = %key, "cannot store the notification log entry");
+            let deliveries = integrations.map_or_else(Vec::new, |receiver| {
+                deliveries(&receiver.integrations, &notification)
+            });
+            let record = flush.entry.as_ref().map(|entry| SentRecord {
+                receiver: receiver.clone(),
+                group_key: key.clone(),
+                firing: entry.firing.iter().copied().collect(),
+                resolved: entry.resolved.iter().copied().collect(),
+                at: entry.at,
+            });
+            // The deliveries and the log entry are stored together: a notification is queued and logged, or
+            // neither (and the group flushes again shortly).
+            match self.store.enqueue(deliveries, record, now).await {
+                Ok(queued) => {
+                    self.deliveries.queued(queued);
+                    if let Some(entry) = flush.entry {
+                        self.groups.record(&receiver, &key, entry);
+                    }
                 }
-                self.groups.record(&receiver, &key, entry);
+                Err(error) => {
+                    tracing::warn!(%error, group = %key, "cannot queue the notification; trying again shortly");
+                    self.groups.postpone(
+                        &id,
+                        now + chrono::Duration::from_std(RETRY_READ).unwrap_or_default(),
+                    );
+                }
             }
         }
     }
@@ -344,20 +345,18 @@ impl Dispatcher {
 /// Starts the dispatcher task: firing alerts join the aggregation groups of the routes they match; each group
 /// flushes after `group_wait`, then every `group_interval`, and sends what the notification log says is news. It
 /// runs until `shutdown` is cancelled, taking in what was already submitted before it stops.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     settings: &Settings,
     routes: Arc<RouteNode>,
+    integrations: Arc<Integrations>,
+    deliveries: DeliveryHandle,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     silences: Arc<SilenceBook>,
     shutdown: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<StateChange>>();
-    let receivers = settings
-        .receivers
-        .iter()
-        .map(|receiver| (receiver.name.clone(), ReceiverSinks::build(receiver)))
-        .collect();
     let mut route_intervals = HashMap::new();
     collect_intervals(&routes, &mut route_intervals);
     let mut dispatcher = Dispatcher {
@@ -371,7 +370,8 @@ pub fn start(
         inhibitor: Inhibitor::new(settings.inhibit_rules.clone()),
         silences,
         sources: HashMap::new(),
-        receivers,
+        integrations,
+        deliveries,
         store,
         clock,
         external_url: settings.server.external_url.clone(),

@@ -1,4 +1,5 @@
-//! The sweeper: resolves alerts whose `endsAt` passed without a re-send, and deletes resolved alerts past retention.
+//! The sweeper: resolves alerts whose `endsAt` passed without a re-send, and deletes resolved alerts, and delivered
+//! and dead deliveries, past their retention.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub fn start(
     clock: Arc<dyn Clock>,
     dispatch: DispatchHandle,
     resolved_retention: Duration,
+    delivery_retention: Duration,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -39,12 +41,18 @@ pub fn start(
             }
             sweeps = sweeps.wrapping_add(1);
             if sweeps % PURGE_EVERY == 1 {
-                let retention =
-                    chrono::Duration::from_std(resolved_retention).unwrap_or(chrono::Duration::MAX);
-                let cutoff = now
-                    .checked_sub_signed(retention)
-                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-                match store.purge_resolved(cutoff).await {
+                let cutoff = |retention: Duration| {
+                    let retention =
+                        chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+                    now.checked_sub_signed(retention)
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+                };
+                match store.purge_deliveries(cutoff(delivery_retention)).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::debug!(deleted, "deleted deliveries past retention"),
+                    Err(error) => tracing::warn!(%error, "deleting old deliveries failed"),
+                }
+                match store.purge_resolved(cutoff(resolved_retention)).await {
                     Ok(0) => {}
                     Ok(deleted) => {
                         tracing::debug!(deleted, "deleted resolved alerts past retention")

@@ -20,6 +20,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
     /// The request conflicts with the current state of what it names (expiring an expired silence).
     #[error("{0}")]
     Conflict(String),
@@ -73,6 +75,15 @@ impl IntoResponse for ApiError {
             }
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, json!({ "error": message })),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, json!({ "error": message })),
+            ApiError::Unauthorized(_) => {
+                let body = Json(json!({ "error": message }));
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                    body,
+                )
+                    .into_response();
+            }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, json!({ "error": message })),
             ApiError::TooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, json!({ "error": message }))

@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
 use crate::alert::Source;
+use crate::store::delivery::DeliveryState;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -38,11 +39,23 @@ fn describe() {
     );
     metrics::describe_counter!(
         "herald_notifications_total",
-        "Notifications sent, by receiver and integration."
+        "Deliveries a destination accepted, by receiver and integration."
     );
     metrics::describe_counter!(
         "herald_notifications_failed_total",
-        "Notifications that failed, by receiver, integration and reason."
+        "Deliveries given up on (dead), by receiver, integration and reason: permanent or retries_exhausted."
+    );
+    metrics::describe_counter!(
+        "herald_delivery_attempts_total",
+        "Delivery attempts by integration and outcome: delivered, retryable, rate_limited, permanent."
+    );
+    metrics::describe_histogram!(
+        "herald_delivery_latency_seconds",
+        "How long each delivery attempt took, by integration."
+    );
+    metrics::describe_counter!(
+        "herald_rate_limited_total",
+        "Attempts a destination answered with a rate limit (429 or its equivalent), by integration."
     );
     metrics::describe_gauge!(
         "herald_aggregation_groups",
@@ -122,6 +135,22 @@ pub async fn render(State(state): State<AppState>) -> Response {
             ));
         }
         Err(error) => tracing::warn!(%error, "cannot count alerts for metrics"),
+    }
+    match state.store.delivery_counts().await {
+        Ok(counts) => {
+            text.push_str("# HELP herald_deliveries Stored deliveries by state.\n# TYPE herald_deliveries gauge\n");
+            for delivery_state in DeliveryState::ALL {
+                let count = counts
+                    .iter()
+                    .find(|(counted, _)| *counted == delivery_state)
+                    .map_or(0, |(_, count)| *count);
+                text.push_str(&format!(
+                    "herald_deliveries{{state=\"{}\"}} {count}\n",
+                    delivery_state.as_str()
+                ));
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot count deliveries for metrics"),
     }
     text.push_str("# HELP herald_silences Silences by state.\n# TYPE herald_silences gauge\n");
     for (silence_state, count) in state.silences.counts(now) {

@@ -1,6 +1,8 @@
 //! The HTTP surface: shared state and the router (Alertmanager-compatible API, webhooks, health, metrics).
 
 mod alerts;
+mod auth;
+mod deliveries;
 pub mod error;
 mod health;
 mod ingest;
@@ -20,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::alert::Source;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::deliver::DeliveryHandle;
 use crate::dispatch::DispatchHandle;
 use crate::ingest::Limits;
 use crate::route::silence::SilenceBook;
@@ -34,6 +37,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub dispatch: DispatchHandle,
+    pub deliveries: DeliveryHandle,
     pub silences: Arc<SilenceBook>,
     pub metrics: PrometheusHandle,
     pub limits: Limits,
@@ -48,6 +52,7 @@ impl AppState {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         dispatch: DispatchHandle,
+        deliveries: DeliveryHandle,
         silences: Arc<SilenceBook>,
     ) -> Self {
         let limits = Limits {
@@ -63,6 +68,7 @@ impl AppState {
             store,
             clock,
             dispatch,
+            deliveries,
             silences,
             metrics: metrics::handle(),
             limits,
@@ -96,6 +102,23 @@ pub fn router(state: AppState) -> Router {
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .route("/api/herald/v1/deliveries", get(deliveries::list))
+        .route(
+            "/api/herald/v1/deliveries/retry",
+            axum::routing::post(deliveries::retry_many),
+        )
+        .route(
+            "/api/herald/v1/deliveries/{id}",
+            get(deliveries::show).delete(deliveries::discard),
+        )
+        .route(
+            "/api/herald/v1/deliveries/{id}/retry",
+            axum::routing::post(deliveries::retry_one),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::admin_guard,
+        ))
         .route_layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

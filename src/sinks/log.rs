@@ -80,6 +80,10 @@ impl Sink for LogSink {
         self.send_resolved
     }
 
+    fn destination(&self) -> String {
+        "log".to_owned()
+    }
+
     async fn send(&self, notification: &Notification) -> Result<Receipt, SinkError> {
         let line = render(notification);
         tracing::info!(
@@ -89,7 +93,7 @@ impl Sink for LogSink {
             alerts = notification.alerts.len(),
             "{line}"
         );
-        Ok(Receipt { detail: line })
+        Ok(Receipt::default())
     }
 }
 

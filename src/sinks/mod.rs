@@ -1,6 +1,8 @@
 //! Sinks: the `Sink` trait every integration implements, the notification it receives, and how a send can fail.
 
+pub mod http;
 pub mod log;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -12,15 +14,16 @@ use crate::alert::{Alert, Annotations, Fingerprint, Labels, Status};
 pub use crate::dispatch::group::Reason;
 
 /// One alert inside a notification, with its status when the notification was made.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NotifiedAlert {
     pub fingerprint: Fingerprint,
     pub status: Status,
     pub alert: Alert,
 }
 
-/// What a receiver is told: a group of alerts and their state.
-#[derive(Debug, Clone, PartialEq)]
+/// What a receiver is told: a group of alerts and their state. Stored with each delivery (as JSON), so its fields
+/// only grow with serde defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Notification {
     pub receiver: String,
     /// Firing when any alert of the group fires.
@@ -92,30 +95,81 @@ impl Notification {
     }
 }
 
+/// What a destination answered, as kept in a delivery's audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Response {
+    /// The HTTP status code, when the destination speaks HTTP.
+    pub status: Option<u16>,
+    /// The start of the body (at most `RESPONSE_KEEP` bytes), with the integration's secrets redacted.
+    pub body: String,
+    /// Asked to slow down (its rate-limit budget is nearly spent): wait this long before the destination's next
+    /// send, even after a success.
+    #[serde(skip)]
+    pub slow_down: Option<Duration>,
+}
+
+/// How much of a response body an attempt keeps.
+pub const RESPONSE_KEEP: usize = 1024;
+
 /// What a destination answered to a successful send.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Receipt {
-    pub detail: String,
+    pub response: Option<Response>,
 }
 
-/// Why a send failed; the caller decides what to do about it.
+/// Why a send failed; the delivery engine decides what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
-    #[error("retryable: {0}")]
-    Retryable(String),
+    /// Worth trying again after a backoff (connection refused, timeout, 5xx).
+    #[error("{reason}")]
+    Retryable {
+        reason: String,
+        response: Option<Response>,
+    },
+    /// The destination asked to wait: `retry_after` when it said how long.
     #[error("rate limited{}", retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64())).unwrap_or_default())]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("permanent: {0}")]
-    Permanent(String),
+    RateLimited {
+        retry_after: Option<Duration>,
+        response: Option<Response>,
+    },
+    /// Trying again cannot help (bad request, bad credentials, unknown channel).
+    #[error("{reason}")]
+    Permanent {
+        reason: String,
+        response: Option<Response>,
+    },
 }
 
 impl SinkError {
-    /// A bounded label for metrics.
+    pub fn retryable(reason: impl Into<String>) -> Self {
+        SinkError::Retryable {
+            reason: reason.into(),
+            response: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        SinkError::Permanent {
+            reason: reason.into(),
+            response: None,
+        }
+    }
+
+    /// A bounded label for metrics and the audit trail.
     pub fn reason(&self) -> &'static str {
         match self {
-            SinkError::Retryable(_) => "retryable",
+            SinkError::Retryable { .. } => "retryable",
             SinkError::RateLimited { .. } => "rate_limited",
-            SinkError::Permanent(_) => "permanent",
+            SinkError::Permanent { .. } => "permanent",
+        }
+    }
+
+    /// What the destination answered, when it answered.
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            SinkError::Retryable { response, .. }
+            | SinkError::RateLimited { response, .. }
+            | SinkError::Permanent { response, .. } => response.as_ref(),
         }
     }
 }
@@ -128,6 +182,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
 
     /// Whether resolved notifications are sent to it (`send_resolved`).
     fn send_resolved(&self) -> bool;
+
+    /// Names the destination for rate limiting: integrations with the same destination (one webhook URL, one
+    /// Slack channel, one Jira site) share its limit and its pauses. Secrets in it are hashed, so it can be stored
+    /// and shown.
+    fn destination(&self) -> String;
 
     async fn send(&self, notification: &Notification) -> Result<Receipt, SinkError>;
 }

@@ -1,5 +1,6 @@
 //! The store: the `Store` trait every caller uses, its shared types and errors; backends live beside it.
 
+pub mod delivery;
 mod merge;
 mod sqlite;
 
@@ -10,6 +11,10 @@ use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::config::{StorageBackend, StorageSettings};
+use crate::store::delivery::{
+    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, NewDelivery,
+    RetrySelection,
+};
 
 pub use merge::{Existing, merge};
 pub use sqlite::SqliteStore;
@@ -170,6 +175,62 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every stored silence, ordered by id.
     async fn silences(&self) -> Result<Vec<SilenceRecord>, StoreError>;
+
+    /// Queues deliveries and records the notification log entry they carry, in one transaction: a notification
+    /// is either queued and logged, or neither. Returns the stored deliveries.
+    async fn enqueue(
+        &self,
+        deliveries: Vec<NewDelivery>,
+        sent: Option<SentRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Moves pending deliveries (and in-flight ones whose lease has passed) to in flight until `lease_until`;
+    /// returns the ids it took.
+    async fn claim(
+        &self,
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Stores an attempt and what became of its delivery (and a pause of its destination), in one transaction.
+    async fn finish(&self, finished: Finished) -> Result<(), StoreError>;
+
+    /// Returns in-flight deliveries to pending, due at `now`; returns how many.
+    async fn release(&self, ids: Vec<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Sends deliveries again: back to pending now, with a fresh attempt budget and age. In-flight ones are left
+    /// alone. Returns those it changed.
+    async fn retry_deliveries(
+        &self,
+        selection: RetrySelection,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Deletes a delivery and its attempts, unless it is in flight.
+    async fn discard_delivery(&self, id: i64) -> Result<Discard, StoreError>;
+
+    /// Deletes delivered and dead deliveries last changed before `before`; returns how many.
+    async fn purge_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Pending and in-flight deliveries, oldest first: the work to resume at start.
+    async fn open_deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// A delivery's notification (JSON).
+    async fn delivery_payload(&self, id: i64) -> Result<Option<String>, StoreError>;
+
+    /// Deliveries, newest first.
+    async fn deliveries(&self, query: DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// One delivery with its payload and attempts.
+    async fn delivery(&self, id: i64) -> Result<Option<DeliveryDetail>, StoreError>;
+
+    /// Number of deliveries per state (states with none are left out).
+    async fn delivery_counts(&self) -> Result<Vec<(DeliveryState, u64)>, StoreError>;
+
+    /// Destinations told to wait beyond `now`, and until when.
+    async fn pauses(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 
     /// Counts alerts by status at `now`.
     async fn alert_counts(&self, now: DateTime<Utc>) -> Result<AlertCounts, StoreError>;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use herald::clock::{Clock, SystemClock};
 use herald::config::{
-    GroupBy, IngestSettings, LogConfig, Receiver, Route, ServerSettings, Settings, StorageBackend,
-    StorageSettings,
+    DeliveryOptions, DeliverySettings, GroupBy, IngestSettings, LogConfig, Receiver, Route, Secret,
+    ServerSettings, Settings, StorageBackend, StorageSettings, WebhookConfig,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
             max_body_bytes: 64 * 1024,
             external_url: None,
             shutdown_timeout: Duration::from_secs(10),
+            admin_tokens: vec![],
         },
         storage: StorageSettings {
             backend: StorageBackend::Sqlite {
@@ -54,10 +55,53 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
             max_alerts: None,
             log_configs: vec![LogConfig {
                 send_resolved: true,
+                delivery: delivery_options(),
             }],
+            webhook_configs: vec![],
         }],
         time_intervals: vec![],
         inhibit_rules: vec![],
+        delivery: default_delivery(),
+    }
+}
+
+/// Settings whose one receiver, `receiver`, POSTs to the webhook at `url`; groups by alertname and notifies at
+/// once (group_wait 0).
+pub fn webhook_settings(
+    db: &Path,
+    receiver: &str,
+    url: &str,
+    delivery: DeliveryOptions,
+) -> Settings {
+    let mut settings = settings(db, receiver);
+    settings.route.group_wait = Duration::ZERO;
+    settings.receivers[0].log_configs.clear();
+    settings.receivers[0].webhook_configs.push(WebhookConfig {
+        url: Secret::new(url),
+        send_resolved: true,
+        authorization: None,
+        hmac_secret: None,
+        max_alerts: None,
+        delivery,
+    });
+    settings
+}
+
+/// The embedded default's `delivery` section.
+pub fn default_delivery() -> DeliverySettings {
+    herald::config::load_str("", "defaults")
+        .unwrap()
+        .settings
+        .delivery
+}
+
+/// An integration's delivery options as the embedded default sets them.
+pub fn delivery_options() -> DeliveryOptions {
+    let delivery = default_delivery();
+    DeliveryOptions {
+        retry: delivery.retry,
+        rate_limit: None,
+        timeout: delivery.timeout,
     }
 }
 
@@ -118,6 +162,42 @@ impl Herald {
         let response = self.get(&format!("/api/v2/alerts{query}")).await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
+    }
+
+    /// `GET /api/herald/v1/deliveries{query}`'s list.
+    pub async fn deliveries(&self, query: &str) -> Vec<serde_json::Value> {
+        let response = self.get(&format!("/api/herald/v1/deliveries{query}")).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["deliveries"].as_array().unwrap().clone()
+    }
+
+    /// `GET /api/herald/v1/deliveries/{id}`: the delivery, its notification and attempts.
+    pub async fn delivery(&self, id: i64) -> serde_json::Value {
+        let response = self.get(&format!("/api/herald/v1/deliveries/{id}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Polls delivery `id` until `done` holds on it (a real event: its stored state), failing after a generous
+    /// bound; returns it.
+    pub async fn wait_for_delivery(
+        &self,
+        id: i64,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..1200 {
+            let detail = self.delivery(id).await;
+            if done(&detail) {
+                return detail;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "delivery {id} never became {what}: {:#}",
+            self.delivery(id).await
+        );
     }
 
     pub async fn metrics(&self) -> String {

@@ -4,8 +4,11 @@
 mod amtool;
 mod bad_input;
 mod cli;
+mod crash;
+mod delivery;
 mod harness;
 mod ingest;
 mod lifecycle;
+mod receiver;
 mod routing;
 mod silences;

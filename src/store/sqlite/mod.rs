@@ -2,6 +2,7 @@
 //! checkpointer thread, and a separate connection for reads.
 
 mod checkpoint;
+mod outbox;
 mod rows;
 mod timing;
 mod writer;
@@ -28,6 +29,10 @@ use super::{
     StoreError, StoredAlert,
 };
 use crate::alert::{Alert, Fingerprint};
+use crate::store::delivery::{
+    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, NewDelivery,
+    RetrySelection,
+};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -35,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_drop_expiry_index.sql"),
     include_str!("../migrations/0003_groups_and_notification_log.sql"),
     include_str!("../migrations/0004_silences.sql"),
+    include_str!("../migrations/0005_deliveries.sql"),
 ];
 
 /// Page size for new databases, in bytes.
@@ -235,21 +241,30 @@ impl SqliteStore {
     }
 }
 
+fn mismatch<T>(due: &str) -> Result<T, StoreError> {
+    Err(StoreError::Corrupt(format!(
+        "writer answered something else where {due} was due"
+    )))
+}
+
 fn expect_count(outcome: Outcome) -> Result<u64, StoreError> {
     match outcome {
         Outcome::Count(count) => Ok(count),
-        Outcome::Changes(_) => Err(StoreError::Corrupt(
-            "writer answered changes where a count was due".into(),
-        )),
+        _ => mismatch("a count"),
     }
 }
 
 fn expect_changes(outcome: Outcome) -> Result<Vec<StateChange>, StoreError> {
     match outcome {
         Outcome::Changes(changes) => Ok(changes),
-        Outcome::Count(_) => Err(StoreError::Corrupt(
-            "writer answered a count where changes were due".into(),
-        )),
+        _ => mismatch("changes"),
+    }
+}
+
+fn expect_deliveries(outcome: Outcome) -> Result<Vec<DeliveryRecord>, StoreError> {
+    match outcome {
+        Outcome::Deliveries(deliveries) => Ok(deliveries),
+        _ => mismatch("deliveries"),
     }
 }
 
@@ -416,6 +431,82 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn enqueue(
+        &self,
+        deliveries: Vec<NewDelivery>,
+        sent: Option<SentRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        expect_deliveries(self.submit(Op::Enqueue(deliveries, sent, now)).await?)
+    }
+
+    async fn claim(
+        &self,
+        ids: Vec<i64>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        match self.submit(Op::Claim(ids, now, lease_until)).await? {
+            Outcome::Ids(ids) => Ok(ids),
+            _ => mismatch("ids"),
+        }
+    }
+
+    async fn finish(&self, finished: Finished) -> Result<(), StoreError> {
+        expect_count(self.submit(Op::Finish(Box::new(finished))).await?).map(|_| ())
+    }
+
+    async fn release(&self, ids: Vec<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        expect_count(self.submit(Op::Release(ids, now)).await?)
+    }
+
+    async fn retry_deliveries(
+        &self,
+        selection: RetrySelection,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        expect_deliveries(self.submit(Op::Retry(selection, now)).await?)
+    }
+
+    async fn discard_delivery(&self, id: i64) -> Result<Discard, StoreError> {
+        match self.submit(Op::Discard(id)).await? {
+            Outcome::Discard(discard) => Ok(discard),
+            _ => mismatch("a discard"),
+        }
+    }
+
+    async fn purge_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        expect_count(self.submit(Op::PurgeDeliveries(before)).await?)
+    }
+
+    async fn open_deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.read(outbox::open_deliveries).await
+    }
+
+    async fn delivery_payload(&self, id: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |connection| outbox::payload(connection, id))
+            .await
+    }
+
+    async fn deliveries(&self, query: DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.read(move |connection| outbox::list(connection, &query))
+            .await
+    }
+
+    async fn delivery(&self, id: i64) -> Result<Option<DeliveryDetail>, StoreError> {
+        self.read(move |connection| outbox::detail(connection, id))
+            .await
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<(DeliveryState, u64)>, StoreError> {
+        self.read(outbox::counts).await
+    }
+
+    async fn pauses(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        self.read(move |connection| outbox::pauses(connection, now))
+            .await
     }
 
     fn health(&self) -> Health {

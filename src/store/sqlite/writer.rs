@@ -9,9 +9,11 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::HealthState;
+use super::outbox;
 use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
+use crate::store::delivery::{DeliveryRecord, Discard, Finished, NewDelivery, RetrySelection};
 use crate::store::{
     Existing, GroupRecord, Health, SentRecord, SilenceRecord, StateChange, StoreError, merge,
 };
@@ -30,11 +32,21 @@ pub(super) enum Op {
     RecordSent(SentRecord),
     SaveSilences(Vec<SilenceRecord>),
     PurgeSilences(DateTime<Utc>),
+    Enqueue(Vec<NewDelivery>, Option<SentRecord>, DateTime<Utc>),
+    Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>),
+    Finish(Box<Finished>),
+    Release(Vec<i64>, DateTime<Utc>),
+    Retry(RetrySelection, DateTime<Utc>),
+    Discard(i64),
+    PurgeDeliveries(DateTime<Utc>),
 }
 
 pub(super) enum Outcome {
     Changes(Vec<StateChange>),
     Count(u64),
+    Deliveries(Vec<DeliveryRecord>),
+    Ids(Vec<i64>),
+    Discard(Discard),
 }
 
 pub(super) struct Command {
@@ -173,6 +185,17 @@ fn run_isolated(
         Op::RecordSent(record) => record_sent(&savepoint, record).map(|()| Outcome::Count(1)),
         Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
         Op::PurgeSilences(before) => purge_silences(&savepoint, before).map(Outcome::Count),
+        Op::Enqueue(deliveries, sent, now) => {
+            outbox::enqueue(&savepoint, deliveries, sent, now).map(Outcome::Deliveries)
+        }
+        Op::Claim(ids, now, lease) => outbox::claim(&savepoint, ids, now, lease).map(Outcome::Ids),
+        Op::Finish(finished) => outbox::finish(&savepoint, *finished).map(|()| Outcome::Count(1)),
+        Op::Release(ids, now) => outbox::release(&savepoint, ids, now).map(Outcome::Count),
+        Op::Retry(selection, now) => {
+            outbox::retry(&savepoint, selection, now).map(Outcome::Deliveries)
+        }
+        Op::Discard(id) => outbox::discard(&savepoint, id).map(Outcome::Discard),
+        Op::PurgeDeliveries(before) => outbox::purge(&savepoint, before).map(Outcome::Count),
     }?;
     savepoint.commit().map_err(unavailable)?;
     Ok(outcome)
@@ -339,7 +362,7 @@ fn save_groups(
     Ok(count)
 }
 
-fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreError> {
+pub(super) fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreError> {
     let (firing, resolved) = (json_text(&record.firing)?, json_text(&record.resolved)?);
     let mut statement = connection
         .prepare_cached(

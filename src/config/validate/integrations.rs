@@ -1,0 +1,373 @@
+//! Validation of delivery settings and of integration configs: `delivery`, each integration's `retry`,
+//! `rate_limit` and `timeout`, `webhook_configs`, and `server.admin_tokens`.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::Checker;
+use crate::config::Secret;
+use crate::config::raw::{
+    RawDelivery, RawHttpConfig, RawLogConfig, RawRateLimit, RawRetry, RawServer, RawWebhookConfig,
+};
+use crate::config::secret::{expand_env, resolve_secret};
+use crate::config::settings::{
+    DeliveryOptions, DeliverySettings, LogConfig, RateLimit, RetryPolicy, WebhookConfig,
+};
+
+/// Fallbacks for a `delivery.retry` whose keys were overridden with nothing; they equal the embedded default.
+const FALLBACK_RETRY: RetryPolicy = RetryPolicy {
+    initial_backoff: Duration::from_secs(1),
+    max_backoff: Duration::from_secs(300),
+    max_attempts: 200,
+    max_age: Duration::from_secs(24 * 3600),
+};
+
+impl Checker<'_> {
+    fn attempts(&mut self, path: &str, value: Option<&str>) -> Option<u32> {
+        self.parse(path, value, |value| match value.parse::<u32>() {
+            Ok(0) => Err("must be greater than 0".to_owned()),
+            Ok(count) => Ok(count),
+            Err(_) => Err(format!(
+                "invalid number {value:?}: expected a positive integer"
+            )),
+        })
+    }
+
+    /// A retry policy at `path`; keys left out take `base`'s values.
+    fn retry(&mut self, path: &str, raw: Option<&RawRetry>, base: RetryPolicy) -> RetryPolicy {
+        let Some(raw) = raw else {
+            return base;
+        };
+        let mut policy = base;
+        if let Some(value) = raw.initial_backoff.as_deref()
+            && let Some(d) = self.positive_duration(&format!("{path}.initial_backoff"), Some(value))
+        {
+            policy.initial_backoff = d;
+        }
+        if let Some(value) = raw.max_backoff.as_deref()
+            && let Some(d) = self.positive_duration(&format!("{path}.max_backoff"), Some(value))
+        {
+            policy.max_backoff = d;
+        }
+        if let Some(value) = raw.max_attempts.as_deref()
+            && let Some(n) = self.attempts(&format!("{path}.max_attempts"), Some(value))
+        {
+            policy.max_attempts = n;
+        }
+        if let Some(value) = raw.max_age.as_deref()
+            && let Some(d) = self.positive_duration(&format!("{path}.max_age"), Some(value))
+        {
+            policy.max_age = d;
+        }
+        if policy.max_backoff < policy.initial_backoff {
+            self.error(
+                format!("{path}.max_backoff"),
+                "must not be less than initial_backoff",
+            );
+        }
+        policy
+    }
+
+    /// A rate limit at `path`: `limit` sends per `period` (default 1s), bursts of `burst` (default 1).
+    fn rate_limit(&mut self, path: &str, raw: Option<&RawRateLimit>) -> Option<RateLimit> {
+        let raw = raw?;
+        let limit = self.attempts(&format!("{path}.limit"), raw.limit.as_deref());
+        let period = match raw.period.as_deref() {
+            Some(value) => self.positive_duration(&format!("{path}.period"), Some(value)),
+            None => Some(Duration::from_secs(1)),
+        };
+        let burst = match raw.burst.as_deref() {
+            Some(value) => self.attempts(&format!("{path}.burst"), Some(value)),
+            None => Some(1),
+        };
+        Some(RateLimit {
+            limit: limit?,
+            period: period?,
+            burst: burst?,
+        })
+    }
+
+    /// The delivery options of the integration config at `path`.
+    pub(super) fn delivery_options(
+        &mut self,
+        path: &str,
+        retry: Option<&RawRetry>,
+        rate_limit: Option<&RawRateLimit>,
+        timeout: Option<&str>,
+        defaults: &DeliverySettings,
+    ) -> DeliveryOptions {
+        let retry = self.retry(&format!("{path}.retry"), retry, defaults.retry);
+        let rate_limit = self.rate_limit(&format!("{path}.rate_limit"), rate_limit);
+        let timeout = match timeout {
+            Some(value) => self
+                .positive_duration(&format!("{path}.timeout"), Some(value))
+                .unwrap_or(defaults.timeout),
+            None => defaults.timeout,
+        };
+        DeliveryOptions {
+            retry,
+            rate_limit,
+            timeout,
+        }
+    }
+
+    pub(super) fn delivery(&mut self, raw: &RawDelivery) -> Option<DeliverySettings> {
+        let base = RetryPolicy {
+            initial_backoff: self
+                .positive_duration(
+                    "delivery.retry.initial_backoff",
+                    raw.retry.initial_backoff.as_deref(),
+                )
+                .unwrap_or(FALLBACK_RETRY.initial_backoff),
+            max_backoff: self
+                .positive_duration(
+                    "delivery.retry.max_backoff",
+                    raw.retry.max_backoff.as_deref(),
+                )
+                .unwrap_or(FALLBACK_RETRY.max_backoff),
+            max_attempts: self
+                .attempts(
+                    "delivery.retry.max_attempts",
+                    raw.retry.max_attempts.as_deref(),
+                )
+                .unwrap_or(FALLBACK_RETRY.max_attempts),
+            max_age: self
+                .positive_duration("delivery.retry.max_age", raw.retry.max_age.as_deref())
+                .unwrap_or(FALLBACK_RETRY.max_age),
+        };
+        if base.max_backoff < base.initial_backoff {
+            self.error(
+                "delivery.retry.max_backoff",
+                "must not be less than initial_backoff",
+            );
+        }
+        let timeout = self.positive_duration("delivery.timeout", raw.timeout.as_deref());
+        let concurrency = self.count("delivery.concurrency", raw.concurrency.as_deref());
+        let drain_timeout = self.duration("delivery.drain_timeout", raw.drain_timeout.as_deref());
+        let retention = self.positive_duration("delivery.retention", raw.retention.as_deref());
+        Some(DeliverySettings {
+            retry: base,
+            timeout: timeout?,
+            concurrency: concurrency?,
+            drain_timeout: drain_timeout?,
+            retention: retention?,
+        })
+    }
+
+    pub(super) fn log_config(
+        &mut self,
+        path: &str,
+        raw: &RawLogConfig,
+        defaults: &DeliverySettings,
+    ) -> LogConfig {
+        LogConfig {
+            send_resolved: raw.send_resolved.unwrap_or(true),
+            delivery: self.delivery_options(
+                path,
+                raw.retry.as_ref(),
+                raw.rate_limit.as_ref(),
+                raw.timeout.as_deref(),
+                defaults,
+            ),
+        }
+    }
+
+    /// A secret and its `_file` twin at `path`; records the problem and returns `None` when it cannot be read.
+    fn secret(&mut self, path: &str, value: Option<&str>, file: Option<&str>) -> Option<Secret> {
+        match resolve_secret(value, file, path, self.env) {
+            Ok(secret) => secret,
+            Err(issue) => {
+                self.errors.push(issue);
+                None
+            }
+        }
+    }
+
+    /// The `Authorization` header value of an `http_config`.
+    fn authorization(&mut self, path: &str, raw: &RawHttpConfig) -> Option<Secret> {
+        match (&raw.authorization, &raw.basic_auth) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    format!("{path}.basic_auth"),
+                    "cannot be set together with authorization; set only one",
+                );
+                None
+            }
+            (Some(auth), None) => {
+                let path = format!("{path}.authorization");
+                let kind = auth.kind.as_deref().unwrap_or("Bearer");
+                if kind.is_empty() || kind.contains(char::is_whitespace) {
+                    self.error(
+                        format!("{path}.type"),
+                        format!(
+                            "invalid authorization type {kind:?}: expected one word such as Bearer"
+                        ),
+                    );
+                    return None;
+                }
+                if kind.eq_ignore_ascii_case("basic") {
+                    self.error(
+                        format!("{path}.type"),
+                        "use http_config.basic_auth for Basic authorization",
+                    );
+                    return None;
+                }
+                let credentials = self.secret(
+                    &format!("{path}.credentials"),
+                    auth.credentials.as_deref(),
+                    auth.credentials_file.as_deref(),
+                );
+                match credentials {
+                    Some(credentials) => {
+                        Some(Secret::new(format!("{kind} {}", credentials.expose())))
+                    }
+                    None => {
+                        self.error(
+                            format!("{path}.credentials"),
+                            "must be set (or credentials_file)",
+                        );
+                        None
+                    }
+                }
+            }
+            (None, Some(basic)) => {
+                let path = format!("{path}.basic_auth");
+                let username = match basic.username.as_deref().map(|u| expand_env(u, self.env)) {
+                    Some(Ok(username)) if !username.is_empty() && !username.contains(':') => {
+                        username
+                    }
+                    Some(Err(message)) => {
+                        self.error(format!("{path}.username"), message);
+                        return None;
+                    }
+                    _ => {
+                        self.error(format!("{path}.username"), "must be set, without a colon");
+                        return None;
+                    }
+                };
+                let password = self
+                    .secret(
+                        &format!("{path}.password"),
+                        basic.password.as_deref(),
+                        basic.password_file.as_deref(),
+                    )
+                    .map(|secret| secret.expose().to_owned())
+                    .unwrap_or_default();
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                Some(Secret::new(format!("Basic {encoded}")))
+            }
+            (None, None) => None,
+        }
+    }
+
+    pub(super) fn webhook_config(
+        &mut self,
+        path: &str,
+        raw: &RawWebhookConfig,
+        defaults: &DeliverySettings,
+    ) -> Option<WebhookConfig> {
+        let url = self.secret(
+            &format!("{path}.url"),
+            raw.url.as_deref(),
+            raw.url_file.as_deref(),
+        );
+        let url = match url {
+            Some(url) => match check_http_url(url.expose()) {
+                Ok(()) => Some(url),
+                Err(message) => {
+                    let key = if raw.url.is_some() { "url" } else { "url_file" };
+                    self.error(format!("{path}.{key}"), message);
+                    None
+                }
+            },
+            None => {
+                self.error(format!("{path}.url"), "must be set (or url_file)");
+                None
+            }
+        };
+        let authorization = match &raw.http_config {
+            Some(http) => self.authorization(&format!("{path}.http_config"), http),
+            None => None,
+        };
+        let hmac_secret = self.secret(
+            &format!("{path}.hmac_secret"),
+            raw.hmac_secret.as_deref(),
+            raw.hmac_secret_file.as_deref(),
+        );
+        if hmac_secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
+            self.error(format!("{path}.hmac_secret"), "must not be empty");
+        }
+        let max_alerts = match raw.max_alerts.as_deref() {
+            None => None,
+            Some(value) => self.parse(&format!("{path}.max_alerts"), Some(value), |value| {
+                value.parse::<usize>().map_err(|_| {
+                    format!(
+                        "invalid number {value:?}: expected a non-negative integer (0: no limit)"
+                    )
+                })
+            }),
+        }
+        .filter(|limit| *limit > 0);
+        let delivery = self.delivery_options(
+            path,
+            raw.retry.as_ref(),
+            raw.rate_limit.as_ref(),
+            raw.timeout.as_deref(),
+            defaults,
+        );
+        Some(WebhookConfig {
+            url: url?,
+            send_resolved: raw.send_resolved.unwrap_or(true),
+            authorization,
+            hmac_secret,
+            max_alerts,
+            delivery,
+        })
+    }
+
+    pub(super) fn admin_tokens(&mut self, raw: &RawServer) -> Vec<Secret> {
+        let mut tokens = Vec::new();
+        for (i, token) in raw.admin_tokens.iter().flatten().enumerate() {
+            let path = format!("server.admin_tokens[{i}]");
+            match expand_env(token, self.env) {
+                Ok(token) if token.trim().is_empty() => self.error(path, "must not be empty"),
+                Ok(token) => tokens.push(Secret::new(token)),
+                Err(message) => self.error(path, message),
+            }
+        }
+        if let Some(file) = raw.admin_tokens_file.as_deref() {
+            match std::fs::read_to_string(file) {
+                Ok(content) => tokens.extend(
+                    content
+                        .lines()
+                        .map(str::trim)
+                        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                        .map(Secret::new),
+                ),
+                Err(error) => self.error(
+                    "server.admin_tokens_file",
+                    format!("cannot read file {file:?}: {error}"),
+                ),
+            }
+        }
+        tokens
+    }
+}
+
+/// An absolute http:// or https:// URL with a host. Messages never repeat the URL (it is a secret).
+fn check_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must be an absolute http:// or https:// URL")?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err("must name a host (http://HOST[:PORT]/PATH)".to_owned());
+    }
+    if url.contains(char::is_whitespace) {
+        return Err("must not contain spaces".to_owned());
+    }
+    Ok(())
+}

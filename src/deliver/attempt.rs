@@ -1,0 +1,246 @@
+//! One attempt at a delivery: read its notification, send it through its integration within the timeout, decide
+//! what becomes of it, and store the attempt and the outcome together.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::integrations::Integration;
+use super::policy;
+use crate::clock::Clock;
+use crate::config::format_duration;
+use crate::sinks::{Notification, Receipt, SinkError};
+use crate::store::Store;
+use crate::store::delivery::{AttemptRecord, Finished, Settle};
+
+/// What an attempt needs.
+pub(crate) struct Job {
+    pub id: i64,
+    pub receiver: String,
+    pub integration_key: String,
+    pub destination: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub queued_at: DateTime<Utc>,
+    /// `None` when the delivery's integration is no longer configured.
+    pub integration: Option<Integration>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// A random number in [0, 1) for the backoff's jitter.
+    pub jitter: f64,
+}
+
+/// What came of an attempt.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// Stored: the delivery's new state.
+    Settled(Settle),
+    /// The store could not take the result: the delivery stays in flight until its lease ends, then goes again.
+    Unrecorded,
+}
+
+#[derive(Debug)]
+pub(crate) struct Completion {
+    pub id: i64,
+    pub done: Done,
+    /// The destination must not be sent to before this.
+    pub pause: Option<(String, DateTime<Utc>)>,
+}
+
+async fn send(job: &Job) -> Result<Receipt, SinkError> {
+    let Some(integration) = &job.integration else {
+        return Err(SinkError::permanent(format!(
+            "integration {} of receiver {:?} is no longer configured",
+            job.integration_key, job.receiver
+        )));
+    };
+    let payload = match job.store.delivery_payload(job.id).await {
+        Ok(Some(payload)) => payload,
+        Ok(None) => return Err(SinkError::permanent("the delivery is no longer stored")),
+        Err(error) => {
+            return Err(SinkError::retryable(format!(
+                "cannot read the notification from the store: {error}"
+            )));
+        }
+    };
+    let notification: Notification = serde_json::from_str(&payload).map_err(|error| {
+        SinkError::permanent(format!("the stored notification cannot be read: {error}"))
+    })?;
+    let timeout = integration.options.timeout;
+    match tokio::time::timeout(timeout, integration.sink.send(&notification)).await {
+        Ok(result) => result,
+        Err(_) => Err(SinkError::retryable(format!(
+            "no answer within {} (timeout)",
+            format_duration(timeout)
+        ))),
+    }
+}
+
+fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(delivery = job.id, receiver = %job.receiver, integration = %job.integration_key, attempt = job.attempts + 1))]
+pub(crate) async fn run(job: Job) -> Completion {
+    let started_at = job.clock.now();
+    let timer = Instant::now();
+    let result = send(&job).await;
+    let duration = timer.elapsed();
+    let now = job.clock.now();
+    let attempts = job.attempts + 1;
+    let kind = job
+        .integration
+        .as_ref()
+        .map_or("unknown", |integration| integration.sink.integration());
+    let (settle, pause, response, outcome) = match &result {
+        Ok(receipt) => (
+            Settle::Delivered,
+            None,
+            receipt.response.clone(),
+            "delivered",
+        ),
+        Err(error) => {
+            let Some(policy) = job.integration.as_ref().map(|i| i.options.retry) else {
+                let settle = Settle::Dead {
+                    error: format!("permanent error: {error}"),
+                };
+                return finish(job, started_at, duration, settle, None, None, error, kind).await;
+            };
+            let (settle, pause) =
+                policy::after_failure(&policy, error, attempts, job.queued_at, now, job.jitter);
+            (settle, pause, error.response().cloned(), error.reason())
+        }
+    };
+    let slow_down = response
+        .as_ref()
+        .and_then(|response| response.slow_down)
+        .and_then(|wait| chrono::Duration::from_std(wait).ok())
+        .map(|wait| now + wait);
+    let pause = later(pause, slow_down);
+    metrics::counter!("herald_delivery_attempts_total", "integration" => kind, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("herald_delivery_latency_seconds", "integration" => kind)
+        .record(duration.as_secs_f64());
+    match &result {
+        Ok(_) => {
+            record(
+                job, started_at, duration, settle, pause, response, None, kind,
+            )
+            .await
+        }
+        Err(error) => {
+            if matches!(error, SinkError::RateLimited { .. }) {
+                metrics::counter!("herald_rate_limited_total", "integration" => kind).increment(1);
+            }
+            record(
+                job,
+                started_at,
+                duration,
+                settle,
+                pause,
+                response,
+                Some(error),
+                kind,
+            )
+            .await
+        }
+    }
+}
+
+/// Finishes an attempt that has no retry policy to consult (its integration is gone).
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    job: Job,
+    started_at: DateTime<Utc>,
+    duration: std::time::Duration,
+    settle: Settle,
+    pause: Option<DateTime<Utc>>,
+    response: Option<crate::sinks::Response>,
+    error: &SinkError,
+    kind: &'static str,
+) -> Completion {
+    metrics::counter!("herald_delivery_attempts_total", "integration" => kind, "outcome" => error.reason())
+        .increment(1);
+    record(
+        job,
+        started_at,
+        duration,
+        settle,
+        pause,
+        response,
+        Some(error),
+        kind,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    job: Job,
+    started_at: DateTime<Utc>,
+    duration: std::time::Duration,
+    settle: Settle,
+    pause: Option<DateTime<Utc>>,
+    response: Option<crate::sinks::Response>,
+    error: Option<&SinkError>,
+    kind: &'static str,
+) -> Completion {
+    let attempt = AttemptRecord {
+        started_at,
+        duration_seconds: duration.as_secs_f64(),
+        outcome: error.map_or("delivered", SinkError::reason).to_owned(),
+        status_code: response.as_ref().and_then(|response| response.status),
+        error: error.map(ToString::to_string),
+        response: response
+            .map(|response| response.body)
+            .filter(|body| !body.is_empty()),
+    };
+    let receiver = job.receiver.clone();
+    match &settle {
+        Settle::Delivered => {
+            tracing::debug!("delivered");
+            metrics::counter!("herald_notifications_total", "receiver" => receiver, "integration" => kind)
+                .increment(1);
+        }
+        Settle::Retry {
+            next_attempt_at,
+            error,
+        } => {
+            tracing::info!(%error, retry_at = %next_attempt_at, "delivery failed; will retry");
+        }
+        Settle::Dead { error: reason } => {
+            tracing::warn!(error = %reason, "delivery is dead");
+            let label = match error {
+                Some(SinkError::Permanent { .. }) => "permanent",
+                _ => "retries_exhausted",
+            };
+            metrics::counter!("herald_notifications_failed_total", "receiver" => receiver,
+                "integration" => kind, "reason" => label)
+            .increment(1);
+        }
+    }
+    let pause = pause.map(|until| (job.destination.clone(), until));
+    let finished = Finished {
+        id: job.id,
+        attempt,
+        settle: settle.clone(),
+        pause: pause.clone(),
+        now: job.clock.now(),
+    };
+    let done = match job.store.finish(finished).await {
+        Ok(()) => Done::Settled(settle),
+        Err(error) => {
+            tracing::error!(%error, "cannot store the outcome of a delivery attempt; it will be retried when its lease ends");
+            Done::Unrecorded
+        }
+    };
+    Completion {
+        id: job.id,
+        done,
+        pause,
+    }
+}

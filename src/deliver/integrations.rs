@@ -1,0 +1,84 @@
+//! The built integrations of every receiver, found by receiver name and integration key (`webhook/0`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{DeliveryOptions, Settings};
+use crate::sinks::Sink;
+use crate::sinks::log::LogSink;
+use crate::sinks::webhook::WebhookSink;
+
+/// One integration config of a receiver, built.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    /// `kind/index` within its receiver: `webhook/0`.
+    pub key: String,
+    pub sink: Arc<dyn Sink>,
+    pub options: DeliveryOptions,
+}
+
+/// A receiver's integrations and its notification size limit.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverIntegrations {
+    pub max_alerts: Option<usize>,
+    pub integrations: Vec<Integration>,
+}
+
+/// Every receiver's integrations.
+#[derive(Debug, Clone, Default)]
+pub struct Integrations {
+    receivers: HashMap<String, ReceiverIntegrations>,
+}
+
+impl Integrations {
+    /// Builds every integration the settings configure, sharing one HTTP client.
+    pub fn build(settings: &Settings, client: &reqwest::Client) -> Self {
+        let receivers = settings
+            .receivers
+            .iter()
+            .map(|receiver| {
+                let mut integrations = Vec::with_capacity(receiver.integration_count());
+                for (index, config) in receiver.log_configs.iter().enumerate() {
+                    integrations.push(Integration {
+                        key: format!("log/{index}"),
+                        sink: Arc::new(LogSink::new(config)),
+                        options: config.delivery.clone(),
+                    });
+                }
+                for (index, config) in receiver.webhook_configs.iter().enumerate() {
+                    integrations.push(Integration {
+                        key: format!("webhook/{index}"),
+                        sink: Arc::new(WebhookSink::new(config, client.clone())),
+                        options: config.delivery.clone(),
+                    });
+                }
+                (
+                    receiver.name.clone(),
+                    ReceiverIntegrations {
+                        max_alerts: receiver.max_alerts,
+                        integrations,
+                    },
+                )
+            })
+            .collect();
+        Integrations { receivers }
+    }
+
+    pub fn receiver(&self, name: &str) -> Option<&ReceiverIntegrations> {
+        self.receivers.get(name)
+    }
+
+    pub fn find(&self, receiver: &str, key: &str) -> Option<&Integration> {
+        self.receivers
+            .get(receiver)?
+            .integrations
+            .iter()
+            .find(|integration| integration.key == key)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Integration> {
+        self.receivers
+            .values()
+            .flat_map(|receiver| receiver.integrations.iter())
+    }
+}

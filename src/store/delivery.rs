@@ -1,0 +1,172 @@
+//! The outbox's stored shapes: deliveries, their attempts, and what callers ask of them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for `next_attempt_at` (and its destination's rate limit).
+    Pending,
+    /// Being sent; `lease_until` says when another start may take it back.
+    InFlight,
+    Delivered,
+    /// Given up on (permanent error, too many attempts, too old); kept with its reason for replay.
+    Dead,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 4] = [
+        DeliveryState::Pending,
+        DeliveryState::InFlight,
+        DeliveryState::Delivered,
+        DeliveryState::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::InFlight => "in_flight",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeliveryState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown delivery state {s:?}: expected pending, in_flight, delivered or dead"
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A notification for one integration config, to be queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub receiver: String,
+    /// The integration's kind (`webhook`).
+    pub integration: String,
+    /// Which config of the receiver (`webhook/0`).
+    pub integration_key: String,
+    /// The rate-limit key of its destination.
+    pub destination: String,
+    pub group_key: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub alert_count: usize,
+    /// The notification as JSON.
+    pub payload: String,
+}
+
+/// A stored delivery, without its payload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub receiver: String,
+    pub integration: String,
+    pub integration_key: String,
+    pub destination: String,
+    pub group_key: String,
+    pub status: String,
+    pub alert_count: usize,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub queued_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// One try at sending a delivery, as kept in the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub started_at: DateTime<Utc>,
+    pub duration_seconds: f64,
+    /// `delivered`, `retryable`, `rate_limited` or `permanent`.
+    pub outcome: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    /// The first KiB of the response, secrets redacted.
+    pub response: Option<String>,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settle {
+    Delivered,
+    /// Back to pending, to be tried at `next_attempt_at`.
+    Retry {
+        next_attempt_at: DateTime<Utc>,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+/// The result of an attempt, to store in one transaction: the attempt, the delivery's new state, and a pause of its
+/// destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub id: i64,
+    pub attempt: AttemptRecord,
+    pub settle: Settle,
+    /// The destination and until when it must not be sent to.
+    pub pause: Option<(String, DateTime<Utc>)>,
+    pub now: DateTime<Utc>,
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub state: Option<DeliveryState>,
+    pub receiver: Option<String>,
+    /// Only deliveries with a smaller id (paging backwards from the newest).
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+/// A delivery with its payload and every attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryDetail {
+    pub delivery: DeliveryRecord,
+    pub payload: String,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// Which deliveries an operator asks to send again.
+#[derive(Debug, Clone)]
+pub enum RetrySelection {
+    One(i64),
+    /// Every delivery in `state` (dead or pending), of `receiver` when given.
+    All {
+        state: DeliveryState,
+        receiver: Option<String>,
+    },
+}
+
+/// What became of a request to discard a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    Deleted,
+    NotFound,
+    /// Being sent right now; try again when it settles.
+    InFlight,
+}
