@@ -55,11 +55,44 @@ pub fn summary(loaded: &Loaded) -> String {
         let count = receiver.integration_count();
         let plural = if count == 1 { "" } else { "s" };
         let _ = write!(out, "  {}: {count} integration{plural}", receiver.name);
-        if !receiver.log_configs.is_empty() {
-            let _ = write!(out, " (log: {})", receiver.log_configs.len());
+        let kinds: Vec<String> = [
+            ("log", receiver.log_configs.len()),
+            ("webhook", receiver.webhook_configs.len()),
+        ]
+        .into_iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(kind, count)| format!("{kind}: {count}"))
+        .collect();
+        if !kinds.is_empty() {
+            let _ = write!(out, " ({})", kinds.join(", "));
         }
         out.push('\n');
     }
+    let delivery = &settings.delivery;
+    let retry = &delivery.retry;
+    let _ = writeln!(
+        out,
+        "delivery: concurrency {} per receiver, timeout {}, retry backoff {} to {}, dead after {} attempts or {}, \
+         drain {}, kept {}",
+        delivery.concurrency,
+        format_duration(delivery.timeout),
+        format_duration(retry.initial_backoff),
+        format_duration(retry.max_backoff),
+        retry.max_attempts,
+        format_duration(retry.max_age),
+        format_duration(delivery.drain_timeout),
+        format_duration(delivery.retention)
+    );
+    let tokens = server.admin_tokens.len();
+    let _ = writeln!(
+        out,
+        "operator API: {}",
+        if tokens == 0 {
+            "open (no server.admin_tokens)".to_owned()
+        } else {
+            format!("{tokens} admin token{}", if tokens == 1 { "" } else { "s" })
+        }
+    );
     time_intervals(&mut out, &settings.time_intervals);
     inhibit_rules(&mut out, &settings.inhibit_rules);
     if loaded.warnings.is_empty() {

@@ -50,10 +50,11 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
     let storage = check.storage(&raw.storage);
     let ingest = check.ingest(&raw.ingest);
     let delivery = check.delivery(&raw.delivery);
-    let receivers = match &delivery {
-        Some(delivery) => check.receivers(raw.receivers.as_deref().unwrap_or_default(), delivery),
-        None => Vec::new(),
-    };
+    // Receivers are checked even when `delivery` is not valid, against fallback defaults, so every problem shows.
+    let defaults = delivery
+        .clone()
+        .unwrap_or_else(integrations::fallback_delivery);
+    let receivers = check.receivers(raw.receivers.as_deref().unwrap_or_default(), &defaults);
     let defined: HashSet<&str> = receivers
         .iter()
         .map(|receiver| receiver.name.as_str())

@@ -470,3 +470,88 @@ async fn admin_tokens_guard_the_operator_api_and_silence_writes() {
     herald.stop().await;
     receiver.stop();
 }
+
+#[tokio::test]
+async fn a_spent_rate_limit_budget_holds_the_destination_until_its_reset() {
+    let clock = manual_clock();
+    let receiver = ScriptedReceiver::start(clock.clone()).await;
+    receiver.script([Reply::Status {
+        code: 200,
+        headers: vec![
+            ("x-ratelimit-limit", "100".into()),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset", "5".into()),
+        ],
+        body: "ok".into(),
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let settings = webhook_settings(
+        &dir.path().join("h.db"),
+        "budget",
+        &receiver.url(),
+        delivery_options(),
+    );
+    let herald = Herald::start_with_clock(settings, clock.clone()).await;
+
+    herald
+        .post_json("/api/v2/alerts", format!("[{}]", firing("First")))
+        .await;
+    let first = receiver.wait_for(1).await[0].clone();
+    let id = only_delivery(&herald).await;
+    herald
+        .wait_for_delivery(id, "delivered", |d| d["delivery"]["state"] == "delivered")
+        .await;
+    herald
+        .post_json("/api/v2/alerts", format!("[{}]", firing("Second")))
+        .await;
+    for _ in 0..1200 {
+        if herald.deliveries("?state=pending").await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        herald.deliveries("?state=pending").await.len(),
+        1,
+        "queued, waiting"
+    );
+    clock.advance(Duration::from_secs(5));
+    let second = receiver.wait_for(2).await[1].clone();
+    assert!(
+        second.at - first.at >= chrono::Duration::seconds(5),
+        "held until the reset"
+    );
+    assert_eq!(second.body["alerts"][0]["labels"]["alertname"], "Second");
+    herald.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
+async fn a_send_still_in_flight_after_the_drain_time_goes_back_to_pending() {
+    let clock = manual_clock();
+    let receiver = ScriptedReceiver::start(clock.clone()).await;
+    receiver.script([Reply::Hang]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let mut settings = webhook_settings(&db, "drained", &receiver.url(), delivery_options());
+    settings.delivery.drain_timeout = Duration::from_millis(200);
+    let herald = Herald::start_with_clock(settings, clock.clone()).await;
+
+    herald
+        .post_json("/api/v2/alerts", format!("[{}]", firing("Slow")))
+        .await;
+    receiver.wait_for(1).await;
+    herald.stop().await;
+    let connection = rusqlite::Connection::open(&db).unwrap();
+    let (state, lease): (String, Option<i64>) = connection
+        .query_row("SELECT state, lease_until FROM deliveries", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (state.as_str(), lease),
+        ("pending", None),
+        "returned to pending at shutdown"
+    );
+    receiver.stop();
+}

@@ -23,6 +23,17 @@ const FALLBACK_RETRY: RetryPolicy = RetryPolicy {
     max_age: Duration::from_secs(24 * 3600),
 };
 
+/// Delivery settings to check integration configs against when `delivery` itself is invalid.
+pub(super) fn fallback_delivery() -> DeliverySettings {
+    DeliverySettings {
+        retry: FALLBACK_RETRY,
+        timeout: Duration::from_secs(10),
+        concurrency: 4,
+        drain_timeout: Duration::from_secs(10),
+        retention: Duration::from_secs(168 * 3600),
+    }
+}
+
 impl Checker<'_> {
     fn attempts(&mut self, path: &str, value: Option<&str>) -> Option<u32> {
         self.parse(path, value, |value| match value.parse::<u32>() {
@@ -370,4 +381,91 @@ fn check_http_url(url: &str) -> Result<(), String> {
         return Err("must not contain spaces".to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{load_errors, load_str};
+
+    #[test]
+    fn delivery_defaults_and_per_integration_overrides() {
+        let yaml = "route: {receiver: hook}\nreceivers:\n  - name: hook\n    webhook_configs:\n      \
+                    - url: http://127.0.0.1:1/a\n        retry: {max_attempts: 3}\n        \
+                    rate_limit: {limit: 20, period: 1m}\n        timeout: 3s\n      - url: http://127.0.0.1:1/b\n";
+        let settings = load_str(yaml, "h.yaml").unwrap().settings;
+        let delivery = &settings.delivery;
+        assert_eq!(delivery.timeout, Duration::from_secs(10));
+        assert_eq!(delivery.concurrency, 4);
+        assert_eq!(delivery.retry.max_attempts, 200);
+        assert_eq!(delivery.retention, Duration::from_secs(168 * 3600));
+        let hooks = &settings.receivers[0].webhook_configs;
+        let first = &hooks[0].delivery;
+        assert_eq!(first.retry.max_attempts, 3);
+        assert_eq!(
+            first.retry.initial_backoff,
+            Duration::from_secs(1),
+            "inherited"
+        );
+        let limit = first.rate_limit.unwrap();
+        assert_eq!(
+            (limit.limit, limit.period, limit.burst),
+            (20, Duration::from_secs(60), 1)
+        );
+        assert_eq!(first.timeout, Duration::from_secs(3));
+        assert_eq!(hooks[1].delivery.rate_limit, None);
+        assert_eq!(hooks[1].delivery.timeout, Duration::from_secs(10));
+        assert!(hooks[1].send_resolved);
+    }
+
+    #[test]
+    fn webhook_authorization_forms() {
+        let yaml = "route: {receiver: hook}\nreceivers:\n  - name: hook\n    webhook_configs:\n      \
+                    - url: http://h/a\n        http_config: {authorization: {credentials: tok}}\n      \
+                    - url: http://h/b\n        http_config: {authorization: {type: Token, credentials: t2}}\n      \
+                    - url: http://h/c\n        http_config: {basic_auth: {username: u, password: p}}\n        \
+                    hmac_secret: key\n";
+        let settings = load_str(yaml, "h.yaml").unwrap().settings;
+        let hooks = &settings.receivers[0].webhook_configs;
+        let auth: Vec<_> = hooks
+            .iter()
+            .map(|hook| hook.authorization.as_ref().unwrap().expose().to_owned())
+            .collect();
+        assert_eq!(auth, ["Bearer tok", "Token t2", "Basic dTpw"]);
+        assert_eq!(hooks[2].hmac_secret.as_ref().unwrap().expose(), "key");
+    }
+
+    #[test]
+    fn every_delivery_problem_is_reported_with_its_path() {
+        let yaml = "delivery: {timeout: 0s, concurrency: none, retry: {initial_backoff: 1m, max_backoff: 1s}}\n\
+                    server: {admin_tokens: ['']}\n\
+                    route: {receiver: hook}\nreceivers:\n  - name: hook\n    webhook_configs:\n      \
+                    - url: ftp://secret-host/path\n        rate_limit: {limit: 0}\n        retry: {max_attempts: -1}\n      \
+                    - send_resolved: false\n      \
+                    - url: http://h/x\n        http_config: {authorization: {type: Basic, credentials: x}}\n      \
+                    - url: http://h/y\n        http_config: {authorization: {credentials: a}, basic_auth: {username: u}}\n";
+        let errors = load_errors(yaml);
+        for expected in [
+            "delivery.timeout: must be greater than 0",
+            "delivery.concurrency: invalid number \"none\"",
+            "delivery.retry.max_backoff: must not be less than initial_backoff",
+            "server.admin_tokens[0]: must not be empty",
+            "receivers[0].webhook_configs[0].url: must be an absolute http:// or https:// URL",
+            "receivers[0].webhook_configs[0].rate_limit.limit: must be greater than 0",
+            "receivers[0].webhook_configs[0].retry.max_attempts: invalid number \"-1\"",
+            "receivers[0].webhook_configs[1].url: must be set (or url_file)",
+            "receivers[0].webhook_configs[2].http_config.authorization.type: use http_config.basic_auth",
+            "receivers[0].webhook_configs[3].http_config.basic_auth: cannot be set together with authorization",
+        ] {
+            assert!(
+                errors.iter().any(|error| error.contains(expected)),
+                "missing {expected:?} in {errors:#?}"
+            );
+        }
+        assert!(
+            !errors.iter().any(|error| error.contains("secret-host")),
+            "URLs are secrets: {errors:#?}"
+        );
+    }
 }
