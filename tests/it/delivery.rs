@@ -247,6 +247,14 @@ async fn a_permanent_error_is_dead_with_its_reason_and_replay_delivers_it() {
     );
     let text = herald.metrics().await;
     assert_eq!(
+        metric(&text, "herald_deliveries", &[("state", "dead")]),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "herald_deliveries", &[("state", "pending")]),
+        0.0
+    );
+    assert_eq!(
         metric(
             &text,
             "herald_notifications_failed_total",

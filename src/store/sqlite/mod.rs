@@ -539,4 +539,6 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
+mod outbox_tests;
+#[cfg(test)]
 mod tests;

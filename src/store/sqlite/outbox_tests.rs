@@ -1,0 +1,313 @@
+//! Tests of the SQLite outbox: atomic queueing with the notification log, leases, settling, replay, discard and
+//! retention.
+
+use super::*;
+use crate::alert::Fingerprint;
+use crate::store::delivery::{AttemptRecord, Settle};
+
+fn t(second: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap()
+}
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("herald.db"), Duration::from_millis(200))
+        .await
+        .unwrap()
+}
+
+fn new_delivery(group: &str) -> NewDelivery {
+    NewDelivery {
+        receiver: "team".into(),
+        integration: "webhook".into(),
+        integration_key: "webhook/0".into(),
+        destination: "webhook:0123".into(),
+        group_key: group.into(),
+        status: "firing".into(),
+        alert_count: 1,
+        payload: r#"{"receiver":"team"}"#.into(),
+    }
+}
+
+fn sent(group: &str) -> SentRecord {
+    SentRecord {
+        receiver: "team".into(),
+        group_key: group.into(),
+        firing: vec![Fingerprint(7)],
+        resolved: vec![],
+        at: t(0),
+    }
+}
+
+fn attempt(outcome: &str) -> AttemptRecord {
+    AttemptRecord {
+        started_at: t(1),
+        duration_seconds: 0.25,
+        outcome: outcome.into(),
+        status_code: Some(500),
+        error: Some("HTTP 500".into()),
+        response: Some("boom".into()),
+    }
+}
+
+#[tokio::test]
+async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let queued = store
+        .enqueue(
+            vec![new_delivery("g1"), new_delivery("g1")],
+            Some(sent("g1")),
+            t(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 2);
+    assert!(
+        queued
+            .iter()
+            .all(|d| d.state == DeliveryState::Pending && d.attempts == 0)
+    );
+    assert_eq!(queued[0].next_attempt_at, t(0));
+    assert_eq!(store.sent().await.unwrap(), vec![sent("g1")]);
+    assert_eq!(store.open_deliveries().await.unwrap(), queued);
+    assert_eq!(
+        store
+            .delivery_payload(queued[0].id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(r#"{"receiver":"team"}"#)
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let id = store
+        .enqueue(vec![new_delivery("g")], None, t(0))
+        .await
+        .unwrap()[0]
+        .id;
+    assert_eq!(store.claim(vec![id], t(1), t(10)).await.unwrap(), vec![id]);
+    assert!(
+        store.claim(vec![id], t(5), t(20)).await.unwrap().is_empty(),
+        "leased"
+    );
+    assert_eq!(
+        store.claim(vec![id], t(10), t(20)).await.unwrap(),
+        vec![id],
+        "lease ended"
+    );
+    assert_eq!(store.release(vec![id], t(11)).await.unwrap(), 1);
+    let open_now = store.open_deliveries().await.unwrap();
+    assert_eq!(
+        (
+            open_now[0].state,
+            open_now[0].lease_until,
+            open_now[0].next_attempt_at
+        ),
+        (DeliveryState::Pending, None, t(11))
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn attempts_settle_deliveries_and_pause_their_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let id = store
+        .enqueue(vec![new_delivery("g")], None, t(0))
+        .await
+        .unwrap()[0]
+        .id;
+    store.claim(vec![id], t(1), t(30)).await.unwrap();
+    store
+        .finish(Finished {
+            id,
+            attempt: attempt("rate_limited"),
+            settle: Settle::Retry {
+                next_attempt_at: t(60),
+                error: "rate limited".into(),
+            },
+            pause: Some(("webhook:0123".into(), t(60))),
+            now: t(2),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pauses(t(2)).await.unwrap(),
+        vec![("webhook:0123".to_string(), t(60))]
+    );
+    assert!(store.pauses(t(61)).await.unwrap().is_empty());
+    store.claim(vec![id], t(60), t(90)).await.unwrap();
+    store
+        .finish(Finished {
+            id,
+            attempt: attempt("permanent"),
+            settle: Settle::Dead {
+                error: "permanent error: HTTP 400".into(),
+            },
+            pause: None,
+            now: t(61),
+        })
+        .await
+        .unwrap();
+    let detail = store.delivery(id).await.unwrap().unwrap();
+    assert_eq!(detail.delivery.state, DeliveryState::Dead);
+    assert_eq!(detail.delivery.attempts, 2);
+    assert_eq!(
+        detail.delivery.last_error.as_deref(),
+        Some("permanent error: HTTP 400")
+    );
+    assert_eq!(detail.attempts.len(), 2);
+    assert_eq!(detail.attempts[0], attempt("rate_limited"));
+    assert!(store.open_deliveries().await.unwrap().is_empty());
+    assert_eq!(
+        store.delivery_counts().await.unwrap(),
+        vec![(DeliveryState::Dead, 1)]
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn replay_discard_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let ids: Vec<i64> = store
+        .enqueue(
+            vec![new_delivery("a"), new_delivery("b"), new_delivery("c")],
+            None,
+            t(0),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    store.claim(ids.clone(), t(1), t(100)).await.unwrap();
+    for id in &ids[..2] {
+        let settle = Settle::Dead {
+            error: "gave up".into(),
+        };
+        let finished = Finished {
+            id: *id,
+            attempt: attempt("retryable"),
+            settle,
+            pause: None,
+            now: t(2),
+        };
+        store.finish(finished).await.unwrap();
+    }
+    // In flight: neither replayed nor discarded.
+    assert_eq!(
+        store.discard_delivery(ids[2]).await.unwrap(),
+        Discard::InFlight
+    );
+    assert!(
+        store
+            .retry_deliveries(RetrySelection::One(ids[2]), t(3))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let replayed = store
+        .retry_deliveries(
+            RetrySelection::All {
+                state: DeliveryState::Dead,
+                receiver: Some("team".into()),
+            },
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 2);
+    assert!(replayed.iter().all(|d| d.state == DeliveryState::Pending
+        && d.attempts == 0
+        && d.queued_at == t(3)
+        && d.created_at == t(0)));
+    assert_eq!(
+        store.discard_delivery(ids[0]).await.unwrap(),
+        Discard::Deleted
+    );
+    assert_eq!(
+        store.discard_delivery(ids[0]).await.unwrap(),
+        Discard::NotFound
+    );
+    assert!(store.delivery(ids[0]).await.unwrap().is_none());
+
+    // Only delivered and dead deliveries past retention are purged.
+    let finished = Finished {
+        id: ids[1],
+        attempt: attempt("delivered"),
+        settle: Settle::Delivered,
+        pause: None,
+        now: t(4),
+    };
+    store.claim(vec![ids[1]], t(4), t(100)).await.unwrap();
+    store.finish(finished).await.unwrap();
+    assert_eq!(store.purge_deliveries(t(4)).await.unwrap(), 0);
+    assert_eq!(store.purge_deliveries(t(5)).await.unwrap(), 1);
+    let left = store
+        .deliveries(DeliveryQuery {
+            limit: 10,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.iter().map(|d| d.id).collect::<Vec<_>>(), vec![ids[2]]);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn listing_filters_and_pages_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut other = new_delivery("x");
+    other.receiver = "other".into();
+    store
+        .enqueue(
+            vec![
+                new_delivery("a"),
+                other,
+                new_delivery("b"),
+                new_delivery("c"),
+            ],
+            None,
+            t(0),
+        )
+        .await
+        .unwrap();
+    let query = |receiver: Option<&str>, before: Option<i64>, limit: usize| DeliveryQuery {
+        state: Some(DeliveryState::Pending),
+        receiver: receiver.map(str::to_owned),
+        before,
+        limit,
+    };
+    let page = store
+        .deliveries(query(Some("team"), None, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter()
+            .map(|d| d.group_key.as_str())
+            .collect::<Vec<_>>(),
+        ["c", "b"]
+    );
+    let next = store
+        .deliveries(query(Some("team"), Some(page[1].id), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|d| d.group_key.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(
+        store.deliveries(query(None, None, 10)).await.unwrap().len(),
+        4
+    );
+    store.close().await.unwrap();
+}
