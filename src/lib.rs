@@ -69,7 +69,7 @@ pub async fn run_with_clock(
     };
     let client = sinks::http::client()
         .map_err(|error| RunError::Config(format!("cannot build the HTTP client: {error}")))?;
-    let integrations = Arc::new(deliver::Integrations::build(&settings, &client));
+    let integrations = Arc::new(deliver::Integrations::build(&settings, &client, &clock));
     let background = CancellationToken::new();
     // The engine stops last, so what the dispatcher queues while stopping is still known to it.
     let delivery_shutdown = CancellationToken::new();

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::clock::Clock;
 use crate::config::{DeliveryOptions, Settings};
 use crate::sinks::Sink;
 use crate::sinks::log::LogSink;
@@ -31,8 +32,8 @@ pub struct Integrations {
 }
 
 impl Integrations {
-    /// Builds every integration the settings configure, sharing one HTTP client.
-    pub fn build(settings: &Settings, client: &reqwest::Client) -> Self {
+    /// Builds every integration the settings configure, sharing one HTTP client and herald's clock.
+    pub fn build(settings: &Settings, client: &reqwest::Client, clock: &Arc<dyn Clock>) -> Self {
         let receivers = settings
             .receivers
             .iter()
@@ -48,7 +49,9 @@ impl Integrations {
                 for (index, config) in receiver.webhook_configs.iter().enumerate() {
                     integrations.push(Integration {
                         key: format!("webhook/{index}"),
-                        sink: Arc::new(WebhookSink::new(config, client.clone())),
+                        sink: Arc::new(
+                            WebhookSink::new(config, client.clone()).with_clock(Arc::clone(clock)),
+                        ),
                         options: config.delivery.clone(),
                     });
                 }

@@ -563,3 +563,40 @@ async fn a_send_still_in_flight_after_the_drain_time_goes_back_to_pending() {
     );
     receiver.stop();
 }
+
+#[tokio::test]
+async fn webhooks_carry_authorization_and_a_verifiable_signature() {
+    let clock = manual_clock();
+    let receiver = ScriptedReceiver::start(clock.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = webhook_settings(
+        &dir.path().join("h.db"),
+        "signed",
+        &receiver.url(),
+        delivery_options(),
+    );
+    let hook = &mut settings.receivers[0].webhook_configs[0];
+    hook.authorization = Some(Secret::new("Bearer hook-token"));
+    hook.hmac_secret = Some(Secret::new("signing-key"));
+    let herald = Herald::start_with_clock(settings, clock.clone()).await;
+
+    herald
+        .post_json("/api/v2/alerts", format!("[{}]", firing("Signed")))
+        .await;
+    let request = receiver.wait_for(1).await[0].clone();
+    assert_eq!(request.headers["authorization"], "Bearer hook-token");
+    let timestamp: i64 = request.headers["x-herald-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(timestamp, clock.now().timestamp());
+    let expected =
+        herald::sinks::webhook::signature(b"signing-key", timestamp, &request.raw).unwrap();
+    assert_eq!(
+        request.headers["x-herald-signature"],
+        format!("sha256={expected}").as_str()
+    );
+    herald.stop().await;
+    receiver.stop();
+}

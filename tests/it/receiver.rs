@@ -58,6 +58,8 @@ impl Reply {
 pub struct Recorded {
     pub at: DateTime<Utc>,
     pub body: serde_json::Value,
+    /// The body as received.
+    pub raw: Bytes,
     pub headers: HeaderMap,
     /// The status answered; `None` for requests left hanging.
     pub answered: Option<u16>,
@@ -96,7 +98,8 @@ pub struct ScriptedReceiver {
 
 async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let at = shared.clock.now();
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let raw = body;
+    let body = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
     let reply = {
         let mut inner = shared.inner.lock().unwrap();
         let mut reply = inner
@@ -127,6 +130,7 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         inner.requests.push(Recorded {
             at,
             body,
+            raw,
             headers,
             answered,
         });
