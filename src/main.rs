@@ -1,4 +1,5 @@
-//! The `herald` command line: `serve` runs the daemon, `check-config` validates a configuration.
+//! The `herald` command line: `serve` runs the daemon, `check-config` validates a configuration, `route-test` shows
+//! where alerts go, `deliveries` inspects and replays the outbox of a running herald.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+
+mod cli;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,6 +62,8 @@ enum Command {
         /// The alert's labels, as name=value (the value may be double-quoted).
         labels: Vec<String>,
     },
+    /// Inspect, retry or discard deliveries (the outbox) of a running herald.
+    Deliveries(cli::deliveries::DeliveriesArgs),
 }
 
 /// `name=value` or `name="value"` arguments as a label set.
@@ -231,6 +236,7 @@ fn main() -> ExitCode {
             verify_receivers,
             labels,
         } => route_test(config, tree, verify_receivers, &labels),
+        Command::Deliveries(args) => cli::run(cli::deliveries::run(args)),
         Command::Serve { config } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

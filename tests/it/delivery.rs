@@ -9,7 +9,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use herald::clock::{Clock, ManualClock};
 use herald::config::{RateLimit, Secret};
 
-use crate::harness::{Herald, delivery_options, metric, webhook_settings};
+use crate::harness::{Herald, delivery_options, firing, metric, webhook_settings};
 use crate::receiver::{Reply, ScriptedReceiver};
 
 /// A manual clock at a whole second, like the store's timestamps (microseconds) can hold exactly.
@@ -19,21 +19,6 @@ fn manual_clock() -> Arc<ManualClock> {
 
 fn time(value: &serde_json::Value) -> DateTime<Utc> {
     value.as_str().unwrap().parse().unwrap()
-}
-
-/// A firing alert that stays firing for as long as any test runs.
-fn firing(name: &str) -> String {
-    format!(r#"{{"labels":{{"alertname":"{name}"}},"endsAt":"2100-01-01T00:00:00Z"}}"#)
-}
-
-async fn only_delivery(herald: &Herald) -> i64 {
-    for _ in 0..1200 {
-        if let Some(first) = herald.deliveries("").await.first() {
-            return first["id"].as_i64().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no delivery was queued");
 }
 
 fn attempts(detail: &serde_json::Value) -> u64 {
@@ -66,7 +51,7 @@ async fn retry_after_then_server_error_then_success_is_delivered_once_after_the_
         .await;
     assert_eq!(response.status(), 200);
     let first = receiver.wait_for(1).await[0].clone();
-    let id = only_delivery(&herald).await;
+    let id = herald.first_delivery().await;
     let detail = herald
         .wait_for_delivery(id, "tried once", |d| attempts(d) == 1)
         .await;
@@ -226,7 +211,7 @@ async fn a_permanent_error_is_dead_with_its_reason_and_replay_delivers_it() {
     herald
         .post_json("/api/v2/alerts", format!("[{}]", firing("Bad")))
         .await;
-    let id = only_delivery(&herald).await;
+    let id = herald.first_delivery().await;
     let detail = herald
         .wait_for_delivery(id, "dead", |d| d["delivery"]["state"] == "dead")
         .await;
@@ -317,7 +302,7 @@ async fn a_destination_down_for_a_long_stretch_loses_nothing_and_recovers_by_its
     herald
         .post_json("/api/v2/alerts", format!("[{}]", firing("Outage")))
         .await;
-    let id = only_delivery(&herald).await;
+    let id = herald.first_delivery().await;
     for tried in 1..=6 {
         let detail = herald
             .wait_for_delivery(id, "retried", |d| attempts(d) == tried)
@@ -387,7 +372,7 @@ async fn a_resolve_never_overtakes_its_firing() {
     herald
         .post_json("/api/v2/alerts", format!("[{}]", firing("Flap")))
         .await;
-    let id = only_delivery(&herald).await;
+    let id = herald.first_delivery().await;
     let detail = herald
         .wait_for_delivery(id, "failed once", |d| attempts(d) == 1)
         .await;
@@ -505,7 +490,7 @@ async fn a_spent_rate_limit_budget_holds_the_destination_until_its_reset() {
         .post_json("/api/v2/alerts", format!("[{}]", firing("First")))
         .await;
     let first = receiver.wait_for(1).await[0].clone();
-    let id = only_delivery(&herald).await;
+    let id = herald.first_delivery().await;
     herald
         .wait_for_delivery(id, "delivered", |d| d["delivery"]["state"] == "delivered")
         .await;

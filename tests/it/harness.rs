@@ -87,6 +87,11 @@ pub fn webhook_settings(
     settings
 }
 
+/// A firing alert (one JSON object) that stays firing for as long as any test runs.
+pub fn firing(name: &str) -> String {
+    format!(r#"{{"labels":{{"alertname":"{name}"}},"endsAt":"2100-01-01T00:00:00Z"}}"#)
+}
+
 /// The embedded default's `delivery` section.
 pub fn default_delivery() -> DeliverySettings {
     herald::config::load_str("", "defaults")
@@ -170,6 +175,17 @@ impl Herald {
         assert_eq!(response.status(), 200);
         let body: serde_json::Value = response.json().await.unwrap();
         body["deliveries"].as_array().unwrap().clone()
+    }
+
+    /// The id of the first delivery queued, waiting (up to a generous bound) for one.
+    pub async fn first_delivery(&self) -> i64 {
+        for _ in 0..1200 {
+            if let Some(first) = self.deliveries("").await.last() {
+                return first["id"].as_i64().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no delivery was queued");
     }
 
     /// `GET /api/herald/v1/deliveries/{id}`: the delivery, its notification and attempts.

@@ -4,6 +4,7 @@
 mod amtool;
 mod bad_input;
 mod cli;
+mod cli_deliveries;
 mod crash;
 mod delivery;
 mod harness;
