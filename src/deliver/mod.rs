@@ -198,41 +198,57 @@ impl Engine {
         timeout + LEASE_MARGIN
     }
 
-    /// Starts every delivery that may go now; returns when something next may.
+    /// Starts every delivery that may go now; returns when something next may. Looks, per receiver with free
+    /// send slots, at no more due deliveries per destination than it has slots; a destination that must wait is
+    /// passed over whole.
     async fn launch(&mut self) -> Option<DateTime<Utc>> {
         let now = self.clock.now();
-        let mut wake = self.queue.next_due().filter(|due| *due > now);
         if let Some(until) = self.claim_blocked_until {
             if until > now {
                 return Some(until);
             }
             self.claim_blocked_until = None;
         }
+        let mut wake = self.queue.next_due_after(now);
+        let concurrency = self.settings.concurrency;
+        let in_flight = &self.in_flight;
+        let free = |receiver: &str| {
+            concurrency.saturating_sub(in_flight.get(receiver).copied().unwrap_or(0))
+        };
         let mut picked = Vec::new();
-        let mut taken: HashMap<&str, usize> = HashMap::new();
         let mut waiting: HashSet<&str> = HashSet::new();
-        let mut due_later = None;
-        for entry in self.queue.due(now) {
-            let busy = self.in_flight.get(&entry.receiver).copied().unwrap_or(0)
-                + taken.get(entry.receiver.as_str()).copied().unwrap_or(0);
-            if busy >= self.settings.concurrency || waiting.contains(entry.destination.as_str()) {
-                continue;
-            }
-            match self.destinations.acquire(&entry.destination, now) {
-                Ok(()) => {
-                    *taken.entry(entry.receiver.as_str()).or_default() += 1;
-                    picked.push(entry.id);
+        for (receiver, destinations) in self.queue.due_by_receiver(now, free) {
+            let slots = free(receiver);
+            let mut candidates: Vec<(DateTime<Utc>, i64, &str)> = destinations
+                .into_iter()
+                .flat_map(|(destination, heads)| {
+                    heads
+                        .into_iter()
+                        .map(move |(due, id)| (due, id, destination))
+                })
+                .collect();
+            candidates.sort_unstable();
+            let mut taken = 0;
+            for (_, id, destination) in candidates {
+                if taken == slots {
+                    break;
                 }
-                Err(at) => {
-                    waiting.insert(entry.destination.as_str());
-                    due_later = Some(due_later.map_or(at, |t: DateTime<Utc>| t.min(at)));
+                if waiting.contains(destination) {
+                    continue;
+                }
+                match self.destinations.acquire(destination, now) {
+                    Ok(()) => {
+                        taken += 1;
+                        picked.push(id);
+                    }
+                    Err(at) => {
+                        waiting.insert(destination);
+                        wake = Some(wake.map_or(at, |t| t.min(at)));
+                    }
                 }
             }
         }
-        if let Some(at) = due_later {
-            wake = Some(wake.map_or(at, |t| t.min(at)));
-        }
-        // Past-due heads not picked wait for a completion (concurrency) or for `wake` (rate limits).
+        // Due deliveries not picked wait for a send slot (a completion wakes the engine) or for `wake`.
         if picked.is_empty() {
             return wake;
         }

@@ -2,6 +2,7 @@
 //! integration in order, and the lane heads ready to go, by due time.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 
 use chrono::{DateTime, Utc};
 
@@ -12,7 +13,6 @@ type LaneKey = (String, String, String);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub id: i64,
     pub receiver: String,
     pub integration_key: String,
     pub destination: String,
@@ -31,12 +31,20 @@ impl Entry {
     }
 }
 
+/// A destination and its lane heads that are due, oldest first.
+pub(crate) type DueHeads<'a> = (&'a str, Vec<(DateTime<Utc>, i64)>);
+
+/// Ready lane heads of one receiver, by destination, by due time.
+type ReadyByDestination = HashMap<String, BTreeSet<(DateTime<Utc>, i64)>>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     entries: HashMap<i64, Entry>,
     lanes: HashMap<LaneKey, VecDeque<i64>>,
     /// Heads of lanes that are not running, by when they are due.
     ready: BTreeSet<(DateTime<Utc>, i64)>,
+    /// The same heads by receiver and destination, so a launch looks only at what it can start.
+    ready_by_receiver: HashMap<String, ReadyByDestination>,
 }
 
 impl Queue {
@@ -67,7 +75,6 @@ impl Queue {
             return;
         }
         let entry = Entry {
-            id: record.id,
             receiver: record.receiver.clone(),
             integration_key: record.integration_key.clone(),
             destination: record.destination.clone(),
@@ -100,8 +107,23 @@ impl Queue {
     }
 
     fn unready(&mut self, id: i64) {
-        if let Some(entry) = self.entries.get(&id) {
-            self.ready.remove(&(entry.due, id));
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        let key = (entry.due, id);
+        if !self.ready.remove(&key) {
+            return;
+        }
+        if let Some(destinations) = self.ready_by_receiver.get_mut(&entry.receiver) {
+            if let Some(set) = destinations.get_mut(&entry.destination) {
+                set.remove(&key);
+                if set.is_empty() {
+                    destinations.remove(&entry.destination);
+                }
+            }
+            if destinations.is_empty() {
+                self.ready_by_receiver.remove(&entry.receiver);
+            }
         }
     }
 
@@ -118,20 +140,53 @@ impl Queue {
             .and_then(|lane| lane.front().copied());
         if head == Some(id) {
             self.ready.insert((entry.due, id));
+            self.ready_by_receiver
+                .entry(entry.receiver.clone())
+                .or_default()
+                .entry(entry.destination.clone())
+                .or_default()
+                .insert((entry.due, id));
         }
     }
 
-    /// Ready lane heads due by `now`, oldest due first.
-    pub(crate) fn due(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Entry> {
-        self.ready
+    /// For each receiver with ready lane heads: its destinations, each with up to `per_destination` heads due by
+    /// `now`, oldest first.
+    pub(crate) fn due_by_receiver(
+        &self,
+        now: DateTime<Utc>,
+        per_destination: impl Fn(&str) -> usize,
+    ) -> Vec<(&str, Vec<DueHeads<'_>>)> {
+        self.ready_by_receiver
             .iter()
-            .take_while(move |(due, _)| *due <= now)
-            .filter_map(|(_, id)| self.entries.get(id))
+            .filter_map(|(receiver, destinations)| {
+                let limit = per_destination(receiver);
+                if limit == 0 {
+                    return None;
+                }
+                let due: Vec<_> = destinations
+                    .iter()
+                    .map(|(destination, set)| {
+                        let heads = set
+                            .iter()
+                            .take_while(|(due, _)| *due <= now)
+                            .take(limit)
+                            .copied()
+                            .collect::<Vec<_>>();
+                        (destination.as_str(), heads)
+                    })
+                    .filter(|(_, heads)| !heads.is_empty())
+                    .collect();
+                (!due.is_empty()).then_some((receiver.as_str(), due))
+            })
+            .collect()
     }
 
-    /// When the next ready lane head is due.
-    pub(crate) fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.ready.first().map(|(due, _)| *due)
+    /// When the next ready lane head that is not yet due becomes due.
+    pub(crate) fn next_due_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.ready
+            .range((Bound::Excluded((now, i64::MAX)), Bound::Unbounded))
+            .next()
+            .map(|(due, _)| *due)
     }
 
     /// Marks a delivery as being sent.
@@ -198,7 +253,15 @@ mod tests {
     }
 
     fn due_ids(queue: &Queue, now: DateTime<Utc>) -> Vec<i64> {
-        queue.due(now).map(|entry| entry.id).collect()
+        let mut ids: Vec<i64> = queue
+            .due_by_receiver(now, |_| usize::MAX)
+            .into_iter()
+            .flat_map(|(_, destinations)| destinations)
+            .flat_map(|(_, heads)| heads)
+            .map(|(_, id)| id)
+            .collect();
+        ids.sort();
+        ids
     }
 
     #[test]
@@ -218,7 +281,7 @@ mod tests {
             [3],
             "2 waits behind its retrying head"
         );
-        assert_eq!(queue.next_due(), Some(now));
+        assert_eq!(queue.next_due_after(now), Some(later));
         queue.start(1);
         queue.remove(1);
         assert_eq!(due_ids(&queue, now), [2, 3]);
@@ -247,6 +310,8 @@ mod tests {
         stale.lease_until = Some(lease);
         queue.insert(&stale, now);
         assert!(due_ids(&queue, now).is_empty());
+        assert_eq!(queue.next_due_after(now), Some(lease));
+        assert_eq!(queue.next_due_after(lease), None);
         assert_eq!(due_ids(&queue, lease), [1]);
     }
 }

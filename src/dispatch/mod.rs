@@ -6,7 +6,7 @@ pub mod group;
 pub mod groups;
 pub mod sweeper;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ use crate::route::inhibit::Inhibitor;
 use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
 use crate::sinks::{Notification, NotifiedAlert};
-use crate::store::delivery::NewDelivery;
+use crate::store::delivery::{NewDelivery, Queued};
 use crate::store::{AlertQuery, SentRecord, StateChange, Store};
 use crate::timeinterval::TimeInterval;
 
@@ -246,9 +246,40 @@ impl Dispatcher {
         held
     }
 
+    /// Flushes every group whose timer is due: one read for all their alerts, and one transaction that queues
+    /// every notification with its log entry.
     async fn flush_due(&mut self) {
         let now = self.clock.now();
-        for id in self.groups.due(now) {
+        let due = self.groups.due(now);
+        if due.is_empty() {
+            return;
+        }
+        let retry_at = now + chrono::Duration::from_std(RETRY_READ).unwrap_or_default();
+        let members: BTreeSet<Fingerprint> = due
+            .iter()
+            .filter_map(|id| self.groups.get(id))
+            .flat_map(|group| group.members.iter().copied())
+            .collect();
+        let stored: HashMap<Fingerprint, Alert> = match self
+            .store
+            .alerts_by_fingerprint(members.into_iter().collect())
+            .await
+        {
+            Ok(stored) => stored
+                .into_iter()
+                .map(|stored| (stored.fingerprint, stored.alert))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, groups = due.len(), "cannot read the due groups' alerts; trying again shortly");
+                for id in &due {
+                    self.groups.postpone(id, retry_at);
+                }
+                return;
+            }
+        };
+        let mut batch = Vec::new();
+        let mut logged = Vec::new();
+        for id in due {
             let Some(group) = self.groups.get(&id) else {
                 continue;
             };
@@ -258,25 +289,15 @@ impl Dispatcher {
                 group.labels.clone(),
             );
             let muted = self.muted(&group.route_id, now);
-            let members: Vec<Fingerprint> = group.members.iter().copied().collect();
-            let alerts: Vec<(Fingerprint, Alert)> = match self
-                .store
-                .alerts_by_fingerprint(members)
-                .await
-            {
-                Ok(stored) => stored
-                    .into_iter()
-                    .map(|stored| (stored.fingerprint, stored.alert))
-                    .collect(),
-                Err(error) => {
-                    tracing::warn!(%error, group = %key, "cannot read the group's alerts; trying again shortly");
-                    self.groups.postpone(
-                        &id,
-                        now + chrono::Duration::from_std(RETRY_READ).unwrap_or_default(),
-                    );
-                    continue;
-                }
-            };
+            let alerts: Vec<(Fingerprint, Alert)> = group
+                .members
+                .iter()
+                .filter_map(|fingerprint| {
+                    stored
+                        .get(fingerprint)
+                        .map(|alert| (*fingerprint, alert.clone()))
+                })
+                .collect();
             let integrations = self.integrations.receiver(&receiver);
             let send_resolved = integrations.is_some_and(|receiver| {
                 receiver
@@ -314,28 +335,34 @@ impl Dispatcher {
             let deliveries = integrations.map_or_else(Vec::new, |receiver| {
                 deliveries(&receiver.integrations, &notification)
             });
-            let record = flush.entry.as_ref().map(|entry| SentRecord {
+            let sent = flush.entry.as_ref().map(|entry| SentRecord {
                 receiver: receiver.clone(),
                 group_key: key.clone(),
                 firing: entry.firing.iter().copied().collect(),
                 resolved: entry.resolved.iter().copied().collect(),
                 at: entry.at,
             });
-            // The deliveries and the log entry are stored together: a notification is queued and logged, or
-            // neither (and the group flushes again shortly).
-            match self.store.enqueue(deliveries, record, now).await {
-                Ok(queued) => {
-                    self.deliveries.queued(queued);
-                    if let Some(entry) = flush.entry {
+            batch.push(Queued { deliveries, sent });
+            logged.push((id, receiver, key, flush.entry));
+        }
+        if batch.is_empty() {
+            return;
+        }
+        // The deliveries and the log entries are stored together: a notification is queued and logged, or neither
+        // (and its group flushes again shortly).
+        match self.store.enqueue(batch, now).await {
+            Ok(queued) => {
+                self.deliveries.queued(queued);
+                for (_, receiver, key, entry) in logged {
+                    if let Some(entry) = entry {
                         self.groups.record(&receiver, &key, entry);
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, group = %key, "cannot queue the notification; trying again shortly");
-                    self.groups.postpone(
-                        &id,
-                        now + chrono::Duration::from_std(RETRY_READ).unwrap_or_default(),
-                    );
+            }
+            Err(error) => {
+                tracing::warn!(%error, groups = logged.len(), "cannot queue notifications; trying again shortly");
+                for (id, ..) in logged {
+                    self.groups.postpone(&id, retry_at);
                 }
             }
         }

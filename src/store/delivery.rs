@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::store::SentRecord;
+
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,6 +73,14 @@ pub struct NewDelivery {
     pub alert_count: usize,
     /// The notification as JSON.
     pub payload: String,
+}
+
+/// One notification to queue: its deliveries (one per integration that takes it) and the notification-log entry
+/// that says it was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub deliveries: Vec<NewDelivery>,
+    pub sent: Option<SentRecord>,
 }
 
 /// A stored delivery, without its payload.

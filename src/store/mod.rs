@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::config::{StorageBackend, StorageSettings};
 use crate::store::delivery::{
-    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, NewDelivery,
+    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, Queued,
     RetrySelection,
 };
 
@@ -176,12 +176,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every stored silence, ordered by id.
     async fn silences(&self) -> Result<Vec<SilenceRecord>, StoreError>;
 
-    /// Queues deliveries and records the notification log entry they carry, in one transaction: a notification
-    /// is either queued and logged, or neither. Returns the stored deliveries.
+    /// Queues notifications' deliveries and records their notification-log entries, all in one transaction: they
+    /// are queued and logged, or none is. Returns the stored deliveries.
     async fn enqueue(
         &self,
-        deliveries: Vec<NewDelivery>,
-        sent: Option<SentRecord>,
+        notifications: Vec<Queued>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 

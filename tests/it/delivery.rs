@@ -355,16 +355,13 @@ async fn a_destination_down_for_a_long_stretch_loses_nothing_and_recovers_by_its
 async fn a_resolve_never_overtakes_its_firing() {
     let clock = manual_clock();
     let receiver = ScriptedReceiver::start(clock.clone()).await;
-    receiver.script([Reply::status(500, "busy")]);
+    receiver.script([Reply::retry_after(429, 600)]);
     let dir = tempfile::tempdir().unwrap();
-    let mut options = delivery_options();
-    options.retry.initial_backoff = Duration::from_secs(600);
-    options.retry.max_backoff = Duration::from_secs(600);
     let mut settings = webhook_settings(
         &dir.path().join("h.db"),
         "ordered",
         &receiver.url(),
-        options,
+        delivery_options(),
     );
     settings.route.group_interval = Duration::from_secs(60);
     let herald = Herald::start_with_clock(settings, clock.clone()).await;

@@ -30,7 +30,7 @@ use super::{
 };
 use crate::alert::{Alert, Fingerprint};
 use crate::store::delivery::{
-    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, NewDelivery,
+    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, Queued,
     RetrySelection,
 };
 
@@ -435,11 +435,10 @@ impl Store for SqliteStore {
 
     async fn enqueue(
         &self,
-        deliveries: Vec<NewDelivery>,
-        sent: Option<SentRecord>,
+        notifications: Vec<Queued>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        expect_deliveries(self.submit(Op::Enqueue(deliveries, sent, now)).await?)
+        expect_deliveries(self.submit(Op::Enqueue(notifications, now)).await?)
     }
 
     async fn claim(

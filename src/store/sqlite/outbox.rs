@@ -8,7 +8,7 @@ use super::rows::{from_micros, to_micros, unavailable};
 use super::writer::record_sent;
 use crate::store::delivery::{
     AttemptRecord, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
-    NewDelivery, RetrySelection, Settle,
+    NewDelivery, Queued, RetrySelection, Settle,
 };
 use crate::store::{SentRecord, StoreError};
 
@@ -65,6 +65,18 @@ fn select_by_ids(connection: &Connection, ids: &[i64]) -> Result<Vec<DeliveryRec
 }
 
 pub(super) fn enqueue(
+    connection: &Connection,
+    notifications: Vec<Queued>,
+    now: DateTime<Utc>,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    let mut records = Vec::new();
+    for Queued { deliveries, sent } in notifications {
+        records.extend(enqueue_one(connection, deliveries, sent, now)?);
+    }
+    Ok(records)
+}
+
+fn enqueue_one(
     connection: &Connection,
     deliveries: Vec<NewDelivery>,
     sent: Option<SentRecord>,

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::alert::Fingerprint;
-use crate::store::delivery::{AttemptRecord, Settle};
+use crate::store::delivery::{AttemptRecord, NewDelivery, Queued, Settle};
 
 fn t(second: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap()
@@ -55,8 +55,10 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
     let store = open(&dir).await;
     let queued = store
         .enqueue(
-            vec![new_delivery("g1"), new_delivery("g1")],
-            Some(sent("g1")),
+            vec![Queued {
+                deliveries: vec![new_delivery("g1"), new_delivery("g1")],
+                sent: Some(sent("g1")),
+            }],
             t(0),
         )
         .await
@@ -86,7 +88,13 @@ async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id = store
-        .enqueue(vec![new_delivery("g")], None, t(0))
+        .enqueue(
+            vec![Queued {
+                deliveries: vec![new_delivery("g")],
+                sent: None,
+            }],
+            t(0),
+        )
         .await
         .unwrap()[0]
         .id;
@@ -118,7 +126,13 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id = store
-        .enqueue(vec![new_delivery("g")], None, t(0))
+        .enqueue(
+            vec![Queued {
+                deliveries: vec![new_delivery("g")],
+                sent: None,
+            }],
+            t(0),
+        )
         .await
         .unwrap()[0]
         .id;
@@ -177,8 +191,10 @@ async fn replay_discard_and_retention() {
     let store = open(&dir).await;
     let ids: Vec<i64> = store
         .enqueue(
-            vec![new_delivery("a"), new_delivery("b"), new_delivery("c")],
-            None,
+            vec![Queued {
+                deliveries: vec![new_delivery("a"), new_delivery("b"), new_delivery("c")],
+                sent: None,
+            }],
             t(0),
         )
         .await
@@ -268,13 +284,15 @@ async fn listing_filters_and_pages_newest_first() {
     other.receiver = "other".into();
     store
         .enqueue(
-            vec![
-                new_delivery("a"),
-                other,
-                new_delivery("b"),
-                new_delivery("c"),
-            ],
-            None,
+            vec![Queued {
+                deliveries: vec![
+                    new_delivery("a"),
+                    other,
+                    new_delivery("b"),
+                    new_delivery("c"),
+                ],
+                sent: None,
+            }],
             t(0),
         )
         .await

@@ -13,7 +13,7 @@ use super::outbox;
 use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
-use crate::store::delivery::{DeliveryRecord, Discard, Finished, NewDelivery, RetrySelection};
+use crate::store::delivery::{DeliveryRecord, Discard, Finished, Queued, RetrySelection};
 use crate::store::{
     Existing, GroupRecord, Health, SentRecord, SilenceRecord, StateChange, StoreError, merge,
 };
@@ -32,7 +32,7 @@ pub(super) enum Op {
     RecordSent(SentRecord),
     SaveSilences(Vec<SilenceRecord>),
     PurgeSilences(DateTime<Utc>),
-    Enqueue(Vec<NewDelivery>, Option<SentRecord>, DateTime<Utc>),
+    Enqueue(Vec<Queued>, DateTime<Utc>),
     Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>),
     Finish(Box<Finished>),
     Release(Vec<i64>, DateTime<Utc>),
@@ -185,8 +185,8 @@ fn run_isolated(
         Op::RecordSent(record) => record_sent(&savepoint, record).map(|()| Outcome::Count(1)),
         Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
         Op::PurgeSilences(before) => purge_silences(&savepoint, before).map(Outcome::Count),
-        Op::Enqueue(deliveries, sent, now) => {
-            outbox::enqueue(&savepoint, deliveries, sent, now).map(Outcome::Deliveries)
+        Op::Enqueue(notifications, now) => {
+            outbox::enqueue(&savepoint, notifications, now).map(Outcome::Deliveries)
         }
         Op::Claim(ids, now, lease) => outbox::claim(&savepoint, ids, now, lease).map(Outcome::Ids),
         Op::Finish(finished) => outbox::finish(&savepoint, *finished).map(|()| Outcome::Count(1)),
