@@ -104,14 +104,22 @@ pub(crate) async fn run(job: Job) -> Completion {
             "delivered",
         ),
         Err(error) => {
-            let Some(policy) = job.integration.as_ref().map(|i| i.options.retry) else {
-                let settle = Settle::Dead {
-                    error: format!("permanent error: {error}"),
-                };
-                return finish(job, started_at, duration, settle, None, None, error, kind).await;
+            let (settle, pause) = match &job.integration {
+                Some(integration) => policy::after_failure(
+                    &integration.options.retry,
+                    error,
+                    attempts,
+                    job.queued_at,
+                    now,
+                    job.jitter,
+                ),
+                None => (
+                    Settle::Dead {
+                        error: format!("permanent error: {error}"),
+                    },
+                    None,
+                ),
             };
-            let (settle, pause) =
-                policy::after_failure(&policy, error, attempts, job.queued_at, now, job.jitter);
             (settle, pause, error.response().cloned(), error.reason())
         }
     };
@@ -125,46 +133,9 @@ pub(crate) async fn run(job: Job) -> Completion {
         .increment(1);
     metrics::histogram!("herald_delivery_latency_seconds", "integration" => kind)
         .record(duration.as_secs_f64());
-    match &result {
-        Ok(_) => {
-            record(
-                job, started_at, duration, settle, pause, response, None, kind,
-            )
-            .await
-        }
-        Err(error) => {
-            if matches!(error, SinkError::RateLimited { .. }) {
-                metrics::counter!("herald_rate_limited_total", "integration" => kind).increment(1);
-            }
-            record(
-                job,
-                started_at,
-                duration,
-                settle,
-                pause,
-                response,
-                Some(error),
-                kind,
-            )
-            .await
-        }
+    if let Err(SinkError::RateLimited { .. }) = &result {
+        metrics::counter!("herald_rate_limited_total", "integration" => kind).increment(1);
     }
-}
-
-/// Finishes an attempt that has no retry policy to consult (its integration is gone).
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    job: Job,
-    started_at: DateTime<Utc>,
-    duration: std::time::Duration,
-    settle: Settle,
-    pause: Option<DateTime<Utc>>,
-    response: Option<crate::sinks::Response>,
-    error: &SinkError,
-    kind: &'static str,
-) -> Completion {
-    metrics::counter!("herald_delivery_attempts_total", "integration" => kind, "outcome" => error.reason())
-        .increment(1);
     record(
         job,
         started_at,
@@ -172,7 +143,7 @@ async fn finish(
         settle,
         pause,
         response,
-        Some(error),
+        result.as_ref().err(),
         kind,
     )
     .await

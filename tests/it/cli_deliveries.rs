@@ -2,14 +2,11 @@
 //! made by a scripted receiver that answers 400; and the admin token, from `--token` and from HERALD_TOKEN.
 
 use std::process::Output;
-use std::sync::Arc;
 
-use chrono::{SubsecRound, Utc};
-use herald::clock::ManualClock;
 use herald::config::Secret;
 
-use crate::harness::{Herald, delivery_options, firing, webhook_settings};
-use crate::receiver::{Reply, ScriptedReceiver};
+use crate::delivery::{DeadDelivery, manual_clock, with_a_dead_delivery};
+use crate::harness::{Herald, delivery_options, webhook_settings};
 
 /// Runs `herald deliveries ARGS` against `herald` (`--url` first), with `env` set and no HERALD_* inherited.
 async fn deliveries(herald: &Herald, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -67,24 +64,13 @@ fn failed(output: &Output) -> String {
 
 #[tokio::test]
 async fn list_show_retry_and_discard_a_dead_delivery() {
-    let clock = Arc::new(ManualClock::new(Utc::now().trunc_subsecs(0)));
-    let receiver = ScriptedReceiver::start(clock.clone()).await;
-    receiver.script([Reply::status(400, "invalid_payload")]);
-    let dir = tempfile::tempdir().unwrap();
-    let settings = webhook_settings(
-        &dir.path().join("h.db"),
-        "ops",
-        &receiver.url(),
-        delivery_options(),
-    );
-    let herald = Herald::start_with_clock(settings, clock.clone()).await;
-    herald
-        .post_json("/api/v2/alerts", format!("[{}]", firing("Bad")))
-        .await;
-    let id = herald.first_delivery().await;
-    herald
-        .wait_for_delivery(id, "dead", |d| d["delivery"]["state"] == "dead")
-        .await;
+    let DeadDelivery {
+        herald,
+        receiver,
+        id,
+        _dir,
+        ..
+    } = with_a_dead_delivery("ops").await;
 
     let table = succeeded(&deliveries(&herald, &["list", "--state", "dead"], &[]).await);
     let lines: Vec<&str> = table.lines().collect();
@@ -165,7 +151,7 @@ async fn list_show_retry_and_discard_a_dead_delivery() {
 
 #[tokio::test]
 async fn the_admin_token_comes_from_the_option_or_the_environment() {
-    let clock = Arc::new(ManualClock::new(Utc::now().trunc_subsecs(0)));
+    let clock = manual_clock();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = webhook_settings(
         &dir.path().join("h.db"),

@@ -13,7 +13,7 @@ use crate::harness::{Herald, delivery_options, firing, metric, webhook_settings}
 use crate::receiver::{Reply, ScriptedReceiver};
 
 /// A manual clock at a whole second, like the store's timestamps (microseconds) can hold exactly.
-fn manual_clock() -> Arc<ManualClock> {
+pub fn manual_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Utc::now().trunc_subsecs(0)))
 }
 
@@ -194,20 +194,28 @@ async fn a_destination_limited_to_one_per_second_gets_all_of_a_burst_of_100_no_f
     receiver.stop();
 }
 
-#[tokio::test]
-async fn a_permanent_error_is_dead_with_its_reason_and_replay_delivers_it() {
+/// herald whose receiver `name` answered 400 `invalid_payload` to its one notification: that delivery is dead.
+pub struct DeadDelivery {
+    pub herald: Herald,
+    pub receiver: ScriptedReceiver,
+    pub id: i64,
+    pub detail: serde_json::Value,
+    /// Holds the store's directory for as long as the test runs.
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn with_a_dead_delivery(name: &str) -> DeadDelivery {
     let clock = manual_clock();
     let receiver = ScriptedReceiver::start(clock.clone()).await;
     receiver.script([Reply::status(400, "invalid_payload")]);
     let dir = tempfile::tempdir().unwrap();
     let settings = webhook_settings(
         &dir.path().join("h.db"),
-        "permanent",
+        name,
         &receiver.url(),
         delivery_options(),
     );
-    let herald = Herald::start_with_clock(settings, clock.clone()).await;
-
+    let herald = Herald::start_with_clock(settings, clock).await;
     herald
         .post_json("/api/v2/alerts", format!("[{}]", firing("Bad")))
         .await;
@@ -215,6 +223,24 @@ async fn a_permanent_error_is_dead_with_its_reason_and_replay_delivers_it() {
     let detail = herald
         .wait_for_delivery(id, "dead", |d| d["delivery"]["state"] == "dead")
         .await;
+    DeadDelivery {
+        herald,
+        receiver,
+        id,
+        detail,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn a_permanent_error_is_dead_with_its_reason_and_replay_delivers_it() {
+    let DeadDelivery {
+        herald,
+        receiver,
+        id,
+        detail,
+        _dir,
+    } = with_a_dead_delivery("permanent").await;
     let reason = detail["delivery"]["last_error"].as_str().unwrap();
     assert!(reason.starts_with("permanent error: HTTP 400"), "{reason}");
     assert!(reason.contains("invalid_payload"), "{reason}");

@@ -28,6 +28,21 @@ fn new_delivery(group: &str) -> NewDelivery {
     }
 }
 
+/// Queues one notification with a delivery per group in `groups` and no log entry.
+async fn queue(store: &SqliteStore, groups: &[&str]) -> Vec<DeliveryRecord> {
+    let deliveries = groups.iter().map(|group| new_delivery(group)).collect();
+    store
+        .enqueue(
+            vec![Queued {
+                deliveries,
+                sent: None,
+            }],
+            t(0),
+        )
+        .await
+        .unwrap()
+}
+
 fn sent(group: &str) -> SentRecord {
     SentRecord {
         receiver: "team".into(),
@@ -87,17 +102,7 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
 async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let id = store
-        .enqueue(
-            vec![Queued {
-                deliveries: vec![new_delivery("g")],
-                sent: None,
-            }],
-            t(0),
-        )
-        .await
-        .unwrap()[0]
-        .id;
+    let id = queue(&store, &["g"]).await[0].id;
     assert_eq!(store.claim(vec![id], t(1), t(10)).await.unwrap(), vec![id]);
     assert!(
         store.claim(vec![id], t(5), t(20)).await.unwrap().is_empty(),
@@ -125,17 +130,7 @@ async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
 async fn attempts_settle_deliveries_and_pause_their_destination() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let id = store
-        .enqueue(
-            vec![Queued {
-                deliveries: vec![new_delivery("g")],
-                sent: None,
-            }],
-            t(0),
-        )
-        .await
-        .unwrap()[0]
-        .id;
+    let id = queue(&store, &["g"]).await[0].id;
     store.claim(vec![id], t(1), t(30)).await.unwrap();
     store
         .finish(Finished {
@@ -189,16 +184,8 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
 async fn replay_discard_and_retention() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let ids: Vec<i64> = store
-        .enqueue(
-            vec![Queued {
-                deliveries: vec![new_delivery("a"), new_delivery("b"), new_delivery("c")],
-                sent: None,
-            }],
-            t(0),
-        )
+    let ids: Vec<i64> = queue(&store, &["a", "b", "c"])
         .await
-        .unwrap()
         .iter()
         .map(|d| d.id)
         .collect();
