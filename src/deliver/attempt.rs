@@ -10,7 +10,7 @@ use super::integrations::Integration;
 use super::policy;
 use crate::clock::Clock;
 use crate::config::format_duration;
-use crate::sinks::{Notification, Receipt, SinkError};
+use crate::sinks::{Context, Notification, Receipt, SinkError};
 use crate::store::Store;
 use crate::store::delivery::{AttemptRecord, Finished, Settle};
 
@@ -55,8 +55,8 @@ async fn send(job: &Job) -> Result<Receipt, SinkError> {
             job.integration_key, job.receiver
         )));
     };
-    let payload = match job.store.delivery_payload(job.id).await {
-        Ok(Some(payload)) => payload,
+    let input = match job.store.attempt_input(job.id).await {
+        Ok(Some(input)) => input,
         Ok(None) => return Err(SinkError::permanent("the delivery is no longer stored")),
         Err(error) => {
             return Err(SinkError::retryable(format!(
@@ -64,11 +64,16 @@ async fn send(job: &Job) -> Result<Receipt, SinkError> {
             )));
         }
     };
-    let notification: Notification = serde_json::from_str(&payload).map_err(|error| {
+    let notification: Notification = serde_json::from_str(&input.payload).map_err(|error| {
         SinkError::permanent(format!("the stored notification cannot be read: {error}"))
     })?;
+    let context = Context {
+        state: input
+            .state
+            .and_then(|state| serde_json::from_str(&state).ok()),
+    };
     let timeout = integration.options.timeout;
-    match tokio::time::timeout(timeout, integration.sink.send(&notification)).await {
+    match tokio::time::timeout(timeout, integration.sink.send(&notification, &context)).await {
         Ok(result) => result,
         Err(_) => Err(SinkError::retryable(format!(
             "no answer within {} (timeout)",
@@ -136,30 +141,50 @@ pub(crate) async fn run(job: Job) -> Completion {
     if let Err(SinkError::RateLimited { .. }) = &result {
         metrics::counter!("herald_rate_limited_total", "integration" => kind).increment(1);
     }
+    let state = result
+        .as_ref()
+        .ok()
+        .and_then(|receipt| receipt.state.as_ref())
+        .map(ToString::to_string);
     record(
         job,
         started_at,
         duration,
-        settle,
-        pause,
-        response,
+        Outcome {
+            settle,
+            pause,
+            response,
+            state,
+        },
         result.as_ref().err(),
         kind,
     )
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What an attempt decided, to store.
+struct Outcome {
+    settle: Settle,
+    pause: Option<DateTime<Utc>>,
+    response: Option<crate::sinks::Response>,
+    /// The integration's new state for the group (JSON).
+    state: Option<String>,
+}
+
 async fn record(
     job: Job,
     started_at: DateTime<Utc>,
     duration: std::time::Duration,
-    settle: Settle,
-    pause: Option<DateTime<Utc>>,
-    response: Option<crate::sinks::Response>,
+    outcome: Outcome,
     error: Option<&SinkError>,
     kind: &'static str,
 ) -> Completion {
+    let Outcome {
+        settle,
+        pause,
+        response,
+        state,
+    } = outcome;
     let attempt = AttemptRecord {
         started_at,
         duration_seconds: duration.as_secs_f64(),
@@ -200,6 +225,7 @@ async fn record(
         attempt,
         settle: settle.clone(),
         pause: pause.clone(),
+        state,
         now: job.clock.now(),
     };
     let done = match job.store.finish(finished).await {

@@ -253,6 +253,7 @@ impl Answer {
         if status.is_success() {
             return Ok(Receipt {
                 response: Some(response),
+                state: None,
             });
         }
         let asked_to_wait = retry_after(&self.headers, self.now);

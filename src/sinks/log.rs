@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{Notification, Receipt, Sink, SinkError};
+use super::{Context, Notification, Receipt, Sink, SinkError};
 use crate::alert::Labels;
 use crate::config::LogConfig;
 use crate::route::tree::label_set;
@@ -84,7 +84,11 @@ impl Sink for LogSink {
         "log".to_owned()
     }
 
-    async fn send(&self, notification: &Notification) -> Result<Receipt, SinkError> {
+    async fn send(
+        &self,
+        notification: &Notification,
+        _context: &Context,
+    ) -> Result<Receipt, SinkError> {
         let line = render(notification);
         tracing::info!(
             target: "herald::notify",

@@ -112,9 +112,19 @@ pub struct Response {
 pub const RESPONSE_KEEP: usize = 1024;
 
 /// What a destination answered to a successful send.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Receipt {
     pub response: Option<Response>,
+    /// What the integration keeps about this group for its next send (a Slack message's channel and ts, a Jira
+    /// issue key); stored with the delivery's outcome. `None` keeps what was stored.
+    pub state: Option<serde_json::Value>,
+}
+
+/// What an integration knows when it sends, besides the notification.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Context {
+    /// What it kept about this group after its last successful send (`Receipt::state`).
+    pub state: Option<serde_json::Value>,
 }
 
 /// Why a send failed; the delivery engine decides what to do about it.
@@ -188,7 +198,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// and shown.
     fn destination(&self) -> String;
 
-    async fn send(&self, notification: &Notification) -> Result<Receipt, SinkError>;
+    async fn send(
+        &self,
+        notification: &Notification,
+        context: &Context,
+    ) -> Result<Receipt, SinkError>;
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Notification, NotifiedAlert, Receipt, Sink, SinkError, http};
+use super::{Context, Notification, NotifiedAlert, Receipt, Sink, SinkError, http};
 use crate::alert::{Annotations, Fingerprint, Labels, Status};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Secret, WebhookConfig};
@@ -204,7 +204,11 @@ impl Sink for WebhookSink {
         self.destination.clone()
     }
 
-    async fn send(&self, notification: &Notification) -> Result<Receipt, SinkError> {
+    async fn send(
+        &self,
+        notification: &Notification,
+        _context: &Context,
+    ) -> Result<Receipt, SinkError> {
         let secrets = self.secrets();
         let body = serde_json::to_vec(&payload(notification, self.max_alerts))
             .map_err(|error| SinkError::permanent(format!("cannot encode the payload: {error}")))?;
@@ -447,7 +451,7 @@ mod tests {
         let sink = WebhookSink::new(&config, http::client().unwrap()).with_clock(clock);
         let n = notification();
 
-        let receipt = sink.send(&n).await.unwrap();
+        let receipt = sink.send(&n, &Context::default()).await.unwrap();
         let kept = receipt.response.unwrap();
         assert_eq!((kept.status, kept.body.as_str()), (Some(200), "ok"));
 
@@ -480,7 +484,9 @@ mod tests {
     async fn unsigned_requests_carry_no_signature_headers() {
         let (url, mut requests) = serve(204, &[], "").await;
         let sink = WebhookSink::new(&config(&url), http::client().unwrap());
-        sink.send(&notification()).await.unwrap();
+        sink.send(&notification(), &Context::default())
+            .await
+            .unwrap();
         let seen = requests.recv().await.unwrap();
         assert!(seen.headers.get("x-herald-signature").is_none());
         assert!(seen.headers.get("x-herald-timestamp").is_none());
@@ -491,7 +497,10 @@ mod tests {
     async fn rate_limited_with_retry_after() {
         let (url, _requests) = serve(429, &[("retry-after", "2")], "slow down").await;
         let sink = WebhookSink::new(&config(&url), http::client().unwrap());
-        let error = sink.send(&notification()).await.unwrap_err();
+        let error = sink
+            .send(&notification(), &Context::default())
+            .await
+            .unwrap_err();
         assert!(
             matches!(error, SinkError::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(2)),
             "{error:?}"
@@ -502,7 +511,10 @@ mod tests {
     async fn server_error_is_retryable() {
         let (url, _requests) = serve(500, &[], "boom").await;
         let sink = WebhookSink::new(&config(&url), http::client().unwrap());
-        let error = sink.send(&notification()).await.unwrap_err();
+        let error = sink
+            .send(&notification(), &Context::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, SinkError::Retryable { .. }), "{error:?}");
         assert_eq!(error.to_string(), "HTTP 500 Internal Server Error: boom");
     }
@@ -514,7 +526,10 @@ mod tests {
         let mut config = config(&url);
         config.authorization = Some(Secret::new("Bearer t0ken-abc"));
         let sink = WebhookSink::new(&config, http::client().unwrap());
-        let error = sink.send(&notification()).await.unwrap_err();
+        let error = sink
+            .send(&notification(), &Context::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, SinkError::Permanent { .. }), "{error:?}");
         let kept = error.response().unwrap();
         assert_eq!(kept.status, Some(400));
@@ -537,7 +552,10 @@ mod tests {
             &config(&format!("http://{address}/hooks/{TOKEN}")),
             http::client().unwrap(),
         );
-        let error = sink.send(&notification()).await.unwrap_err();
+        let error = sink
+            .send(&notification(), &Context::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, SinkError::Retryable { .. }), "{error:?}");
         let text = format!("{error} {error:?}");
         assert!(!text.contains(TOKEN), "{text}");
@@ -550,7 +568,10 @@ mod tests {
             &config(&format!("ftp://host/{TOKEN}")),
             http::client().unwrap(),
         );
-        let error = sink.send(&notification()).await.unwrap_err();
+        let error = sink
+            .send(&notification(), &Context::default())
+            .await
+            .unwrap_err();
         assert!(matches!(error, SinkError::Permanent { .. }), "{error:?}");
         assert!(!error.to_string().contains(TOKEN), "{error}");
     }

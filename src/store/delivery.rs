@@ -131,8 +131,8 @@ pub enum Settle {
     },
 }
 
-/// The result of an attempt, to store in one transaction: the attempt, the delivery's new state, and a pause of its
-/// destination.
+/// The result of an attempt, to store in one transaction: the attempt, the delivery's new state, a pause of its
+/// destination, and its integration's new state for the group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
     pub id: i64,
@@ -140,7 +140,18 @@ pub struct Finished {
     pub settle: Settle,
     /// The destination and until when it must not be sent to.
     pub pause: Option<(String, DateTime<Utc>)>,
+    /// What the integration keeps about the delivery's group (JSON), replacing what it kept.
+    pub state: Option<String>,
     pub now: DateTime<Utc>,
+}
+
+/// What an attempt reads before it sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptInput {
+    /// The notification as JSON.
+    pub payload: String,
+    /// The integration's state for the delivery's group (JSON), when it kept one.
+    pub state: Option<String>,
 }
 
 /// Which deliveries to list.

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::config::{StorageBackend, StorageSettings};
 use crate::store::delivery::{
-    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, Queued,
-    RetrySelection,
+    AttemptInput, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
+    Queued, RetrySelection,
 };
 
 pub use merge::{Existing, merge};
@@ -210,14 +210,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes a delivery and its attempts, unless it is in flight.
     async fn discard_delivery(&self, id: i64) -> Result<Discard, StoreError>;
 
-    /// Deletes delivered and dead deliveries last changed before `before`; returns how many.
+    /// Deletes delivered and dead deliveries, and integration state, last changed before `before`; returns how
+    /// many deliveries.
     async fn purge_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Pending and in-flight deliveries, oldest first: the work to resume at start.
     async fn open_deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError>;
 
-    /// A delivery's notification (JSON).
-    async fn delivery_payload(&self, id: i64) -> Result<Option<String>, StoreError>;
+    /// What an attempt at a delivery needs: its notification, and its integration's state for its group.
+    async fn attempt_input(&self, id: i64) -> Result<Option<AttemptInput>, StoreError>;
 
     /// Deliveries, newest first.
     async fn deliveries(&self, query: DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;

@@ -30,8 +30,8 @@ use super::{
 };
 use crate::alert::{Alert, Fingerprint};
 use crate::store::delivery::{
-    DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished, Queued,
-    RetrySelection,
+    AttemptInput, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
+    Queued, RetrySelection,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_groups_and_notification_log.sql"),
     include_str!("../migrations/0004_silences.sql"),
     include_str!("../migrations/0005_deliveries.sql"),
+    include_str!("../migrations/0006_integration_state.sql"),
 ];
 
 /// Page size for new databases, in bytes.
@@ -484,8 +485,8 @@ impl Store for SqliteStore {
         self.read(outbox::open_deliveries).await
     }
 
-    async fn delivery_payload(&self, id: i64) -> Result<Option<String>, StoreError> {
-        self.read(move |connection| outbox::payload(connection, id))
+    async fn attempt_input(&self, id: i64) -> Result<Option<AttemptInput>, StoreError> {
+        self.read(move |connection| outbox::attempt_input(connection, id))
             .await
     }
 

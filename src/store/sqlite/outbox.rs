@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::rows::{from_micros, to_micros, unavailable};
 use super::writer::record_sent;
 use crate::store::delivery::{
-    AttemptRecord, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
-    NewDelivery, Queued, RetrySelection, Settle,
+    AttemptInput, AttemptRecord, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState,
+    Discard, Finished, NewDelivery, Queued, RetrySelection, Settle,
 };
 use crate::store::{SentRecord, StoreError};
 
@@ -145,8 +145,21 @@ pub(super) fn finish(connection: &Connection, finished: Finished) -> Result<(), 
         attempt,
         settle,
         pause,
+        state,
         now,
     } = finished;
+    if let Some(state) = state {
+        connection
+            .prepare_cached(
+                "INSERT INTO integration_state (receiver, integration_key, group_key, state, updated_at) \
+                 SELECT receiver, integration_key, group_key, ?2, ?3 FROM deliveries WHERE id = ?1 \
+                 ON CONFLICT (receiver, integration_key, group_key) DO UPDATE SET state = excluded.state, \
+                 updated_at = excluded.updated_at",
+            )
+            .map_err(unavailable)?
+            .execute(params![id, state, to_micros(now)])
+            .map_err(unavailable)?;
+    }
     connection
         .prepare_cached(
             "INSERT INTO delivery_attempts (delivery_id, started_at, duration_us, outcome, status_code, error, \
@@ -288,6 +301,11 @@ pub(super) fn purge(connection: &Connection, before: DateTime<Utc>) -> Result<u6
         .execute(params![before])
         .map_err(unavailable)?;
     connection
+        .prepare_cached("DELETE FROM integration_state WHERE updated_at < ?1")
+        .map_err(unavailable)?
+        .execute(params![before])
+        .map_err(unavailable)?;
+    connection
         .prepare_cached("DELETE FROM destination_pauses WHERE until < ?1")
         .map_err(unavailable)?
         .execute(params![before])
@@ -302,7 +320,26 @@ pub(super) fn open_deliveries(connection: &Connection) -> rusqlite::Result<Vec<D
     statement.query_map([], read_delivery)?.collect()
 }
 
-pub(super) fn payload(connection: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+pub(super) fn attempt_input(
+    connection: &Connection,
+    id: i64,
+) -> rusqlite::Result<Option<AttemptInput>> {
+    connection
+        .prepare_cached(
+            "SELECT d.payload, s.state FROM deliveries d LEFT JOIN integration_state s \
+             ON s.receiver = d.receiver AND s.integration_key = d.integration_key AND s.group_key = d.group_key \
+             WHERE d.id = ?1",
+        )?
+        .query_row(params![id], |row| {
+            Ok(AttemptInput {
+                payload: row.get(0)?,
+                state: row.get(1)?,
+            })
+        })
+        .optional()
+}
+
+fn payload(connection: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
     connection
         .prepare_cached("SELECT payload FROM deliveries WHERE id = ?1")?
         .query_row(params![id], |row| row.get(0))

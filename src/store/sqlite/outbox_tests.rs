@@ -87,13 +87,10 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
     assert_eq!(queued[0].next_attempt_at, t(0));
     assert_eq!(store.sent().await.unwrap(), vec![sent("g1")]);
     assert_eq!(store.open_deliveries().await.unwrap(), queued);
+    let input = store.attempt_input(queued[0].id).await.unwrap().unwrap();
     assert_eq!(
-        store
-            .delivery_payload(queued[0].id)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(r#"{"receiver":"team"}"#)
+        (input.payload.as_str(), input.state),
+        (r#"{"receiver":"team"}"#, None)
     );
     store.close().await.unwrap();
 }
@@ -141,6 +138,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
                 error: "rate limited".into(),
             },
             pause: Some(("webhook:0123".into(), t(60))),
+            state: None,
             now: t(2),
         })
         .await
@@ -159,6 +157,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
                 error: "permanent error: HTTP 400".into(),
             },
             pause: None,
+            state: None,
             now: t(61),
         })
         .await
@@ -199,6 +198,7 @@ async fn replay_discard_and_retention() {
             attempt: attempt("retryable"),
             settle,
             pause: None,
+            state: None,
             now: t(2),
         };
         store.finish(finished).await.unwrap();
@@ -246,6 +246,7 @@ async fn replay_discard_and_retention() {
         attempt: attempt("delivered"),
         settle: Settle::Delivered,
         pause: None,
+        state: None,
         now: t(4),
     };
     store.claim(vec![ids[1]], t(4), t(100)).await.unwrap();
@@ -314,5 +315,35 @@ async fn listing_filters_and_pages_newest_first() {
         store.deliveries(query(None, None, 10)).await.unwrap().len(),
         4
     );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let ids: Vec<i64> = queue(&store, &["a", "a", "b"])
+        .await
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    store.claim(vec![ids[0]], t(1), t(30)).await.unwrap();
+    let finished = Finished {
+        id: ids[0],
+        attempt: attempt("delivered"),
+        settle: Settle::Delivered,
+        pause: None,
+        state: Some(r#"{"ts":"1.2"}"#.into()),
+        now: t(2),
+    };
+    store.finish(finished).await.unwrap();
+    let same_group = store.attempt_input(ids[1]).await.unwrap().unwrap();
+    assert_eq!(same_group.state.as_deref(), Some(r#"{"ts":"1.2"}"#));
+    let other_group = store.attempt_input(ids[2]).await.unwrap().unwrap();
+    assert_eq!(other_group.state, None);
+    // Kept until retention, like the deliveries.
+    assert_eq!(store.purge_deliveries(t(3)).await.unwrap(), 1);
+    let purged = store.attempt_input(ids[1]).await.unwrap().unwrap();
+    assert_eq!(purged.state, None);
     store.close().await.unwrap();
 }
