@@ -27,8 +27,8 @@
 # Quick smoke run: BENCH_RUNS=1 BENCH_ALERTS=2000 BENCH_CONCURRENCIES=32 BENCH_SECONDS=3 BENCH_SETTLE=10 bench/delivery.sh
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # moves to the repository root, sets ROOT
 
 RUNS=${BENCH_RUNS:-3}
 ALERTS=${BENCH_ALERTS:-20000}
@@ -41,94 +41,24 @@ DURATION=${BENCH_SECONDS:-20}
 WARMUP=${BENCH_WARMUP:-2}
 SETTLE=${BENCH_SETTLE:-30}
 LATENCY_CONCURRENCY=${BENCH_LATENCY_CONCURRENCY:-4}
-READY_TIMEOUT=${BENCH_READY_TIMEOUT:-30}
-BUILD=${BENCH_BUILD:-1}
-KEEP=${BENCH_KEEP:-0}
 BENCH_DIR=${BENCH_DIR:-/tmp}
-HERALD=${HERALD_BIN:-$ROOT/target/release/herald}
 BENCH=$ROOT/target/release/herald-bench-delivery
-export HERALD_LOG=${HERALD_LOG:-warn}
 
-STOP_TIMEOUT=10 # seconds herald gets to exit after SIGTERM before SIGKILL
-
-die() {
-    echo "delivery.sh: $*" >&2
-    exit 1
-}
-
-for var in BENCH_RUNS BENCH_ALERTS BENCH_BATCH BENCH_DEADLINE BENCH_IDLE BENCH_RATE BENCH_SECONDS BENCH_WARMUP \
-    BENCH_SETTLE BENCH_LATENCY_CONCURRENCY BENCH_READY_TIMEOUT; do
-    [[ ${!var:-0} =~ ^[0-9]+$ ]] || die "$var must be a whole number, got '${!var}'"
-done
+require_whole_numbers BENCH_RUNS BENCH_ALERTS BENCH_BATCH BENCH_DEADLINE BENCH_IDLE BENCH_RATE BENCH_SECONDS \
+    BENCH_WARMUP BENCH_SETTLE BENCH_LATENCY_CONCURRENCY BENCH_READY_TIMEOUT
 [[ $CONCURRENCIES =~ ^[0-9]+( [0-9]+)*$ ]] || die "BENCH_CONCURRENCIES must be whole numbers separated by spaces"
 ((RUNS >= 1 && RUNS <= 20)) || die "BENCH_RUNS must be between 1 and 20"
-for tool in cargo curl python3 git; do
-    command -v "$tool" >/dev/null || die "$tool is required"
-done
+require_tools cargo curl python3 git
 
 [[ -d $BENCH_DIR ]] || die "BENCH_DIR $BENCH_DIR is not a directory"
-WORK=$(mktemp -d "$BENCH_DIR/herald-bench-delivery.XXXXXX")
-HERALD_PID=
-BENCH_PID=
-HERALD_DIR=
-URL=
+start_work "$BENCH_DIR/herald-bench-delivery.XXXXXX"
 RECEIVER=
 
-# Stops the running herald: SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT.
-stop_herald() {
-    [[ -n $HERALD_PID ]] || return 0
-    if kill -0 "$HERALD_PID" 2>/dev/null; then
-        kill -TERM "$HERALD_PID" 2>/dev/null || true
-        local tries=$((STOP_TIMEOUT * 10))
-        while kill -0 "$HERALD_PID" 2>/dev/null && ((tries-- > 0)); do
-            sleep 0.1
-        done
-        if kill -0 "$HERALD_PID" 2>/dev/null; then
-            echo "delivery.sh: herald did not stop within ${STOP_TIMEOUT}s of SIGTERM; killing it" >&2
-            kill -KILL "$HERALD_PID" 2>/dev/null || true
-        fi
-    fi
-    wait "$HERALD_PID" 2>/dev/null || true
-    HERALD_PID=
-}
-
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if ((status == 130 || status == 143)); then
-        echo "delivery.sh: interrupted" >&2
-    fi
-    if [[ -n $BENCH_PID ]]; then
-        kill -TERM "$BENCH_PID" 2>/dev/null || true
-        wait "$BENCH_PID" 2>/dev/null || true
-    fi
-    stop_herald
-    if ((status != 0)) && [[ -n $HERALD_DIR && -s $HERALD_DIR/herald.log ]]; then
-        echo "--- last lines of herald's log ($HERALD_DIR/herald.log) ---" >&2
-        tail -n 20 "$HERALD_DIR/herald.log" >&2
-    fi
-    if [[ $KEEP == 1 ]]; then
-        echo "kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Starts herald with a fresh store in $WORK/NAME, delivering every alert as its own notification to a webhook on
-# a free loopback port, with delivery.concurrency CONCURRENCY; waits until it is ready. Sets HERALD_PID,
-# HERALD_DIR, URL and RECEIVER (the address the benchmark's receiver must listen on).
-start_herald() {
+# Starts herald (see start_herald) delivering every alert as its own notification to a webhook on a free loopback
+# port, with delivery.concurrency CONCURRENCY. Also sets RECEIVER (the address the benchmark's receiver must listen
+# on).
+start_delivery_herald() {
     local name=$1 concurrency=$2
-    HERALD_DIR=$WORK/$name
-    mkdir -p "$HERALD_DIR"
     local port receiver_port
     port=$(free_port)
     receiver_port=$(free_port)
@@ -136,11 +66,7 @@ start_herald() {
         receiver_port=$(free_port)
     done
     RECEIVER=127.0.0.1:$receiver_port
-    cat >"$HERALD_DIR/herald.yaml" <<EOF
-server:
-  listen: "127.0.0.1:$port"
-storage:
-  url: "sqlite://$HERALD_DIR/herald.db"
+    start_herald "$name" "$port" <<EOF
 route:
   receiver: bench
   group_by: ['...']
@@ -154,80 +80,44 @@ receivers:
 delivery:
   concurrency: $concurrency
 EOF
-    URL=http://127.0.0.1:$port
-    "$HERALD" serve -c "$HERALD_DIR/herald.yaml" >>"$HERALD_DIR/herald.log" 2>&1 &
-    HERALD_PID=$!
-
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    until curl -fsS -o /dev/null --max-time 1 "$URL/-/ready" 2>/dev/null; do
-        kill -0 "$HERALD_PID" 2>/dev/null || die "herald exited before it became ready (see its log below)"
-        ((SECONDS < deadline)) || die "herald was not ready at $URL/-/ready within ${READY_TIMEOUT}s"
-        sleep 0.1
-    done
     echo "herald ready at $URL (pid $HERALD_PID, delivery.concurrency $concurrency, receiver $RECEIVER)"
 }
 
-# Runs the benchmark binary, keeping its output in $WORK/NAME.out and showing it when it ends. It runs in the
-# background so that an interrupt is handled at once rather than after the run.
+# Runs the benchmark binary with ARGS against the running herald, output kept in $WORK/NAME.out (see run_logged);
+# fails if herald did not survive the run.
 bench() {
     local name=$1 status=0
     shift
-    "$BENCH" "$@" --url "$URL" --listen "$RECEIVER" --herald-pid "$HERALD_PID" >"$WORK/$name.out" 2>&1 &
-    BENCH_PID=$!
-    wait "$BENCH_PID" || status=$?
-    BENCH_PID=
-    cat "$WORK/$name.out"
-    kill -0 "$HERALD_PID" 2>/dev/null || die "herald (pid $HERALD_PID) is no longer running after the $name run"
+    run_logged "$name" "$BENCH" "$@" --url "$URL" --listen "$RECEIVER" --herald-pid "$HERALD_PID" || status=$?
+    require_alive "$name"
     return "$status"
 }
 
-if [[ $BUILD == 1 ]]; then
-    echo "building release binaries"
-    cargo build --release -p herald -p herald-bench-delivery
-fi
-[[ -x $HERALD ]] || die "no herald binary at $HERALD"
+build_release -p herald -p herald-bench-delivery
 [[ -x $BENCH ]] || die "no benchmark binary at $BENCH (build with: cargo build --release -p herald-bench-delivery)"
 
 for ((run = 1; run <= RUNS; run++)); do
     for concurrency in $CONCURRENCIES; do
         echo
         echo "=== run $run: throughput, delivery.concurrency $concurrency ==="
-        start_herald "throughput-c$concurrency-$run" "$concurrency"
+        start_delivery_herald "throughput-c$concurrency-$run" "$concurrency"
         bench "throughput-c$concurrency-$run" throughput --alerts "$ALERTS" --batch "$BATCH" \
             --deadline "${DEADLINE}s" --idle "${IDLE}s" --tag "delivery_concurrency=$concurrency" --tag "run=$run"
         stop_herald
     done
     echo
     echo "=== run $run: latency, $RATE alerts/s, delivery.concurrency $LATENCY_CONCURRENCY ==="
-    start_herald "latency-$run" "$LATENCY_CONCURRENCY"
+    start_delivery_herald "latency-$run" "$LATENCY_CONCURRENCY"
     bench "latency-$run" latency --rate "$RATE" --duration "${DURATION}s" --warmup "${WARMUP}s" \
         --settle "${SETTLE}s" --tag "delivery_concurrency=$LATENCY_CONCURRENCY" --tag "run=$run"
     stop_herald
 done
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-    commit="$commit (with uncommitted changes)"
-fi
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-mem_total=$(awk '$1 == "MemTotal:" { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-
-cat <<EOF
-
-## herald delivery benchmark
-
-| | |
-|---|---|
-| commit | $commit |
-| date | $(date -u +%Y-%m-%dT%H:%M:%SZ) |
-| machine | $(nproc) CPUs, ${cpu_model:-unknown CPU}, $mem_total RAM, Linux $(uname -r) |
-| toolchain | $(rustc --version 2>/dev/null || echo unknown) |
-| setup | SQLite store in $BENCH_DIR ($(df -PT "$BENCH_DIR" | awk 'NR == 2 { print $2 }')), one webhook to a loopback receiver answering 200 at once, group_by ['...'], group_wait 0s, benchmark on the same machine |
-
-EOF
+summary_head delivery "SQLite store in $BENCH_DIR ($(df -PT "$BENCH_DIR" | awk 'NR == 2 { print $2 }')), one webhook \
+to a loopback receiver answering 200 at once, group_by ['...'], group_wait 0s, benchmark on the same machine"
 
 WORK=$WORK RUNS=$RUNS SETTLE=$SETTLE CONCURRENCIES=$CONCURRENCIES ALERTS=$ALERTS RATE=$RATE DURATION=$DURATION \
-    LATENCY_CONCURRENCY=$LATENCY_CONCURRENCY COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+    LATENCY_CONCURRENCY=$LATENCY_CONCURRENCY COMMIT=$(short_commit) \
     python3 - <<'PY'
 import json, os, statistics
 

@@ -22,8 +22,8 @@
 # Quick smoke run: BENCH_SECONDS=3 BENCH_WARMUP=1 BENCH_ALERTS=10000 bench/ingest.sh
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # moves to the repository root, sets ROOT
 
 DURATION=${BENCH_SECONDS:-20}
 WARMUP=${BENCH_WARMUP:-2}
@@ -34,128 +34,31 @@ RATE=${BENCH_RATE:-1000}
 ALERTS=${BENCH_ALERTS:-100000}
 LOAD_BATCH=${BENCH_LOAD_BATCH:-500}
 SETTLE=${BENCH_SETTLE:-5}
-READY_TIMEOUT=${BENCH_READY_TIMEOUT:-30}
-BUILD=${BENCH_BUILD:-1}
-KEEP=${BENCH_KEEP:-0}
-HERALD=${HERALD_BIN:-$ROOT/target/release/herald}
 LOADGEN=$ROOT/target/release/herald-loadgen
-export HERALD_LOG=${HERALD_LOG:-warn}
 
-STOP_TIMEOUT=10 # seconds herald gets to exit after SIGTERM before SIGKILL
+require_whole_numbers BENCH_SECONDS BENCH_WARMUP BENCH_BATCH BENCH_CONCURRENCY BENCH_DISTINCT BENCH_RATE BENCH_ALERTS \
+    BENCH_LOAD_BATCH BENCH_SETTLE BENCH_READY_TIMEOUT
+require_tools cargo curl python3 git
 
-die() {
-    echo "ingest.sh: $*" >&2
-    exit 1
-}
+start_work /tmp/herald-bench.XXXXXX
 
-for var in BENCH_SECONDS BENCH_WARMUP BENCH_BATCH BENCH_CONCURRENCY BENCH_DISTINCT BENCH_RATE BENCH_ALERTS \
-    BENCH_LOAD_BATCH BENCH_SETTLE BENCH_READY_TIMEOUT; do
-    [[ ${!var:-0} =~ ^[0-9]+$ ]] || die "$var must be a whole number, got '${!var}'"
-done
-for tool in cargo curl python3 git; do
-    command -v "$tool" >/dev/null || die "$tool is required"
-done
-
-WORK=$(mktemp -d /tmp/herald-bench.XXXXXX)
-HERALD_PID=
-LOADGEN_PID=
-HERALD_DIR=
-URL=
-
-# Stops the running herald: SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT.
-stop_herald() {
-    [[ -n $HERALD_PID ]] || return 0
-    if kill -0 "$HERALD_PID" 2>/dev/null; then
-        kill -TERM "$HERALD_PID" 2>/dev/null || true
-        local tries=$((STOP_TIMEOUT * 10))
-        while kill -0 "$HERALD_PID" 2>/dev/null && ((tries-- > 0)); do
-            sleep 0.1
-        done
-        if kill -0 "$HERALD_PID" 2>/dev/null; then
-            echo "ingest.sh: herald did not stop within ${STOP_TIMEOUT}s of SIGTERM; killing it" >&2
-            kill -KILL "$HERALD_PID" 2>/dev/null || true
-        fi
-    fi
-    wait "$HERALD_PID" 2>/dev/null || true
-    HERALD_PID=
-}
-
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if ((status == 130 || status == 143)); then
-        echo "ingest.sh: interrupted" >&2
-    fi
-    if [[ -n $LOADGEN_PID ]]; then
-        kill -TERM "$LOADGEN_PID" 2>/dev/null || true
-        wait "$LOADGEN_PID" 2>/dev/null || true
-    fi
-    stop_herald
-    if ((status != 0)) && [[ -n $HERALD_DIR && -s $HERALD_DIR/herald.log ]]; then
-        echo "--- last lines of herald's log ($HERALD_DIR/herald.log) ---" >&2
-        tail -n 20 "$HERALD_DIR/herald.log" >&2
-    fi
-    if [[ $KEEP == 1 ]]; then
-        echo "kept $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Starts herald with a fresh store in $WORK/NAME and waits until it is ready. Sets HERALD_PID, HERALD_DIR and URL.
-start_herald() {
-    local name=$1
-    HERALD_DIR=$WORK/$name
-    mkdir -p "$HERALD_DIR"
-    local port
-    port=$(free_port)
-    cat >"$HERALD_DIR/herald.yaml" <<EOF
-server:
-  listen: "127.0.0.1:$port"
-storage:
-  url: "sqlite://$HERALD_DIR/herald.db"
+# Starts herald (see start_herald) with a receiver without integrations, so routing runs but nothing is sent.
+start_ingest_herald() {
+    start_herald "$1" "$(free_port)" <<EOF
 route:
   receiver: blackhole
 receivers:
   - name: blackhole
 EOF
-    URL=http://127.0.0.1:$port
-    "$HERALD" serve -c "$HERALD_DIR/herald.yaml" >>"$HERALD_DIR/herald.log" 2>&1 &
-    HERALD_PID=$!
-
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    until curl -fsS -o /dev/null --max-time 1 "$URL/-/ready" 2>/dev/null; do
-        kill -0 "$HERALD_PID" 2>/dev/null || die "herald exited before it became ready (see its log below)"
-        ((SECONDS < deadline)) || die "herald was not ready at $URL/-/ready within ${READY_TIMEOUT}s"
-        sleep 0.1
-    done
     echo "herald ready at $URL (pid $HERALD_PID, store $HERALD_DIR/herald.db)"
 }
 
-require_alive() {
-    kill -0 "$HERALD_PID" 2>/dev/null || die "herald (pid $HERALD_PID) is no longer running after the $1 run"
-}
-
-# Runs the load generator, keeping its output in $WORK/NAME.out and showing it when it ends. It runs in the
-# background so that an interrupt is handled at once rather than after the run.
+# Runs the load generator with ARGS, output kept in $WORK/NAME.out (see run_logged).
 loadgen() {
-    local name=$1 status=0
+    local name=$1
     shift
     echo
-    "$LOADGEN" "$@" >"$WORK/$name.out" 2>&1 &
-    LOADGEN_PID=$!
-    wait "$LOADGEN_PID" || status=$?
-    LOADGEN_PID=
-    cat "$WORK/$name.out"
-    return "$status"
+    run_logged "$name" "$LOADGEN" "$@"
 }
 
 # Value of KEY in the RESULT line of $WORK/NAME.out.
@@ -172,15 +75,11 @@ mib() {
     awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'
 }
 
-if [[ $BUILD == 1 ]]; then
-    echo "building release binaries"
-    cargo build --release --workspace
-fi
-[[ -x $HERALD ]] || die "no herald binary at $HERALD"
+build_release --workspace
 [[ -x $LOADGEN ]] || die "no load generator at $LOADGEN (build with: cargo build --release -p herald-loadgen)"
 
 # (a) throughput and (b) latency, on one herald instance.
-start_herald ingest
+start_ingest_herald ingest
 loadgen throughput throughput --url "$URL" --batch "$BATCH" --concurrency "$CONCURRENCY" \
     --distinct "$DISTINCT" --duration "${DURATION}s" --warmup "${WARMUP}s"
 require_alive throughput
@@ -192,7 +91,7 @@ stop_herald
 
 # (c) memory with ALERTS active alerts, on a fresh store.
 echo
-start_herald memory
+start_ingest_herald memory
 idle_rss_kb=$(proc_kb "$HERALD_PID" VmRSS)
 loadgen load load --url "$URL" --alerts "$ALERTS" --batch "$LOAD_BATCH"
 echo "waiting ${SETTLE}s before reading memory"
@@ -203,25 +102,8 @@ hwm_kb=$(proc_kb "$HERALD_PID" VmHWM)
 store_kb=$(du -sk "$HERALD_DIR" --exclude=herald.log --exclude=herald.yaml | cut -f1)
 stop_herald
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-    commit="$commit (with uncommitted changes)"
-fi
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-mem_total=$(awk '$1 == "MemTotal:" { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-
+summary_head ingest "SQLite store in /tmp, receiver without integrations, load generator on the same machine"
 cat <<EOF
-
-## herald ingest benchmark
-
-| | |
-|---|---|
-| commit | $commit |
-| date | $(date -u +%Y-%m-%dT%H:%M:%SZ) |
-| machine | $(nproc) CPUs, ${cpu_model:-unknown CPU}, $mem_total RAM, Linux $(uname -r) |
-| toolchain | $(rustc --version 2>/dev/null || echo unknown) |
-| setup | SQLite store in /tmp, receiver without integrations, load generator on the same machine |
-
 | benchmark | result |
 |---|---|
 | throughput: batch $BATCH, $CONCURRENCY workers, ${DURATION}s | $(result throughput alerts_per_s) alerts/s, $(result throughput requests_per_s) req/s; batch latency p50 $(result throughput p50_ms) ms, p99 $(result throughput p99_ms) ms; $(result throughput non_2xx) non-2xx, $(result throughput errors) errors |
@@ -230,5 +112,5 @@ cat <<EOF
 | memory, idle on a fresh store | VmRSS $(mib "$idle_rss_kb") |
 | memory, $ALERTS active alerts (${SETTLE}s after loading) | VmRSS $(mib "$rss_kb"), VmHWM $(mib "$hwm_kb"); store on disk $(mib "$store_kb"); loaded at $(result load alerts_per_s) alerts/s |
 
-RESULT bench=ingest commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) alerts_per_s=$(result throughput alerts_per_s) throughput_p99_ms=$(result throughput p99_ms) latency_p50_ms=$(result latency p50_ms) latency_p99_ms=$(result latency p99_ms) latency_p999_ms=$(result latency p999_ms) idle_rss_kb=$idle_rss_kb rss_kb=$rss_kb hwm_kb=$hwm_kb alerts=$ALERTS
+RESULT bench=ingest commit=$(short_commit) alerts_per_s=$(result throughput alerts_per_s) throughput_p99_ms=$(result throughput p99_ms) latency_p50_ms=$(result latency p50_ms) latency_p99_ms=$(result latency p99_ms) latency_p999_ms=$(result latency p999_ms) idle_rss_kb=$idle_rss_kb rss_kb=$rss_kb hwm_kb=$hwm_kb alerts=$ALERTS
 EOF

@@ -2,10 +2,12 @@
 //! alert is a distinct label set, forms its own group under `group_by: ['...']`, and can be told apart when its
 //! notification arrives. The other labels and annotations look like real rule output (about 400 bytes of JSON).
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
+use herald_bench_common::alerts::{PostableAlert, body};
 use serde::Serialize;
 
 /// `endsAt` this far ahead: no alert resolves during a run (which would send a second notification).
@@ -46,14 +48,13 @@ impl AlertFactory {
         let now = SystemTime::now();
         let starts_at = humantime::format_rfc3339_millis(now).to_string();
         let ends_at = humantime::format_rfc3339_seconds(now + ENDS_IN).to_string();
-        let alerts: Vec<PostableAlert<'_>> = (first..first + len)
+        let alerts: Vec<Alert<'_>> = (first..first + len)
             .map(|seq| self.alert(seq, &starts_at, &ends_at))
             .collect();
-        let body = serde_json::to_vec(&alerts).context("cannot serialise alerts")?;
-        Ok(Bytes::from(body))
+        body(&alerts)
     }
 
-    fn alert<'a>(&'a self, seq: u64, starts_at: &'a str, ends_at: &'a str) -> PostableAlert<'a> {
+    fn alert<'a>(&'a self, seq: u64, starts_at: &'a str, ends_at: &'a str) -> Alert<'a> {
         let (alertname, job, severity, team) = RULES[(seq % RULES.len() as u64) as usize];
         let instance = format!("host-{}:9100", seq / RULES.len() as u64);
         PostableAlert {
@@ -72,23 +73,14 @@ impl AlertFactory {
                 severity,
                 team,
             },
-            starts_at,
+            starts_at: Cow::Borrowed(starts_at),
             ends_at,
-            generator_url: "http://prometheus:9090/graph?g0.expr=up&g0.tab=1",
+            generator_url: Cow::Borrowed("http://prometheus:9090/graph?g0.expr=up&g0.tab=1"),
         }
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PostableAlert<'a> {
-    labels: Labels<'a>,
-    annotations: Annotations,
-    starts_at: &'a str,
-    ends_at: &'a str,
-    #[serde(rename = "generatorURL")]
-    generator_url: &'static str,
-}
+type Alert<'a> = PostableAlert<'a, Labels<'a>, Annotations>;
 
 #[derive(Serialize)]
 struct Labels<'a> {

@@ -1,55 +1,46 @@
-//! End-to-end latency at a fixed rate: single-alert posts on an open-loop timetable (`rate` per second), each in its
-//! own task so a slow answer never delays the next send. Alert `i` is due at `start + i / rate`; its latency is its
-//! first arrival at the receiver minus that scheduled time, so time herald makes alerts wait, at ingest or on the
-//! way out, is counted rather than hidden (no coordinated omission). Alerts that do not arrive within `settle`
-//! after the last scheduled send are counted as missing.
-//!
-//! The timetable is kept by a pacing thread that sleeps with the OS timer (finer than the runtime's millisecond
-//! timer wheel, without spinning) and hands each due post to the runtime.
+//! End-to-end latency at a fixed rate: single-alert posts on an open-loop timetable (`rate` per second) kept by the
+//! shared pacer (`herald_bench_common::pacing`), each in its own task so a slow answer never delays the next send.
+//! Alert `i` is due at `start + i / rate`; its latency is its first arrival at the receiver minus that scheduled
+//! time, so time herald makes alerts wait, at ingest or on the way out, is counted rather than hidden (no
+//! coordinated omission). Alerts that do not arrive within `settle` after the last scheduled send are counted as
+//! missing.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
-use hyper::Uri;
+use herald_bench_common::client::{Answer, Client, Failure, accepted};
+use herald_bench_common::latency::Latency;
+use herald_bench_common::pacing::{Pacer, Pacing, Timetable, check_open_loop};
 use serde_json::json;
 use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::alerts::AlertFactory;
-use crate::client::{Answer, Client, Problems, accepted};
 use crate::probe::{between, round3};
-use crate::stats::Latency;
-use crate::target::Target;
+use crate::stats::{Problems, line, summary};
 use crate::{Context, Outcome};
-
-/// Delay before the first scheduled send, so the timetable does not start in the past.
-const START_DELAY: Duration = Duration::from_millis(20);
 
 /// How often the waiting loop looks at the receiver's count.
 const POLL: Duration = Duration::from_millis(10);
 
+/// The scenario's command-line options.
+#[derive(clap::Args)]
 pub(crate) struct Params {
+    /// Alerts (requests) per second.
+    #[arg(long, default_value_t = 500.0)]
     pub(crate) rate: f64,
+    /// Measured time.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
     pub(crate) duration: Duration,
+    /// Unmeasured time before it (its alerts are delivered too, but not counted).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub(crate) warmup: Duration,
+    /// How long after the last scheduled send alerts may still arrive; later ones count as missing.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub(crate) settle: Duration,
+    /// Outstanding requests at most; a send due beyond that is skipped and counted.
+    #[arg(long, default_value_t = 1000)]
     pub(crate) max_in_flight: usize,
-}
-
-/// Send `i` is due at `start + i / rate`; the first `warmup` sends are not measured.
-#[derive(Clone, Copy)]
-struct Timetable {
-    start: Instant,
-    rate: f64,
-    warmup: u64,
-    total: u64,
-}
-
-impl Timetable {
-    fn due(&self, index: u64) -> Instant {
-        self.start + Duration::from_secs_f64(index as f64 / self.rate)
-    }
 }
 
 /// One answered (or failed) post.
@@ -59,41 +50,19 @@ struct Ack {
     answer: Answer,
 }
 
-/// What the pacing thread saw.
-struct Pacing {
-    /// Measured sends skipped because `max_in_flight` posts were outstanding.
-    skipped: u64,
-    /// Sends made.
-    sent: u64,
-    /// Latest a send went out compared with its due time.
-    lag_max: Duration,
-    last_send: Option<Instant>,
-}
-
 /// What a send needs.
 struct Sender {
     handle: Handle,
     client: Client,
     alerts: AlertFactory,
-    uri: Uri,
-    in_flight: Arc<Semaphore>,
     acks: mpsc::UnboundedSender<Ack>,
 }
 
-pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> Result<Outcome> {
+pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
+    check_open_loop(params.rate, params.duration, params.max_in_flight)?;
+    let timetable = Timetable::new(params.rate, params.duration, params.warmup);
     ensure!(
-        params.rate.is_finite() && params.rate > 0.0,
-        "--rate must be a positive number"
-    );
-    ensure!(
-        params.duration > Duration::ZERO,
-        "--duration must be positive"
-    );
-    ensure!(params.max_in_flight > 0, "--max-in-flight must be positive");
-    let warmup = (params.rate * params.warmup.as_secs_f64()).round() as u64;
-    let measured = (params.rate * params.duration.as_secs_f64()).round() as u64;
-    ensure!(
-        measured > 0,
+        timetable.measured > 0,
         "--rate x --duration must be at least one alert"
     );
     context.receiver.expect_run(context.alerts.run_id());
@@ -107,19 +76,15 @@ pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> R
     );
 
     let before = context.probe.sample(&context.client).await;
-    let timetable = Timetable {
-        start: Instant::now() + START_DELAY,
-        rate: params.rate,
-        warmup,
-        total: warmup + measured,
-    };
+    let pacer = Pacer::new(timetable, params.max_in_flight)?;
+    let timetable = pacer.timetable();
     let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<Ack>();
-    let total = timetable.total;
+    let total = timetable.total();
     let collector = tokio::spawn(async move {
         let mut answers: Vec<Option<(Instant, bool)>> = vec![None; total as usize];
         let mut problems = Problems::default();
         while let Some(ack) = acks_rx.recv().await {
-            if ack.index >= timetable.warmup {
+            if timetable.is_measured(ack.index) {
                 problems.record(&ack.answer);
             }
             if let Some(slot) = answers.get_mut(ack.index as usize) {
@@ -132,11 +97,9 @@ pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> R
         handle: Handle::current(),
         client: context.client.clone(),
         alerts: context.alerts.clone(),
-        uri: target.alerts.clone(),
-        in_flight: Arc::new(Semaphore::new(params.max_in_flight)),
         acks: acks_tx,
     };
-    let pacing = tokio::task::spawn_blocking(move || pace(timetable, sender))
+    let pacing = tokio::task::spawn_blocking(move || pace(pacer, sender))
         .await
         .context("pacing thread failed")?;
     let (answers, problems) = collector.await.context("collector task failed")?;
@@ -206,10 +169,10 @@ pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> R
     );
     println!(
         "  ingest to delivery ms {}  (from scheduled send)",
-        end_to_end.line()
+        line(&end_to_end)
     );
-    println!("  post answered ms      {}", ingest.line());
-    println!("  answer to delivery ms {}", after_ack.line());
+    println!("  post answered ms      {}", line(&ingest));
+    println!("  answer to delivery ms {}", line(&after_ack));
     println!(
         "  herald CPU            {} cores busy; bench CPU {}",
         probe["herald"]["cores"], probe["bench"]["cores"]
@@ -237,9 +200,9 @@ pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> R
         "foreign": arrivals.foreign,
         "invalid": arrivals.invalid,
         "stopped": stopped,
-        "end_to_end": end_to_end.summary(),
-        "post_answered": ingest.summary(),
-        "answer_to_delivery": after_ack.summary(),
+        "end_to_end": summary(&end_to_end),
+        "post_answered": summary(&ingest),
+        "answer_to_delivery": summary(&after_ack),
         "delivered_before_answer": before_ack,
         "probe": probe,
     });
@@ -255,40 +218,23 @@ pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> R
 }
 
 /// Keeps the timetable: sleeps until each send is due and starts it, unless `max_in_flight` are outstanding.
-fn pace(timetable: Timetable, sender: Sender) -> Pacing {
-    let mut pacing = Pacing {
-        skipped: 0,
-        sent: 0,
-        lag_max: Duration::ZERO,
-        last_send: None,
-    };
-    for index in 0..timetable.total {
-        let due = timetable.due(index);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        let Ok(permit) = Arc::clone(&sender.in_flight).try_acquire_owned() else {
-            if index >= timetable.warmup {
-                pacing.skipped += 1;
-            }
-            continue;
-        };
-        let sent = Instant::now();
-        pacing.sent += 1;
-        pacing.last_send = Some(sent);
-        pacing.lag_max = pacing.lag_max.max(sent.saturating_duration_since(due));
+fn pace(mut pacer: Pacer, sender: Sender) -> Pacing {
+    while let Some(slot) = pacer.next_due() {
+        pacer.send(&slot);
         let client = sender.client.clone();
         let alerts = sender.alerts.clone();
-        let uri = sender.uri.clone();
         let acks = sender.acks.clone();
         sender.handle.spawn(async move {
+            let index = slot.index;
             let answer = match alerts.batch(index, 1) {
-                Ok(body) => client.post_json(&uri, body).await,
-                Err(error) => Err(format!("body: {error:#}")),
+                Ok(body) => client.post_alerts(body).await,
+                Err(error) => Err(Failure {
+                    kind: "body",
+                    detail: format!("{error:#}"),
+                }),
             };
             let done = Instant::now();
-            drop(permit);
+            drop(slot);
             let _ = acks.send(Ack {
                 index,
                 done,
@@ -296,5 +242,5 @@ fn pace(timetable: Timetable, sender: Sender) -> Pacing {
             });
         });
     }
-    pacing
+    pacer.finish()
 }

@@ -11,25 +11,23 @@
 //! notification and one delivery. `bench/delivery.sh` writes such a config and starts herald.
 
 mod alerts;
-mod client;
 mod latency;
 mod probe;
 mod receiver;
 mod stats;
-mod target;
 mod throughput;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use herald_bench_common::client::Client;
+use herald_bench_common::target::{Target, loopback_listen};
 
 use crate::alerts::AlertFactory;
-use crate::client::Client;
 use crate::probe::Probe;
 use crate::receiver::Receiver;
-use crate::target::{Target, loopback_listen};
 
 #[derive(Parser)]
 #[command(
@@ -47,44 +45,15 @@ enum Command {
     Throughput {
         #[command(flatten)]
         common: Common,
-        /// Distinct alerts to post; each is one delivery.
-        #[arg(long, default_value_t = 20_000)]
-        alerts: u64,
-        /// Alerts per request.
-        #[arg(long, default_value_t = 500)]
-        batch: u64,
-        /// Requests outstanding at once while posting.
-        #[arg(long, default_value_t = 2)]
-        concurrency: usize,
-        /// Longest time the whole run may take, posting included; alerts not delivered by then count as missing.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
-        deadline: Duration,
-        /// Stop waiting when no delivery arrived for this long (after the first one).
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-        idle: Duration,
-        /// How often to read herald's outbox (`herald_deliveries` in /metrics) while waiting; 0s: never.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
-        outbox_every: Duration,
+        #[command(flatten)]
+        params: throughput::Params,
     },
     /// Single-alert posts at a fixed rate (open loop); latency from the scheduled send to arrival at the receiver.
     Latency {
         #[command(flatten)]
         common: Common,
-        /// Alerts (requests) per second.
-        #[arg(long, default_value_t = 500.0)]
-        rate: f64,
-        /// Measured time.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
-        duration: Duration,
-        /// Unmeasured time before it (its alerts are delivered too, but not counted).
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-        warmup: Duration,
-        /// How long after the last scheduled send alerts may still arrive; later ones count as missing.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-        settle: Duration,
-        /// Outstanding requests at most; a send due beyond that is skipped and counted.
-        #[arg(long, default_value_t = 1000)]
-        max_in_flight: usize,
+        #[command(flatten)]
+        params: latency::Params,
     },
 }
 
@@ -135,37 +104,16 @@ pub(crate) struct Context {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match start(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("herald-bench-delivery: error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn start(command: Command) -> Result<()> {
+    let command = Cli::parse().command;
     let threads = command.common().threads;
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-    .context("cannot start the async runtime")?;
-    runtime.block_on(run(command))
+    herald_bench_common::run("herald-bench-delivery", threads, run(command))
 }
 
 async fn run(command: Command) -> Result<()> {
     let common = command.common();
     let target = Target::parse(&common.url).await?;
     let listen = loopback_listen(&common.listen)?;
-    let client = Client::new(common.timeout);
+    let client = Client::new(&target, common.timeout);
     let receiver = Receiver::start(listen).await?;
     println!(
         "herald: POST {}; receiver: http://{}/hook",
@@ -176,46 +124,12 @@ async fn run(command: Command) -> Result<()> {
         client,
         receiver,
         alerts: AlertFactory::new(),
-        probe: Probe::new(common.herald_pid, target.metrics.clone()),
+        probe: Probe::new(common.herald_pid),
     };
     let tags = common.tags.clone();
     let result = match command {
-        Command::Throughput {
-            alerts,
-            batch,
-            concurrency,
-            deadline,
-            idle,
-            outbox_every,
-            ..
-        } => {
-            let params = throughput::Params {
-                alerts,
-                batch,
-                concurrency,
-                deadline,
-                idle,
-                outbox_every,
-            };
-            throughput::run(&context, &target, params).await
-        }
-        Command::Latency {
-            rate,
-            duration,
-            warmup,
-            settle,
-            max_in_flight,
-            ..
-        } => {
-            let params = latency::Params {
-                rate,
-                duration,
-                warmup,
-                settle,
-                max_in_flight,
-            };
-            latency::run(&context, &target, params).await
-        }
+        Command::Throughput { params, .. } => throughput::run(&context, params).await,
+        Command::Latency { params, .. } => latency::run(&context, params).await,
     };
     context.receiver.stop().await;
     let mut result = result?;

@@ -4,10 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use hyper::Uri;
+use herald_bench_common::client::Client;
 use serde_json::{Value, json};
-
-use crate::client::Client;
 
 /// Kernel clock ticks per second in `/proc/*/stat` (USER_HZ, 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
@@ -26,7 +24,6 @@ const SEND_HISTOGRAM: &str = "herald_delivery_latency_seconds";
 
 pub(crate) struct Probe {
     pid: Option<u32>,
-    metrics: Uri,
 }
 
 /// One reading.
@@ -43,20 +40,20 @@ pub(crate) struct Sample {
 }
 
 impl Probe {
-    pub(crate) fn new(pid: Option<u32>, metrics: Uri) -> Self {
-        Self { pid, metrics }
+    pub(crate) fn new(pid: Option<u32>) -> Self {
+        Self { pid }
     }
 
     /// herald's outbox by delivery state (`herald_deliveries{state=...}`), or `None` when it cannot be read.
     pub(crate) async fn outbox(&self, client: &Client) -> Option<Outbox> {
-        match client.get(&self.metrics).await {
+        match client.get_metrics().await {
             Ok((200, body)) => Some(parse_outbox(&String::from_utf8_lossy(&body))),
             _ => None,
         }
     }
 
     pub(crate) async fn sample(&self, client: &Client) -> Sample {
-        let counters = match client.get(&self.metrics).await {
+        let counters = match client.get_metrics().await {
             Ok((200, body)) => parse_counters(&String::from_utf8_lossy(&body)),
             _ => BTreeMap::new(),
         };

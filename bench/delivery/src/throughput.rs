@@ -10,24 +10,37 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
+use herald_bench_common::client::accepted;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::client::{Problems, accepted};
 use crate::probe::{Outbox, between, round3};
-use crate::target::Target;
+use crate::stats::Problems;
 use crate::{Context, Outcome};
 
 /// How often the waiting loop looks at the receiver's count (arrival times are taken by the receiver itself).
 const POLL: Duration = Duration::from_millis(10);
 
+/// The scenario's command-line options.
+#[derive(clap::Args)]
 pub(crate) struct Params {
+    /// Distinct alerts to post; each is one delivery.
+    #[arg(long, default_value_t = 20_000)]
     pub(crate) alerts: u64,
+    /// Alerts per request.
+    #[arg(long, default_value_t = 500)]
     pub(crate) batch: u64,
+    /// Requests outstanding at once while posting.
+    #[arg(long, default_value_t = 2)]
     pub(crate) concurrency: usize,
+    /// Longest time the whole run may take, posting included; alerts not delivered by then count as missing.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "300s")]
     pub(crate) deadline: Duration,
+    /// Stop waiting when no delivery arrived for this long (after the first one).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub(crate) idle: Duration,
-    /// How often to read herald's outbox gauge while waiting (zero: never).
+    /// How often to read herald's outbox (`herald_deliveries` in /metrics) while waiting; 0s: never.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub(crate) outbox_every: Duration,
 }
 
@@ -46,7 +59,7 @@ struct Posted {
     problems: Problems,
 }
 
-pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> Result<Outcome> {
+pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     ensure!(params.alerts > 0, "--alerts must be positive");
     ensure!(params.batch > 0, "--batch must be positive");
     ensure!(params.concurrency > 0, "--concurrency must be positive");
@@ -64,7 +77,7 @@ pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> R
     let before = context.probe.sample(&context.client).await;
     let start = Instant::now();
     let deadline = start + params.deadline;
-    let posted = post_all(context, target, &params, deadline).await?;
+    let posted = post_all(context, &params, deadline).await?;
     let posted_at = Instant::now();
     println!(
         "  posted                {} accepted in {:.3} s ({} non-2xx requests, {} errors)",
@@ -191,12 +204,7 @@ pub(crate) async fn run(context: &Context, target: &Target, params: Params) -> R
 }
 
 /// Posts every batch with `concurrency` workers; returns how many alerts were accepted.
-async fn post_all(
-    context: &Context,
-    target: &Target,
-    params: &Params,
-    deadline: Instant,
-) -> Result<Posted> {
+async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Result<Posted> {
     let batches = params.alerts.div_ceil(params.batch);
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
@@ -204,7 +212,6 @@ async fn post_all(
         let next = Arc::clone(&next);
         let client = context.client.clone();
         let alerts = context.alerts.clone();
-        let uri = target.alerts.clone();
         let (total, batch) = (params.alerts, params.batch);
         workers.spawn(async move {
             let mut posted = Posted::default();
@@ -215,7 +222,7 @@ async fn post_all(
                 }
                 let first = index * batch;
                 let len = batch.min(total - first);
-                let answer = client.post_json(&uri, alerts.batch(first, len)?).await;
+                let answer = client.post_alerts(alerts.batch(first, len)?).await;
                 if accepted(&answer) {
                     posted.accepted += len;
                 }

@@ -2,11 +2,13 @@
 //! the same fingerprint, as when Prometheus re-sends firing alerts) and different numbers never share one. Labels and
 //! annotations look like what real alerting rules produce.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use bytes::Bytes;
+use herald_bench_common::alerts::{PostableAlert, body};
 use serde::Serialize;
 
 /// One alerting rule: the alert name and the labels and texts that come with it.
@@ -113,14 +115,13 @@ impl Population {
     pub(crate) fn batch(&self, first: u64, len: u64) -> Result<Bytes> {
         let ends_at =
             humantime::format_rfc3339_seconds(SystemTime::now() + self.ends_in).to_string();
-        let alerts: Vec<PostableAlert<'_>> = (0..len)
+        let alerts: Vec<Alert<'_>> = (0..len)
             .map(|k| self.alert((first + k) % self.distinct, &ends_at))
             .collect();
-        let body = serde_json::to_vec(&alerts).context("cannot serialise alerts")?;
-        Ok(Bytes::from(body))
+        body(&alerts)
     }
 
-    fn alert<'a>(&self, index: u64, ends_at: &'a str) -> PostableAlert<'a> {
+    fn alert<'a>(&self, index: u64, ends_at: &'a str) -> Alert<'a> {
         let rule_count = RULES.len() as u64;
         let rule = &RULES[(index % rule_count) as usize];
         let host = index / rule_count;
@@ -144,12 +145,12 @@ impl Population {
                 description: rule.description.replace("{instance}", &instance),
                 runbook_url: format!("https://runbooks.example.com/{}", rule.alertname),
             },
-            starts_at: humantime::format_rfc3339_seconds(started).to_string(),
+            starts_at: Cow::Owned(humantime::format_rfc3339_seconds(started).to_string()),
             ends_at,
-            generator_url: format!(
+            generator_url: Cow::Owned(format!(
                 "http://prometheus:9090/graph?g0.expr={}&g0.tab=1",
                 query_escape(rule.expr)
-            ),
+            )),
         }
     }
 }
@@ -172,16 +173,7 @@ fn query_escape(value: &str) -> String {
 }
 
 /// One alert as the v2 API takes it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PostableAlert<'a> {
-    labels: Labels,
-    annotations: Annotations,
-    starts_at: String,
-    ends_at: &'a str,
-    #[serde(rename = "generatorURL")]
-    generator_url: String,
-}
+type Alert<'a> = PostableAlert<'a, Labels, Annotations>;
 
 #[derive(Serialize)]
 struct Labels {

@@ -1,25 +1,20 @@
-//! Open-loop latency: single-alert posts sent on a fixed timetable (`rate` per second), each in its own task so a
-//! slow answer never delays the next send. Latency is measured from the *scheduled* send time, so time the server
-//! makes new requests wait (or the generator falls behind) is counted instead of hidden (no coordinated omission).
-//!
-//! The timetable is kept by a pacing thread that sleeps with the OS timer (far finer than the async runtime's
-//! millisecond wheel, without spinning) and hands each due request to the runtime.
+//! Open-loop latency: single-alert posts sent on a fixed timetable (`rate` per second) kept by the shared pacer
+//! (`herald_bench_common::pacing`), each in its own task so a slow answer never delays the next send. Latency is
+//! measured from the *scheduled* send time, so time the server makes new requests wait (or the generator falls
+//! behind) is counted instead of hidden (no coordinated omission).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use hdrhistogram::Histogram;
+use herald_bench_common::client::{Answer, Client};
+use herald_bench_common::latency::fmt_ms;
+use herald_bench_common::pacing::{Pacer, Pacing, Timetable, check_open_loop};
 use tokio::runtime::Handle;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::alerts::Population;
-use crate::client::{Client, Outcome};
 use crate::report::{ResultLine, per_sec};
-use crate::stats::{Recorder, micros, ms, new_histogram};
-
-/// Delay before the first scheduled send, so the timetable does not start in the past.
-const START_DELAY: Duration = Duration::from_millis(20);
+use crate::stats::Recorder;
 
 pub(crate) struct Params {
     pub(crate) rate: f64,
@@ -36,37 +31,14 @@ struct Sample {
     scheduled: Instant,
     sent: Instant,
     done: Instant,
-    outcome: Outcome,
-}
-
-/// What the pacing thread saw.
-struct Pacing {
-    /// Measured sends that were skipped because `max_in_flight` requests were outstanding.
-    skipped: u64,
-    /// How late the pacing thread sent measured requests compared with the timetable.
-    lag: Histogram<u64>,
-    /// Actual time of the last send.
-    last_send: Option<Instant>,
+    answer: Answer,
 }
 
 pub(crate) async fn run(client: Client, population: Population, params: Params) -> Result<()> {
+    check_open_loop(params.rate, params.duration, params.max_in_flight)?;
+    let timetable = Timetable::new(params.rate, params.duration, params.warmup);
     ensure!(
-        params.rate.is_finite() && params.rate > 0.0,
-        "--rate must be a positive number"
-    );
-    ensure!(
-        params.duration > Duration::ZERO,
-        "--duration must be positive"
-    );
-    ensure!(params.max_in_flight > 0, "--max-in-flight must be positive");
-    let timetable = Timetable {
-        start: Instant::now() + START_DELAY,
-        rate: params.rate,
-        warmup_sends: (params.rate * params.warmup.as_secs_f64()).round() as u64,
-        measured_sends: (params.rate * params.duration.as_secs_f64()).round() as u64,
-    };
-    ensure!(
-        timetable.measured_sends > 0,
+        timetable.measured > 0,
         "--rate x --duration must be at least one request"
     );
     println!(
@@ -78,17 +50,18 @@ pub(crate) async fn run(client: Client, population: Population, params: Params) 
         params.max_in_flight,
     );
 
+    let pacer = Pacer::new(timetable, params.max_in_flight)?;
+    let timetable = pacer.timetable();
     let (samples_tx, samples_rx) = mpsc::unbounded_channel();
     let collector = tokio::spawn(collect(samples_rx, timetable));
     let sender = Sender {
         handle: Handle::current(),
         client,
         population,
-        in_flight: Arc::new(Semaphore::new(params.max_in_flight)),
         samples: samples_tx,
         rng: fastrand::Rng::with_seed(params.seed),
     };
-    let pacing = tokio::task::spawn_blocking(move || pace(timetable, sender))
+    let pacing = tokio::task::spawn_blocking(move || pace(pacer, sender))
         .await
         .context("pacing thread failed")??;
     let (mut from_schedule, from_send) = collector.await.context("collector task failed")??;
@@ -103,80 +76,40 @@ pub(crate) async fn run(client: Client, population: Population, params: Params) 
     Ok(())
 }
 
-/// The fixed timetable: send `i` is due at `start + i / rate`; the first `warmup_sends` are not measured.
-#[derive(Clone, Copy)]
-struct Timetable {
-    start: Instant,
-    rate: f64,
-    warmup_sends: u64,
-    measured_sends: u64,
-}
-
-impl Timetable {
-    fn due(&self, index: u64) -> Instant {
-        self.start + Duration::from_secs_f64(index as f64 / self.rate)
-    }
-
-    fn is_measured(&self, index: u64) -> bool {
-        index >= self.warmup_sends
-    }
-}
-
-/// What a send needs: the runtime to spawn on, the client, the alerts, the in-flight limit and where results go.
+/// What a send needs: the runtime to spawn on, the client, the alerts and where results go.
 struct Sender {
     handle: Handle,
     client: Client,
     population: Population,
-    in_flight: Arc<Semaphore>,
     samples: mpsc::UnboundedSender<Sample>,
     rng: fastrand::Rng,
 }
 
-/// Runs on a blocking thread: sends each request of the timetable when it is due, in its own task, skipping a send
-/// when the in-flight limit is reached. Bounded by the timetable's length.
-fn pace(timetable: Timetable, mut sender: Sender) -> Result<Pacing> {
-    let mut pacing = Pacing {
-        skipped: 0,
-        lag: new_histogram()?,
-        last_send: None,
-    };
-    for index in 0..timetable.warmup_sends + timetable.measured_sends {
-        let scheduled = timetable.due(index);
-        let now = Instant::now();
-        if scheduled > now {
-            std::thread::sleep(scheduled - now);
-        }
-        let measured = timetable.is_measured(index);
-        let Ok(permit) = Arc::clone(&sender.in_flight).try_acquire_owned() else {
-            pacing.skipped += u64::from(measured);
-            continue;
-        };
+/// Runs on a blocking thread: sends each request of the timetable when it is due, in its own task, unless the
+/// in-flight limit is reached. Bounded by the timetable's length.
+fn pace(mut pacer: Pacer, mut sender: Sender) -> Result<Pacing> {
+    while let Some(slot) = pacer.next_due() {
         let body = sender
             .population
             .batch(sender.rng.u64(0..sender.population.distinct()), 1)?;
         let (client, samples) = (sender.client.clone(), sender.samples.clone());
-        let sent = Instant::now();
+        let sent = pacer.send(&slot);
         sender.handle.spawn(async move {
-            let outcome = client.post_alerts(body).await;
+            let answer = client.post_alerts(body).await;
             let done = Instant::now();
-            drop(permit);
+            let (index, scheduled) = (slot.index, slot.due);
+            drop(slot);
             // The collector outlives every sender; a closed channel only means the run is being torn down.
             let _ = samples.send(Sample {
                 index,
                 scheduled,
                 sent,
                 done,
-                outcome,
+                answer,
             });
         });
-        if measured {
-            pacing
-                .lag
-                .saturating_record(micros(sent.saturating_duration_since(scheduled)));
-            pacing.last_send = Some(sent);
-        }
     }
-    Ok(pacing)
+    Ok(pacer.finish())
 }
 
 /// Prints the human-readable lines and the `RESULT` line.
@@ -187,14 +120,16 @@ fn report(
     from_schedule: &Recorder,
     from_send: &Recorder,
 ) {
-    let sent = timetable.measured_sends - pacing.skipped;
-    // Sends happened from the first measured due time to the last actual send, plus one interval.
-    let send_secs = pacing.last_send.map_or(0.0, |last| {
-        (last - timetable.due(timetable.warmup_sends)).as_secs_f64() + 1.0 / timetable.rate
+    let sent = timetable.measured - pacing.skipped;
+    // Measured sends happened from the first measured due time to the last actual send (the last send of all when
+    // any measured one went out), plus one interval.
+    let last_send = pacing.last_send.filter(|_| sent > 0);
+    let send_secs = last_send.map_or(0.0, |last| {
+        (last - timetable.due(timetable.warmup)).as_secs_f64() + 1.0 / timetable.rate
     });
     let secs = params.duration.as_secs_f64();
-    let lag_max = Duration::from_micros(pacing.lag.max());
-    let q = |p| ms(from_schedule.quantile(p));
+    let lag_max = fmt_ms(Some(pacing.lag.max_ms().unwrap_or(0.0)));
+    let q = |p| from_schedule.quantile(p);
 
     println!(
         "  achieved send rate    {}/s ({sent} sent, {} skipped)",
@@ -217,19 +152,16 @@ fn report(
         q(0.9),
         q(0.99),
         q(0.999),
-        ms(from_schedule.max())
+        from_schedule.max()
     );
     println!(
         "  service time ms       p50 {}  p99 {}  (from actual send)",
-        ms(from_send.quantile(0.5)),
-        ms(from_send.quantile(0.99))
+        from_send.quantile(0.5),
+        from_send.quantile(0.99)
     );
     println!(
-        "  send lag ms           p99 {}  max {}",
-        ms(Some(Duration::from_micros(
-            pacing.lag.value_at_quantile(0.99)
-        ))),
-        ms(Some(lag_max))
+        "  send lag ms           p99 {}  max {lag_max}",
+        fmt_ms(Some(pacing.lag.quantile_ms(0.99).unwrap_or(0.0))),
     );
     print!("{}", from_schedule.problems());
     let line = ResultLine::new("latency")
@@ -243,10 +175,10 @@ fn report(
         .field("p90_ms", q(0.9))
         .field("p99_ms", q(0.99))
         .field("p999_ms", q(0.999))
-        .field("max_ms", ms(from_schedule.max()))
-        .field("service_p50_ms", ms(from_send.quantile(0.5)))
-        .field("service_p99_ms", ms(from_send.quantile(0.99)))
-        .field("send_lag_max_ms", ms(Some(lag_max)));
+        .field("max_ms", from_schedule.max())
+        .field("service_p50_ms", from_send.quantile(0.5))
+        .field("service_p99_ms", from_send.quantile(0.99))
+        .field("send_lag_max_ms", lag_max);
     println!("{line}");
 }
 
@@ -262,8 +194,8 @@ async fn collect(
         if !timetable.is_measured(sample.index) {
             continue;
         }
-        from_schedule.record(&sample.outcome, sample.done - sample.scheduled, 1);
-        from_send.record(&sample.outcome, sample.done - sample.sent, 1);
+        from_schedule.record(&sample.answer, sample.done - sample.scheduled, 1);
+        from_send.record(&sample.answer, sample.done - sample.sent, 1);
     }
     Ok((from_schedule, from_send))
 }

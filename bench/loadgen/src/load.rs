@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use herald_bench_common::client::{Answer, Client};
 use tokio::task::JoinSet;
 
 use crate::alerts::Population;
-use crate::client::{Client, Outcome};
 use crate::report::{ResultLine, per_sec};
-use crate::stats::{Recorder, ms};
+use crate::stats::Recorder;
 
 /// Attempts per batch, and the pause before the n-th retry (times n).
 const ATTEMPTS: u32 = 4;
@@ -65,8 +65,8 @@ pub(crate) async fn run(client: Client, population: Population, params: Params) 
     );
     println!(
         "  batch latency ms      p50 {}  p99 {}",
-        ms(total.quantile(0.5)),
-        ms(total.quantile(0.99))
+        total.quantile(0.5),
+        total.quantile(0.99)
     );
     println!("  retries               {retries}");
     print!("{}", total.problems());
@@ -103,9 +103,9 @@ async fn worker(
         let body = population.batch(first, len)?;
         for attempt in 1..=ATTEMPTS {
             let sent = Instant::now();
-            let outcome = client.post_alerts(body.clone()).await;
-            if attempt == ATTEMPTS || !retryable(&outcome) {
-                recorder.record(&outcome, sent.elapsed(), len);
+            let answer = client.post_alerts(body.clone()).await;
+            if attempt == ATTEMPTS || !retryable(&answer) {
+                recorder.record(&answer, sent.elapsed(), len);
                 break;
             }
             retries += 1;
@@ -115,9 +115,9 @@ async fn worker(
 }
 
 /// Worth another try: no answer, or a 5xx (the server could not commit).
-fn retryable(outcome: &Outcome) -> bool {
-    match outcome {
-        Outcome::Status(code) => *code >= 500,
-        Outcome::Failed(_) => true,
+fn retryable(answer: &Answer) -> bool {
+    match answer {
+        Ok((code, _)) => *code >= 500,
+        Err(_) => true,
     }
 }

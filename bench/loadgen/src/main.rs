@@ -2,23 +2,21 @@
 //! throughput or latency figures, ending with one `RESULT key=value ...` line for scripts.
 
 mod alerts;
-mod client;
 mod latency;
 mod load;
 mod report;
 mod stats;
-mod target;
 mod throughput;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use herald_bench_common::client::Client;
+use herald_bench_common::target::Target;
 
 use crate::alerts::Population;
-use crate::client::Client;
-use crate::target::Target;
 
 /// `endsAt` of alerts re-sent during throughput and latency runs, like Prometheus's few evaluation intervals.
 const RESEND_ENDS_IN: Duration = Duration::from_secs(5 * 60);
@@ -121,31 +119,9 @@ impl Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match start(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("herald-loadgen: error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Builds the runtime (one thread unless asked for more) and runs the command on it.
-fn start(command: Command) -> Result<()> {
+    let command = Cli::parse().command;
     let threads = command.common().threads;
-    let runtime = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-    }
-    .context("cannot start the async runtime")?;
-    runtime.block_on(run(command))
+    herald_bench_common::run("herald-loadgen", threads, run(command))
 }
 
 async fn run(command: Command) -> Result<()> {

@@ -1,22 +1,18 @@
-//! Counting what came back: a latency histogram of successful requests (microsecond resolution, three significant
-//! digits), counts of non-2xx answers by status and of failed requests by kind, and the first failure seen.
+//! Counting what came back: a latency histogram of successful requests, counts of non-2xx answers by status and of
+//! failed requests by kind, and the first failure seen.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
-use hdrhistogram::Histogram;
-
-use crate::client::Outcome;
-
-/// Largest latency kept exactly; longer ones are recorded as this (requests time out well before).
-const MAX_TRACKED_MICROS: u64 = 600_000_000;
+use anyhow::Result;
+use herald_bench_common::client::{Answer, accepted};
+use herald_bench_common::latency::{Latency, fmt_ms};
 
 /// Results of a set of requests.
 #[derive(Clone)]
 pub(crate) struct Recorder {
-    latency: Histogram<u64>,
+    latency: Latency,
     /// Requests answered with 2xx.
     pub(crate) ok: u64,
     /// Alerts in the requests answered with 2xx.
@@ -29,7 +25,7 @@ pub(crate) struct Recorder {
 impl Recorder {
     pub(crate) fn new() -> Result<Self> {
         Ok(Self {
-            latency: new_histogram()?,
+            latency: Latency::new()?,
             ok: 0,
             alerts_ok: 0,
             non_2xx: BTreeMap::new(),
@@ -38,24 +34,24 @@ impl Recorder {
         })
     }
 
-    /// Records one request carrying `alerts` alerts that ended with `outcome` after `latency`. Only successful
+    /// Records one request carrying `alerts` alerts that ended with `answer` after `latency`. Only successful
     /// requests enter the latency histogram.
-    pub(crate) fn record(&mut self, outcome: &Outcome, latency: Duration, alerts: u64) {
-        match outcome {
-            Outcome::Status(_) if outcome.is_success() => {
+    pub(crate) fn record(&mut self, answer: &Answer, latency: Duration, alerts: u64) {
+        match answer {
+            Ok(_) if accepted(answer) => {
                 self.ok += 1;
                 self.alerts_ok += alerts;
-                self.latency.saturating_record(micros(latency));
+                self.latency.record(latency);
             }
-            Outcome::Status(code) => {
+            Ok((code, _)) => {
                 *self.non_2xx.entry(*code).or_default() += 1;
                 self.first_problem
                     .get_or_insert_with(|| format!("HTTP {code}"));
             }
-            Outcome::Failed(failure) => {
+            Err(failure) => {
                 *self.failures.entry(failure.kind).or_default() += 1;
                 self.first_problem
-                    .get_or_insert_with(|| format!("{}: {}", failure.kind, failure.detail));
+                    .get_or_insert_with(|| failure.to_string());
             }
         }
     }
@@ -68,9 +64,7 @@ impl Recorder {
     }
 
     pub(crate) fn merge(&mut self, other: &Self) -> Result<()> {
-        self.latency
-            .add(&other.latency)
-            .map_err(|e| anyhow!("cannot merge latency histograms: {e:?}"))?;
+        self.latency.merge(&other.latency)?;
         self.ok += other.ok;
         self.alerts_ok += other.alerts_ok;
         for (code, n) in &other.non_2xx {
@@ -93,13 +87,14 @@ impl Recorder {
         self.failures.values().sum()
     }
 
-    /// Latency at quantile `q` (0..=1) of successful requests, or `None` when there were none.
-    pub(crate) fn quantile(&self, q: f64) -> Option<Duration> {
-        (self.ok > 0).then(|| Duration::from_micros(self.latency.value_at_quantile(q)))
+    /// Latency in milliseconds at quantile `q` (0..=1) of successful requests, `nan` when there were none.
+    pub(crate) fn quantile(&self, q: f64) -> String {
+        fmt_ms(self.latency.quantile_ms(q))
     }
 
-    pub(crate) fn max(&self) -> Option<Duration> {
-        (self.ok > 0).then(|| Duration::from_micros(self.latency.max()))
+    /// Largest latency in milliseconds of successful requests, `nan` when there were none.
+    pub(crate) fn max(&self) -> String {
+        fmt_ms(self.latency.max_ms())
     }
 
     /// Human-readable lines about non-2xx answers and failures, empty when there were none.
@@ -128,39 +123,26 @@ impl Recorder {
     }
 }
 
-/// A histogram of durations in microseconds.
-pub(crate) fn new_histogram() -> Result<Histogram<u64>> {
-    Histogram::new_with_bounds(1, MAX_TRACKED_MICROS, 3)
-        .map_err(|e| anyhow!("cannot create histogram: {e:?}"))
-}
-
-/// A duration as whole microseconds, at least 1 (the histogram's lowest value).
-pub(crate) fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Milliseconds with microsecond precision, or `nan` when there is no value.
-pub(crate) fn ms(d: Option<Duration>) -> String {
-    d.map_or_else(
-        || "nan".to_owned(),
-        |d| format!("{:.3}", d.as_secs_f64() * 1000.0),
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use herald_bench_common::client::Failure;
+
     use super::*;
-    use crate::client::Failure;
+
+    fn status(code: u16) -> Answer {
+        Ok((code, Bytes::new()))
+    }
 
     #[test]
     fn percentiles_come_from_successful_requests_only() {
         let mut r = Recorder::new().unwrap();
         for ms in 1..=100 {
-            r.record(&Outcome::Status(200), Duration::from_millis(ms), 10);
+            r.record(&status(200), Duration::from_millis(ms), 10);
         }
-        r.record(&Outcome::Status(503), Duration::from_secs(50), 10);
+        r.record(&status(503), Duration::from_secs(50), 10);
         r.record(
-            &Outcome::Failed(Failure {
+            &Err(Failure {
                 kind: "timeout",
                 detail: "slow".into(),
             }),
@@ -171,10 +153,10 @@ mod tests {
             (r.ok, r.alerts_ok, r.non_2xx(), r.failed()),
             (100, 1000, 1, 1)
         );
-        let p50 = r.quantile(0.5).unwrap().as_secs_f64();
-        let p99 = r.quantile(0.99).unwrap().as_secs_f64();
-        assert!((0.0495..=0.0505).contains(&p50), "p50 {p50}");
-        assert!((0.0985..=0.0995).contains(&p99), "p99 {p99}");
+        let p50: f64 = r.quantile(0.5).parse().unwrap();
+        let p99: f64 = r.quantile(0.99).parse().unwrap();
+        assert!((49.5..=50.5).contains(&p50), "p50 {p50}");
+        assert!((98.5..=99.5).contains(&p99), "p99 {p99}");
         assert!(r.problems().contains("503: 1"));
         assert!(r.problems().contains("first problem         HTTP 503"));
     }
@@ -183,13 +165,14 @@ mod tests {
     fn merging_adds_everything_up() {
         let mut a = Recorder::new().unwrap();
         let mut b = Recorder::new().unwrap();
-        a.record(&Outcome::Status(200), Duration::from_millis(1), 5);
-        b.record(&Outcome::Status(202), Duration::from_millis(9), 5);
+        a.record(&status(200), Duration::from_millis(1), 5);
+        b.record(&status(202), Duration::from_millis(9), 5);
         b.record_skipped();
         a.merge(&b).unwrap();
         assert_eq!((a.ok, a.alerts_ok, a.failed()), (2, 10, 1));
-        let max = a.max().unwrap().as_secs_f64();
-        assert!((0.009..0.00901).contains(&max), "max {max}");
-        assert_eq!(ms(Recorder::new().unwrap().quantile(0.5)), "nan");
+        let max: f64 = a.max().parse().unwrap();
+        assert!((9.0..9.01).contains(&max), "max {max}");
+        assert_eq!(Recorder::new().unwrap().quantile(0.5), "nan");
+        assert!(a.problems().contains("skipped: 1"));
     }
 }

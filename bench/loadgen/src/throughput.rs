@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use herald_bench_common::client::Client;
 use tokio::task::JoinSet;
 
 use crate::alerts::Population;
-use crate::client::{Client, Outcome};
 use crate::report::{ResultLine, per_sec};
-use crate::stats::{Recorder, ms};
+use crate::stats::Recorder;
 
 /// Pause after a request that got no answer, so a server that is down is not hammered in a hot loop.
 const FAILURE_PAUSE: Duration = Duration::from_millis(50);
@@ -94,9 +94,9 @@ pub(crate) async fn run(client: Client, population: Population, params: Params) 
     );
     println!(
         "  batch latency ms      p50 {}  p99 {}  max {}",
-        ms(total.quantile(0.5)),
-        ms(total.quantile(0.99)),
-        ms(total.max())
+        total.quantile(0.5),
+        total.quantile(0.99),
+        total.max()
     );
     print!("{}", total.problems());
     let line = ResultLine::new("throughput")
@@ -109,9 +109,9 @@ pub(crate) async fn run(client: Client, population: Population, params: Params) 
         .field("ok", total.ok)
         .field("non_2xx", total.non_2xx())
         .field("errors", total.failed())
-        .field("p50_ms", ms(total.quantile(0.5)))
-        .field("p99_ms", ms(total.quantile(0.99)))
-        .field("max_ms", ms(total.max()));
+        .field("p50_ms", total.quantile(0.5))
+        .field("p99_ms", total.quantile(0.99))
+        .field("max_ms", total.max());
     println!("{line}");
     ensure!(
         total.ok > 0,
@@ -133,12 +133,12 @@ async fn worker(
     while Instant::now() < window.until {
         let body = population.batch(rng.u64(0..population.distinct()), batch)?;
         let sent = Instant::now();
-        let outcome = client.post_alerts(body).await;
+        let answer = client.post_alerts(body).await;
         let done = Instant::now();
         if window.contains(done) {
-            recorder.record(&outcome, done - sent, batch);
+            recorder.record(&answer, done - sent, batch);
         }
-        if matches!(outcome, Outcome::Failed(_)) {
+        if answer.is_err() {
             tokio::time::sleep(FAILURE_PAUSE).await;
         }
     }

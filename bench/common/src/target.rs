@@ -1,5 +1,6 @@
-//! Where the benchmark talks to: herald's base URL and the receiver's listen address. Both must be on this machine
-//! (plain HTTP on a loopback address); anything else is refused.
+//! Where a benchmark talks to: herald's base URL and, for a benchmark that serves herald, its listen address. Both
+//! must be on this machine (plain HTTP on a loopback address); anything else is refused, so a benchmark can only
+//! ever load a server on this machine.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -8,17 +9,17 @@ use hyper::Uri;
 
 /// A validated loopback herald.
 #[derive(Debug, Clone)]
-pub(crate) struct Target {
+pub struct Target {
     /// `POST` endpoint for alerts (Alertmanager's v2 API).
-    pub(crate) alerts: Uri,
+    pub alerts: Uri,
     /// herald's Prometheus metrics.
-    pub(crate) metrics: Uri,
+    pub metrics: Uri,
 }
 
 impl Target {
-    /// Parses a base URL such as `http://127.0.0.1:9095` and checks that its host is a loopback address: an IP
-    /// literal in 127.0.0.0/8 or `::1`, or `localhost` resolving only to such addresses.
-    pub(crate) async fn parse(url: &str) -> Result<Self> {
+    /// Parses a base URL such as `http://127.0.0.1:9095` (a path prefix is kept) and checks that its host is a
+    /// loopback address: an IP literal in 127.0.0.0/8 or `::1`, or `localhost` resolving only to such addresses.
+    pub async fn parse(url: &str) -> Result<Self> {
         let uri: Uri = url
             .parse()
             .with_context(|| format!("invalid --url {url:?}"))?;
@@ -78,8 +79,8 @@ async fn check_loopback(host: &str, port: u16) -> Result<()> {
     Ok(())
 }
 
-/// Parses the receiver's `--listen` address: IP:PORT with a loopback IP (port 0 picks a free one).
-pub(crate) fn loopback_listen(text: &str) -> Result<SocketAddr> {
+/// Parses a `--listen` address: IP:PORT with a loopback IP (port 0 picks a free one).
+pub fn loopback_listen(text: &str) -> Result<SocketAddr> {
     let address: SocketAddr = text
         .parse()
         .with_context(|| format!("--listen must be IP:PORT, got {text:?}"))?;
@@ -100,24 +101,40 @@ mod tests {
         let t = Target::parse("http://127.0.0.1:9095").await.unwrap();
         assert_eq!(t.alerts.to_string(), "http://127.0.0.1:9095/api/v2/alerts");
         assert_eq!(t.metrics.to_string(), "http://127.0.0.1:9095/metrics");
+        let t = Target::parse("http://127.1.2.3:80/herald/").await.unwrap();
+        assert_eq!(
+            t.alerts.to_string(),
+            "http://127.1.2.3:80/herald/api/v2/alerts"
+        );
         let t = Target::parse("http://[::1]:9095/herald/").await.unwrap();
         assert_eq!(
             t.alerts.to_string(),
             "http://[::1]:9095/herald/api/v2/alerts"
         );
+        let t = Target::parse("http://[::1]:9095/").await.unwrap();
+        assert_eq!(t.alerts.to_string(), "http://[::1]:9095/api/v2/alerts");
     }
 
     #[tokio::test]
     async fn refuses_anything_off_this_machine() {
         for url in [
             "http://10.0.0.1:9095",
+            "http://192.168.1.5:9095",
+            "http://8.8.8.8",
             "http://example.com:9095",
             "https://127.0.0.1:9095",
+            "http://127.0.0.1:9095/?x=1",
+            "http://user:pw@127.0.0.1:9095",
             "127.0.0.1:9095",
         ] {
             assert!(Target::parse(url).await.is_err(), "{url} should be refused");
         }
+    }
+
+    #[test]
+    fn listens_on_loopback_only() {
         assert!(loopback_listen("127.0.0.1:0").is_ok());
+        assert!(loopback_listen("[::1]:8080").is_ok());
         assert!(loopback_listen("0.0.0.0:8080").is_err());
         assert!(loopback_listen("localhost:8080").is_err());
     }
