@@ -1,5 +1,6 @@
 //! The `herald` command line: `serve` runs the daemon, `check-config` validates a configuration, `route-test` shows
-//! where alerts go, `deliveries` inspects and replays the outbox of a running herald.
+//! where alerts go, `deliveries` inspects and replays the outbox of a running herald, `send-test` tries a receiver's
+//! integrations.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ enum Command {
     },
     /// Inspect, retry or discard deliveries (the outbox) of a running herald.
     Deliveries(cli::deliveries::DeliveriesArgs),
+    /// Send a test notification, firing then resolved, through every integration of a receiver and print what each
+    /// answered (checks credentials, URLs and channels).
+    SendTest(cli::send_test::SendTestArgs),
 }
 
 /// `name=value` or `name="value"` arguments as a label set.
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
             labels,
         } => route_test(config, tree, verify_receivers, &labels),
         Command::Deliveries(args) => cli::run(cli::deliveries::run(args)),
+        Command::SendTest(args) => cli::run(cli::send_test::run(args)),
         Command::Serve { config } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

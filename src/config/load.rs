@@ -526,6 +526,41 @@ mod tests {
             "credentials:",
             "basic_auth:",
             "hmac_secret:",
+            "templates:",
+            "slack_configs:",
+            "api_url:",
+            "token:",
+            "channel:",
+            "username:",
+            "icon_emoji:",
+            "icon_url:",
+            "thread_replies:",
+            "title:",
+            "title_link:",
+            "text:",
+            "jira_configs:",
+            "api_type:",
+            "user:",
+            "api_token:",
+            "personal_access_token:",
+            "project:",
+            "issue_type:",
+            "priority:",
+            "priority_map:",
+            "labels:",
+            "components:",
+            "fields:",
+            "summary:",
+            "description:",
+            "comment:",
+            "update_summary:",
+            "update_description:",
+            "update_priority:",
+            "comment_on_update:",
+            "resolve_transition:",
+            "reopen_transition:",
+            "reopen_duration:",
+            "wont_fix_resolution:",
         ];
         for key in keys {
             assert!(
@@ -745,14 +780,14 @@ receivers:
   - name: log
     log_configs:
       - send_resolvd: true
-    slack_configs: []
+    pagerduty_configs: []
 "#,
         );
         assert_eq!(
             errors,
             [
                 "herald.yaml: receivers[0].log_configs[0].send_resolvd: unknown key",
-                "herald.yaml: receivers[0].slack_configs: unknown key",
+                "herald.yaml: receivers[0].pagerduty_configs: unknown key",
                 "herald.yaml: route.routes[0].recevier: unknown key",
                 "herald.yaml: route.routes[0].routes[0].group_wiat: unknown key",
                 "herald.yaml: servr: unknown key",

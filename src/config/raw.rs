@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     pub mute_time_intervals: Option<Vec<RawTimeInterval>>,
     pub inhibit_rules: Option<Vec<RawInhibitRule>>,
     pub delivery: RawDelivery,
+    /// Template files whose templates (by file name) fields can include or import.
+    pub templates: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,6 +111,65 @@ pub(crate) struct RawReceiver {
     pub max_alerts: Option<String>,
     pub log_configs: Option<Vec<RawLogConfig>>,
     pub webhook_configs: Option<Vec<RawWebhookConfig>>,
+    pub slack_configs: Option<Vec<RawSlackConfig>>,
+    pub jira_configs: Option<Vec<RawJiraConfig>>,
+}
+
+/// `slack_configs[]`: incoming-webhook mode (`api_url`) or bot mode (`token`, `channel`, `api_url` as the API base).
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a slack config (a map with api_url, or token and channel)")]
+pub(crate) struct RawSlackConfig {
+    pub api_url: Option<String>,
+    pub api_url_file: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+    pub channel: Option<String>,
+    pub username: Option<String>,
+    pub icon_emoji: Option<String>,
+    pub icon_url: Option<String>,
+    pub thread_replies: Option<bool>,
+    pub send_resolved: Option<bool>,
+    pub title: Option<String>,
+    pub title_link: Option<String>,
+    pub text: Option<String>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
+}
+
+/// `jira_configs[]`: one issue per alert group, on Jira Cloud (REST v3) or Data Center (REST v2).
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a jira config (a map with api_url, project and issue_type)")]
+pub(crate) struct RawJiraConfig {
+    pub api_type: Option<String>,
+    pub api_url: Option<String>,
+    pub user: Option<String>,
+    pub api_token: Option<String>,
+    pub api_token_file: Option<String>,
+    pub personal_access_token: Option<String>,
+    pub personal_access_token_file: Option<String>,
+    pub project: Option<String>,
+    pub issue_type: Option<String>,
+    pub priority: Option<String>,
+    pub priority_map: Option<BTreeMap<String, String>>,
+    pub labels: Option<Vec<String>>,
+    pub components: Option<Vec<String>>,
+    pub fields: Option<BTreeMap<String, serde_json::Value>>,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub comment: Option<String>,
+    pub update_summary: Option<bool>,
+    pub update_description: Option<bool>,
+    pub update_priority: Option<bool>,
+    pub comment_on_update: Option<bool>,
+    pub resolve_transition: Option<String>,
+    pub reopen_transition: Option<String>,
+    pub reopen_duration: Option<String>,
+    pub wont_fix_resolution: Option<String>,
+    pub send_resolved: Option<bool>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,8 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::Secret;
 use crate::route::inhibit::InhibitRule;
+use crate::sinks::template::{TemplateField, Templates};
 use crate::timeinterval::TimeInterval;
 
 /// The whole validated configuration.
@@ -26,6 +29,8 @@ pub struct Settings {
     /// `inhibit_rules`, in file order, with their matchers compiled.
     pub inhibit_rules: Vec<InhibitRule>,
     pub delivery: DeliverySettings,
+    /// Every template: herald's defaults, the `templates:` files and each templated field, compiled.
+    pub templates: Arc<Templates>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,13 +159,103 @@ pub struct Receiver {
     pub max_alerts: Option<usize>,
     pub log_configs: Vec<LogConfig>,
     pub webhook_configs: Vec<WebhookConfig>,
+    pub slack_configs: Vec<SlackConfig>,
+    pub jira_configs: Vec<JiraConfig>,
 }
 
 impl Receiver {
     /// Number of integration configs of every kind.
     pub fn integration_count(&self) -> usize {
-        self.log_configs.len() + self.webhook_configs.len()
+        self.log_configs.len()
+            + self.webhook_configs.len()
+            + self.slack_configs.len()
+            + self.jira_configs.len()
     }
+}
+
+/// How a Slack integration posts.
+#[derive(Debug, Clone)]
+pub enum SlackMode {
+    /// `api_url`: an incoming webhook (the URL is the credential); every notification is a new message.
+    Webhook { url: Secret },
+    /// `token`: a bot token; the group's first notification is posted, later ones update it (and reply in its
+    /// thread with `thread_replies`). `api_url` is the Web API base, default `https://slack.com/api`.
+    Bot { token: Secret, api_url: String },
+}
+
+/// `slack_configs[]`.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    pub mode: SlackMode,
+    /// `channel`: overrides the webhook's channel; required in bot mode (`#name`, `name` or an id).
+    pub channel: Option<String>,
+    pub username: Option<String>,
+    pub icon_emoji: Option<String>,
+    pub icon_url: Option<String>,
+    /// `thread_replies` (bot mode), default false: also reply in the message's thread on each update.
+    pub thread_replies: bool,
+    /// `send_resolved`, default true.
+    pub send_resolved: bool,
+    pub title: TemplateField,
+    pub title_link: TemplateField,
+    pub text: TemplateField,
+    pub delivery: DeliveryOptions,
+}
+
+/// Which Jira REST API a site speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JiraApi {
+    /// Jira Cloud, REST v3 with Atlassian Document Format.
+    Cloud,
+    /// Jira Data Center / Server, REST v2 with wiki markup.
+    DataCenter,
+}
+
+/// How herald signs in to Jira.
+#[derive(Debug, Clone)]
+pub enum JiraAuth {
+    /// `user` + `api_token`: `Authorization: Basic`.
+    Basic { user: String, token: Secret },
+    /// `personal_access_token`: `Authorization: Bearer`.
+    Bearer { token: Secret },
+}
+
+/// `jira_configs[]`: one issue per alert group.
+#[derive(Debug, Clone)]
+pub struct JiraConfig {
+    pub api: JiraApi,
+    /// `api_url`: the site's base URL (`https://example.atlassian.net`), without `/rest/...`.
+    pub api_url: String,
+    pub auth: JiraAuth,
+    pub project: String,
+    pub issue_type: String,
+    /// `priority`: a template for the priority's name; when unset, `priority_map` by the `severity` label.
+    pub priority: Option<TemplateField>,
+    /// `priority_map`: severity label value -> priority name.
+    pub priority_map: BTreeMap<String, String>,
+    pub labels: Vec<String>,
+    pub components: Vec<String>,
+    /// `fields`: more fields set on create (custom fields by id: `customfield_10001: ...`).
+    pub fields: BTreeMap<String, serde_json::Value>,
+    pub summary: TemplateField,
+    pub description: TemplateField,
+    pub comment: TemplateField,
+    pub update_summary: bool,
+    pub update_description: bool,
+    pub update_priority: bool,
+    /// `comment_on_update`, default false: comment on updates, unless the comment would repeat the last one.
+    pub comment_on_update: bool,
+    /// `resolve_transition`, default `Done`: the transition run when the group resolves.
+    pub resolve_transition: String,
+    /// `reopen_transition`, default `To Do`: run when the group fires again within `reopen_duration`.
+    pub reopen_transition: String,
+    /// `reopen_duration`, default 24h: after it, a group that fires again gets a new issue.
+    pub reopen_duration: Duration,
+    /// `wont_fix_resolution`: an issue resolved (by a person) with this resolution is never reopened.
+    pub wont_fix_resolution: Option<String>,
+    /// `send_resolved`, default true.
+    pub send_resolved: bool,
+    pub delivery: DeliveryOptions,
 }
 
 /// `log_configs[]`: print one readable line per notification.

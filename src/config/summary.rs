@@ -58,6 +58,8 @@ pub fn summary(loaded: &Loaded) -> String {
         let kinds: Vec<String> = [
             ("log", receiver.log_configs.len()),
             ("webhook", receiver.webhook_configs.len()),
+            ("slack", receiver.slack_configs.len()),
+            ("jira", receiver.jira_configs.len()),
         ]
         .into_iter()
         .filter(|(_, count)| *count > 0)

@@ -7,9 +7,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod integrations;
+mod services;
+
+use std::sync::Arc;
 
 use crate::route::inhibit::InhibitRule;
 use crate::route::matcher::{MatchType, Matcher, Matchers, parse_matchers};
+use crate::sinks::template::Templates;
 
 use super::Issue;
 use super::duration::{format_duration, parse_duration};
@@ -45,7 +49,9 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
         errors: Vec::new(),
         warnings: Vec::new(),
         env,
+        templates: Templates::new(),
     };
+    check.template_files(raw.templates.as_deref().unwrap_or_default());
     let server = check.server(&raw.server);
     let storage = check.storage(&raw.storage);
     let ingest = check.ingest(&raw.ingest);
@@ -76,6 +82,7 @@ pub(crate) fn validate(raw: &RawConfig, origin: &str, env: EnvLookup<'_>) -> Out
                 time_intervals,
                 inhibit_rules,
                 delivery,
+                templates: Arc::new(check.templates.clone()),
             })
         }
         _ => None,
@@ -91,6 +98,8 @@ struct Checker<'a> {
     errors: Vec<Issue>,
     warnings: Vec<Issue>,
     env: EnvLookup<'a>,
+    /// Every template seen so far, compiled.
+    templates: Templates,
 }
 
 impl Checker<'_> {
@@ -266,11 +275,35 @@ impl Checker<'_> {
                 }),
             }
             .filter(|limit| *limit > 0);
+            let slack_configs = receiver
+                .slack_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, slack)| {
+                    self.slack_config(
+                        &format!("receivers[{i}].slack_configs[{j}]"),
+                        slack,
+                        delivery,
+                    )
+                })
+                .collect();
+            let jira_configs = receiver
+                .jira_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, jira)| {
+                    self.jira_config(&format!("receivers[{i}].jira_configs[{j}]"), jira, delivery)
+                })
+                .collect();
             receivers.push(Receiver {
                 name,
                 max_alerts,
                 log_configs,
                 webhook_configs,
+                slack_configs,
+                jira_configs,
             });
         }
         receivers

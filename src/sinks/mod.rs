@@ -2,6 +2,7 @@
 
 pub mod http;
 pub mod log;
+pub mod template;
 pub mod webhook;
 
 use std::time::Duration;

@@ -58,10 +58,13 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
                 delivery: delivery_options(),
             }],
             webhook_configs: vec![],
+            slack_configs: vec![],
+            jira_configs: vec![],
         }],
         time_intervals: vec![],
         inhibit_rules: vec![],
         delivery: default_delivery(),
+        templates: Default::default(),
     }
 }
 

@@ -185,7 +185,12 @@ impl Checker<'_> {
     }
 
     /// A secret and its `_file` twin at `path`; records the problem and returns `None` when it cannot be read.
-    fn secret(&mut self, path: &str, value: Option<&str>, file: Option<&str>) -> Option<Secret> {
+    pub(super) fn secret_pair(
+        &mut self,
+        path: &str,
+        value: Option<&str>,
+        file: Option<&str>,
+    ) -> Option<Secret> {
         match resolve_secret(value, file, path, self.env) {
             Ok(secret) => secret,
             Err(issue) => {
@@ -224,7 +229,7 @@ impl Checker<'_> {
                     );
                     return None;
                 }
-                let credentials = self.secret(
+                let credentials = self.secret_pair(
                     &format!("{path}.credentials"),
                     auth.credentials.as_deref(),
                     auth.credentials_file.as_deref(),
@@ -258,7 +263,7 @@ impl Checker<'_> {
                     }
                 };
                 let password = self
-                    .secret(
+                    .secret_pair(
                         &format!("{path}.password"),
                         basic.password.as_deref(),
                         basic.password_file.as_deref(),
@@ -279,7 +284,7 @@ impl Checker<'_> {
         raw: &RawWebhookConfig,
         defaults: &DeliverySettings,
     ) -> Option<WebhookConfig> {
-        let url = self.secret(
+        let url = self.secret_pair(
             &format!("{path}.url"),
             raw.url.as_deref(),
             raw.url_file.as_deref(),
@@ -302,7 +307,7 @@ impl Checker<'_> {
             Some(http) => self.authorization(&format!("{path}.http_config"), http),
             None => None,
         };
-        let hmac_secret = self.secret(
+        let hmac_secret = self.secret_pair(
             &format!("{path}.hmac_secret"),
             raw.hmac_secret.as_deref(),
             raw.hmac_secret_file.as_deref(),
@@ -368,7 +373,7 @@ impl Checker<'_> {
 }
 
 /// An absolute http:// or https:// URL with a host. Messages never repeat the URL (it is a secret).
-fn check_http_url(url: &str) -> Result<(), String> {
+pub(super) fn check_http_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
