@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::{DeliveryOptions, Settings};
 use crate::sinks::Sink;
+use crate::sinks::jira::JiraSink;
 use crate::sinks::log::LogSink;
+use crate::sinks::slack::SlackSink;
 use crate::sinks::webhook::WebhookSink;
 
 /// One integration config of a receiver, built.
@@ -52,6 +54,30 @@ impl Integrations {
                         sink: Arc::new(
                             WebhookSink::new(config, client.clone()).with_clock(Arc::clone(clock)),
                         ),
+                        options: config.delivery.clone(),
+                    });
+                }
+                for (index, config) in receiver.slack_configs.iter().enumerate() {
+                    integrations.push(Integration {
+                        key: format!("slack/{index}"),
+                        sink: Arc::new(SlackSink::new(
+                            config,
+                            Arc::clone(&settings.templates),
+                            client.clone(),
+                            Arc::clone(clock),
+                        )),
+                        options: config.delivery.clone(),
+                    });
+                }
+                for (index, config) in receiver.jira_configs.iter().enumerate() {
+                    integrations.push(Integration {
+                        key: format!("jira/{index}"),
+                        sink: Arc::new(JiraSink::new(
+                            config,
+                            Arc::clone(&settings.templates),
+                            client.clone(),
+                            Arc::clone(clock),
+                        )),
                         options: config.delivery.clone(),
                     });
                 }

@@ -1,7 +1,9 @@
 //! Sinks: the `Sink` trait every integration implements, the notification it receives, and how a send can fail.
 
 pub mod http;
+pub mod jira;
 pub mod log;
+pub mod slack;
 pub mod template;
 pub mod webhook;
 

@@ -39,22 +39,22 @@ const DEFAULTS: &[(&str, &str)] = &[
          {% elif alert.annotations.description %}: {{ alert.annotations.description }}{% endif %}\
          {% for name, value in alert.labels | items %}{% if name != 'alertname' and name not in group_labels %} \
          `{{ name }}={{ value }}`{% endif %}{% endfor %}{% endfor %}\
-         {% if truncated %}\\n… and {{ truncated }} more{% endif %}",
+         {% if truncated %}\n… and {{ truncated }} more{% endif %}",
     ),
     (
         "default.description",
         "{% for alert in alerts %}{{ '\\n' if not loop.first }}{{ alert.labels.alertname }} ({{ alert.status }}, since \
          {{ alert.starts_at }}){% if alert.annotations.summary %}: {{ alert.annotations.summary }}{% endif %}\
-         {% if alert.annotations.description %}\\n{{ alert.annotations.description }}{% endif %}\\nLabels:\
+         {% if alert.annotations.description %}\n{{ alert.annotations.description }}{% endif %}\nLabels:\
          {% for name, value in alert.labels | items %} {{ name }}={{ value }}{% endfor %}\
-         {% if alert.annotations.runbook_url %}\\nRunbook: {{ alert.annotations.runbook_url }}{% endif %}\
-         {% if alert.generator_url %}\\nSource: {{ alert.generator_url }}{% endif %}\\n{% endfor %}\
-         {% if truncated %}\\n… and {{ truncated }} more alerts{% endif %}",
+         {% if alert.annotations.runbook_url %}\nRunbook: {{ alert.annotations.runbook_url }}{% endif %}\
+         {% if alert.generator_url %}\nSource: {{ alert.generator_url }}{% endif %}\n{% endfor %}\
+         {% if truncated %}\n… and {{ truncated }} more alerts{% endif %}",
     ),
     (
         "default.comment",
         "{{ status | upper }} ({{ reason }}): {{ firing | length }} firing, {{ resolved | length }} resolved\
-         {% for alert in alerts %}\\n- {{ alert.labels.alertname }} ({{ alert.status }})\
+         {% for alert in alerts %}\n- {{ alert.labels.alertname }} ({{ alert.status }})\
          {% if alert.annotations.summary %}: {{ alert.annotations.summary }}{% endif %}{% endfor %}",
     ),
 ];
@@ -350,7 +350,21 @@ mod tests {
             text,
             "🔥 *Down*: a is down `instance=a` `job=node`\n✅ *Down* `instance=b` `job=node`"
         );
+        let description = templates.render(
+            &TemplateField::default_only("default.description"),
+            &n,
+            "test",
+        );
+        assert!(
+            description.contains("a is down\nLabels: alertname=Down instance=a job=node\n"),
+            "{description:?}"
+        );
+        assert!(!description.contains("\\n"), "{description:?}");
         let comment = templates.render(&TemplateField::default_only("default.comment"), &n, "test");
+        assert!(
+            comment.contains("\n- Down (firing): a is down"),
+            "{comment:?}"
+        );
         assert!(
             comment.starts_with("FIRING (first): 1 firing, 1 resolved"),
             "{comment}"
