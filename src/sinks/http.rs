@@ -13,6 +13,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use sha2::Digest as _;
+
 use super::{RESPONSE_KEEP, Receipt, Response, SinkError};
 
 /// The `User-Agent` of every request herald sends.
@@ -336,6 +338,34 @@ pub fn transport_error(error: reqwest::Error, secrets: &[&str]) -> SinkError {
     } else {
         SinkError::retryable(reason)
     }
+}
+
+/// Parts of a URL at least this long are treated as secrets on their own (a token in its path or query).
+const MIN_SECRET_PART: usize = 8;
+
+/// The first 16 hex digits of the SHA-256 of `text`: names a secret (a URL, a token) without revealing it.
+pub fn short_digest(text: &str) -> String {
+    let mut digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    digest.truncate(16);
+    digest
+}
+
+/// What to redact of a secret URL: the URL as written and as parsed, and its password, path and query when they
+/// are long enough to be a token on their own.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut secrets = vec![url.to_owned()];
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        secrets.push(parsed.as_str().to_owned());
+        let parts = [parsed.password(), Some(parsed.path()), parsed.query()];
+        secrets.extend(
+            parts
+                .into_iter()
+                .flatten()
+                .filter(|part| part.len() >= MIN_SECRET_PART)
+                .map(str::to_owned),
+        );
+    }
+    secrets
 }
 
 #[cfg(test)]

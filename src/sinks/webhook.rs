@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::{Context, Notification, NotifiedAlert, Receipt, Sink, SinkError, http};
 use crate::alert::{Annotations, Fingerprint, Labels, Status};
@@ -23,9 +23,6 @@ pub const SIGNATURE_HEADER: &str = "x-herald-signature";
 
 /// Go's zero time, which Alertmanager sends as a firing alert's `endsAt`.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// Parts of the URL at least this long are redacted on their own too (a token in the path or query).
-const MIN_SECRET_PART: usize = 8;
 
 /// Alertmanager's webhook payload, version 4.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,7 +134,7 @@ pub struct WebhookSink {
 impl WebhookSink {
     pub fn new(config: &WebhookConfig, client: reqwest::Client) -> Self {
         let url = config.url.expose();
-        let mut secrets = url_secrets(url);
+        let mut secrets = http::url_secrets(url);
         if let Some(authorization) = &config.authorization {
             let value = authorization.expose();
             secrets.push(value.to_owned());
@@ -148,7 +145,6 @@ impl WebhookSink {
         if let Some(secret) = &config.hmac_secret {
             secrets.push(secret.expose().to_owned());
         }
-        let digest = hex::encode(Sha256::digest(url.as_bytes()));
         WebhookSink {
             url: config.url.clone(),
             authorization: config.authorization.clone(),
@@ -156,7 +152,7 @@ impl WebhookSink {
             secrets: secrets.into_iter().map(Secret::new).collect(),
             send_resolved: config.send_resolved,
             max_alerts: config.max_alerts,
-            destination: format!("webhook:{}", &digest[..16]),
+            destination: format!("webhook:{}", http::short_digest(url)),
             client,
             clock: Arc::new(SystemClock),
         }
@@ -171,23 +167,6 @@ impl WebhookSink {
     fn secrets(&self) -> Vec<&str> {
         self.secrets.iter().map(Secret::expose).collect()
     }
-}
-
-/// The URL, as written and as parsed, and its password, path and query when they are long enough to be a token.
-fn url_secrets(url: &str) -> Vec<String> {
-    let mut secrets = vec![url.to_owned()];
-    if let Ok(parsed) = reqwest::Url::parse(url) {
-        secrets.push(parsed.as_str().to_owned());
-        let parts = [parsed.password(), Some(parsed.path()), parsed.query()];
-        secrets.extend(
-            parts
-                .into_iter()
-                .flatten()
-                .filter(|part| part.len() >= MIN_SECRET_PART)
-                .map(str::to_owned),
-        );
-    }
-    secrets
 }
 
 #[async_trait]

@@ -157,8 +157,7 @@ pub fn update_fields(config: &JiraConfig, rendered: &Rendered) -> Option<Map<Str
 
 /// A short hash of a comment's text, to tell whether a comment would repeat the last one.
 pub fn comment_hash(text: &str) -> String {
-    let digest = hex::encode(Sha256::digest(text.as_bytes()));
-    digest[..16].to_owned()
+    crate::sinks::http::short_digest(text)
 }
 
 #[cfg(test)]

@@ -39,7 +39,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use self::client::{CallError, Client, Issue, Trail};
 use self::fields::Rendered;
@@ -86,7 +85,6 @@ impl JiraSink {
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let digest = hex::encode(Sha256::digest(config.api_url.as_bytes()));
         JiraSink {
             client: Client::new(
                 http,
@@ -98,7 +96,7 @@ impl JiraSink {
             config: config.clone(),
             templates,
             clock,
-            destination: format!("jira:{}", &digest[..16]),
+            destination: format!("jira:{}", super::http::short_digest(&config.api_url)),
             unanswered_creates: Mutex::new(HashMap::new()),
         }
     }

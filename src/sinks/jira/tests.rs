@@ -16,6 +16,7 @@ use crate::alert::Status;
 use crate::clock::ManualClock;
 use crate::config::JiraApi;
 use crate::sinks::http;
+use sha2::{Digest, Sha256};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]

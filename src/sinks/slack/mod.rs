@@ -16,7 +16,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use self::api::{Posted, WebApi};
 use self::bot::{BotState, Plan};
@@ -27,9 +26,6 @@ use crate::clock::Clock;
 use crate::config::{Secret, SlackConfig, SlackMode};
 
 pub use self::api::{API_RETRY_AFTER, WEBHOOK_RETRY_AFTER, classify_code};
-
-/// Parts of a webhook URL at least this long are redacted on their own too (the secret in its path).
-const MIN_SECRET_PART: usize = 8;
 
 /// How the sink reaches Slack.
 #[derive(Debug, Clone)]
@@ -51,30 +47,6 @@ pub struct SlackSink {
     clock: Arc<dyn Clock>,
 }
 
-/// The first 16 hex digits of SHA-256 of `secret`.
-fn digest(secret: &str) -> String {
-    let mut hex = hex::encode(Sha256::digest(secret.as_bytes()));
-    hex.truncate(16);
-    hex
-}
-
-/// The URL, as written and as parsed, and its password, path and query when they are long enough to be a secret.
-fn url_secrets(url: &str) -> Vec<Secret> {
-    let mut secrets = vec![url.to_owned()];
-    if let Ok(parsed) = reqwest::Url::parse(url) {
-        secrets.push(parsed.as_str().to_owned());
-        let parts = [parsed.password(), Some(parsed.path()), parsed.query()];
-        secrets.extend(
-            parts
-                .into_iter()
-                .flatten()
-                .filter(|part| part.len() >= MIN_SECRET_PART)
-                .map(str::to_owned),
-        );
-    }
-    secrets.into_iter().map(Secret::new).collect()
-}
-
 impl SlackSink {
     pub fn new(
         config: &SlackConfig,
@@ -85,8 +57,11 @@ impl SlackSink {
         let (mode, secrets, destination) = match &config.mode {
             SlackMode::Webhook { url } => (
                 Mode::Webhook { url: url.clone() },
-                url_secrets(url.expose()),
-                format!("slack:{}", digest(url.expose())),
+                http::url_secrets(url.expose())
+                    .into_iter()
+                    .map(Secret::new)
+                    .collect(),
+                format!("slack:{}", http::short_digest(url.expose())),
             ),
             SlackMode::Bot { token, api_url } => (
                 Mode::Bot {
@@ -95,7 +70,7 @@ impl SlackSink {
                 vec![token.clone()],
                 format!(
                     "slack-bot:{}:{}",
-                    digest(token.expose()),
+                    http::short_digest(token.expose()),
                     config.channel.as_deref().unwrap_or_default()
                 ),
             ),

@@ -18,6 +18,7 @@ use crate::clock::ManualClock;
 use crate::config::{DeliveryOptions, RetryPolicy};
 use crate::sinks::template::TemplateField;
 use crate::sinks::{NotifiedAlert, Reason};
+use sha2::{Digest, Sha256};
 
 const TOKEN: &str = "xoxb-t0ken-s3cr3t";
 
