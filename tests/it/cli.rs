@@ -246,3 +246,38 @@ fn route_test_prints_receivers_and_verifies_them() {
          └── {team=~\"web|api\"}  receiver: audit"
     );
 }
+
+#[test]
+fn check_config_names_a_bad_template_and_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = write(
+        dir.path(),
+        "shared.j2",
+        "{% macro title() %}\n{{ status }\n{% endmacro %}\n",
+    );
+    let path = write(
+        dir.path(),
+        "herald.yaml",
+        &format!(
+            "templates: ['{}']\nroute: {{receiver: team}}\nreceivers:\n  - name: team\n    slack_configs:\n      \
+             - api_url: https://hooks.slack.example/services/T/B/x\n        text: \"fine\\n{{{{ alerts | nope }}}}\"\n",
+            shared.display()
+        ),
+    );
+    let output = herald()
+        .arg("check-config")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("templates[0]: shared.j2: template error at line 2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("receivers[0].slack_configs[0].text: template error at line 2"),
+        "{stderr}"
+    );
+}
