@@ -106,8 +106,8 @@ pub struct StorageSettings {
     pub backend: StorageBackend,
     /// `storage.busy_timeout`, default 5s: how long a write waits on a locked database before failing.
     pub busy_timeout: Duration,
-    /// `storage.resolved_retention`, default 24h: how long resolved alerts and expired silences are kept before
-    /// they are deleted.
+    /// `storage.resolved_retention`, default 24h: how long resolved alerts, expired silences and the notification
+    /// log of groups that are gone are kept before they are deleted.
     pub resolved_retention: Duration,
 }
 

@@ -219,6 +219,27 @@ impl GroupSet {
         self.log
             .insert((receiver.to_string(), key.to_string()), entry);
     }
+
+    /// Forgets log entries written before `before` whose group no longer exists; returns how many.
+    pub fn forget_sent(&mut self, before: DateTime<Utc>) -> usize {
+        let live: std::collections::HashSet<(&str, &str)> = self
+            .groups
+            .values()
+            .map(|group| (group.receiver.as_str(), group.key.as_str()))
+            .collect();
+        let stale: Vec<(String, String)> = self
+            .log
+            .iter()
+            .filter(|((receiver, key), entry)| {
+                entry.at < before && !live.contains(&(receiver.as_str(), key.as_str()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &stale {
+            self.log.remove(id);
+        }
+        stale.len()
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +305,37 @@ receivers: [{name: default}, {name: pager}]
         assert_eq!(set.due(t(10)).len(), 3);
         let pager = set.get(&due[0]).unwrap();
         assert_eq!(pager.key, r#"{}/{severity="page"}:{alertname="Down"}"#);
+    }
+
+    #[test]
+    fn log_entries_of_live_groups_are_kept_and_old_ones_of_gone_groups_forgotten() {
+        let routes = routes();
+        let mut set = GroupSet::default();
+        let (fp, down) = alert("Down", "warn");
+        set.add(&routes, fp, &down, t(0));
+        let id = set.due(t(10)).remove(0);
+        let group = set.get(&id).unwrap().clone();
+        let entry = |at| SentEntry {
+            firing: [fp].into(),
+            resolved: Default::default(),
+            at,
+        };
+        set.record(&group.receiver, &group.key, entry(t(10)));
+        set.record("default", "{}:{alertname=\"Gone\"}", entry(t(10)));
+        set.record("default", "{}:{alertname=\"Recent\"}", entry(t(100)));
+        assert_eq!(
+            set.forget_sent(t(50)),
+            1,
+            "only the old entry of a group that is gone"
+        );
+        assert!(
+            set.log
+                .contains_key(&(group.receiver.clone(), group.key.clone()))
+        );
+        assert!(set.log.contains_key(&(
+            "default".to_string(),
+            "{}:{alertname=\"Recent\"}".to_string()
+        )));
     }
 
     #[test]

@@ -104,6 +104,10 @@ struct Dispatcher {
     clock: Arc<dyn Clock>,
     external_url: Option<String>,
     groups: GroupSet,
+    /// How long the log of a group that is gone is kept (`storage.resolved_retention`).
+    log_retention: chrono::Duration,
+    /// When the in-memory log was last pruned.
+    pruned_at: DateTime<Utc>,
 }
 
 fn collect_intervals(route: &RouteNode, into: &mut HashMap<String, (Vec<String>, Vec<String>)>) {
@@ -187,6 +191,26 @@ impl Dispatcher {
             self.groups.add_member(&id, fingerprint);
         }
         self.persist().await;
+    }
+
+    /// Forgets, about once a minute, log entries of groups that are gone and older than the retention (the
+    /// sweeper deletes the same from the store).
+    fn prune_log(&mut self) {
+        let now = self.clock.now();
+        if now - self.pruned_at < chrono::Duration::minutes(1) {
+            return;
+        }
+        self.pruned_at = now;
+        let before = now
+            .checked_sub_signed(self.log_retention)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let forgotten = self.groups.forget_sent(before);
+        if forgotten > 0 {
+            tracing::debug!(
+                forgotten,
+                "forgot notification log entries of groups gone past retention"
+            );
+        }
     }
 
     /// Stores the groups changed since the last call.
@@ -403,6 +427,9 @@ pub fn start(
         clock,
         external_url: settings.server.external_url.clone(),
         groups: GroupSet::default(),
+        log_retention: chrono::Duration::from_std(settings.storage.resolved_retention)
+            .unwrap_or(chrono::Duration::MAX),
+        pruned_at: DateTime::<Utc>::MIN_UTC,
     };
     let task = tokio::spawn(async move {
         dispatcher.restore().await;
@@ -420,7 +447,10 @@ pub fn start(
                     Some(changes) => dispatcher.take(changes),
                     None => break,
                 },
-                () = due => dispatcher.flush_due().await,
+                () = due => {
+                    dispatcher.flush_due().await;
+                    dispatcher.prune_log();
+                }
                 () = shutdown.cancelled() => {
                     receiver.close();
                     while let Some(changes) = receiver.recv().await {

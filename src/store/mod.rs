@@ -156,11 +156,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every stored group.
     async fn groups(&self) -> Result<Vec<GroupRecord>, StoreError>;
 
-    /// Records what a receiver was told about a group, replacing the previous entry.
-    async fn record_sent(&self, record: SentRecord) -> Result<(), StoreError>;
-
     /// The whole notification log.
     async fn sent(&self) -> Result<Vec<SentRecord>, StoreError>;
+
+    /// Deletes log entries written before `before` whose group is no longer stored; returns how many.
+    async fn purge_sent(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Stores silences (new ones or new versions of stored ones, by id) in one transaction.
     async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError>;

@@ -363,10 +363,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_sent(&self, record: SentRecord) -> Result<(), StoreError> {
-        expect_count(self.submit(Op::RecordSent(record)).await?).map(|_| ())
-    }
-
     async fn sent(&self) -> Result<Vec<SentRecord>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(
@@ -385,6 +381,10 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn purge_sent(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        expect_count(self.submit(Op::PurgeSent(before)).await?)
     }
 
     async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError> {

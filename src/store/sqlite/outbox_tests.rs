@@ -347,3 +347,40 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
     assert_eq!(purged.state, None);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn old_log_entries_of_groups_that_are_gone_are_purged() {
+    use crate::store::GroupRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut recent = sent("recent");
+    recent.at = t(100);
+    let logged = [sent("live"), sent("gone"), recent]
+        .into_iter()
+        .map(|sent| Queued {
+            deliveries: vec![],
+            sent: Some(sent),
+        })
+        .collect();
+    store.enqueue(logged, t(0)).await.unwrap();
+    let live = GroupRecord {
+        id: "g1".into(),
+        key: "live".into(),
+        route_id: "r".into(),
+        receiver: "team".into(),
+        labels: Default::default(),
+        next_flush: t(0),
+        flushed: true,
+    };
+    store.save_groups(vec![live], vec![]).await.unwrap();
+    assert_eq!(store.purge_sent(t(50)).await.unwrap(), 1);
+    let kept: Vec<String> = store
+        .sent()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.group_key)
+        .collect();
+    assert_eq!(kept, ["live", "recent"]);
+    store.close().await.unwrap();
+}

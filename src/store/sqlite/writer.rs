@@ -29,7 +29,7 @@ pub(super) enum Op {
     ResolveExpired(DateTime<Utc>),
     Purge(DateTime<Utc>),
     SaveGroups(Vec<GroupRecord>, Vec<String>),
-    RecordSent(SentRecord),
+    PurgeSent(DateTime<Utc>),
     SaveSilences(Vec<SilenceRecord>),
     PurgeSilences(DateTime<Utc>),
     Enqueue(Vec<Queued>, DateTime<Utc>),
@@ -182,7 +182,7 @@ fn run_isolated(
         Op::SaveGroups(changed, deleted) => {
             save_groups(&savepoint, changed, deleted).map(Outcome::Count)
         }
-        Op::RecordSent(record) => record_sent(&savepoint, record).map(|()| Outcome::Count(1)),
+        Op::PurgeSent(before) => purge_sent(&savepoint, before).map(Outcome::Count),
         Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
         Op::PurgeSilences(before) => purge_silences(&savepoint, before).map(Outcome::Count),
         Op::Enqueue(notifications, now) => {
@@ -381,6 +381,19 @@ pub(super) fn record_sent(connection: &Connection, record: SentRecord) -> Result
         ])
         .map_err(unavailable)?;
     Ok(())
+}
+
+fn purge_sent(connection: &Connection, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    let deleted = connection
+        .prepare_cached(
+            "DELETE FROM notification_log WHERE sent_at < ?1 AND NOT EXISTS \
+             (SELECT 1 FROM groups g WHERE g.receiver = notification_log.receiver \
+             AND g.group_key = notification_log.group_key)",
+        )
+        .map_err(unavailable)?
+        .execute(params![to_micros(before)])
+        .map_err(unavailable)?;
+    Ok(deleted as u64)
 }
 
 fn save_silences(connection: &Connection, silences: Vec<SilenceRecord>) -> Result<u64, StoreError> {
