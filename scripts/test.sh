@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite needs: prometheus-alertmanager brings amtool, which the end-to-end tests drive against
-# herald. Prometheus and PostgreSQL join this list with the tests that use them.
-packages=(prometheus-alertmanager)
+# Debian packages the suite needs: the end-to-end tests (tests/e2e) run the real Prometheus (`prometheus`),
+# Alertmanager and amtool (`prometheus-alertmanager`) against herald. PostgreSQL joins this list with the tests that
+# use it. The packages' own services may start on :9090/:9093; the tests never touch them: each runs its own processes
+# on free loopback ports with temporary data directories.
+packages=(prometheus prometheus-alertmanager)
 missing=()
 for package in "${packages[@]}"; do
     # Only a fully installed package counts (a removed one can linger as "deinstall ok config-files").

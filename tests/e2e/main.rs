@@ -1,0 +1,27 @@
+//! End-to-end tests: the real Prometheus, Alertmanager and amtool (Debian's `prometheus` and
+//! `prometheus-alertmanager`, installed by scripts/test.sh) against the real `herald` binary. Each scenario starts
+//! its own processes on loopback ports it picks, with its own temporary directories, waits on real events with
+//! bounded timeouts, and stops everything it started. A missing program fails the test; nothing is skipped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod alertmanager_to_herald;
+mod amtool_delivery;
+mod fingerprints;
+mod grafana_replay;
+mod herald;
+#[allow(dead_code, reason = "the scenarios use part of the shared emulator")]
+#[path = "../it/jira_emulator.rs"]
+mod jira_emulator;
+mod peers;
+mod procs;
+mod prometheus_to_herald;
+#[allow(
+    dead_code,
+    reason = "the scenarios use part of the shared scripted receiver"
+)]
+#[path = "../it/receiver.rs"]
+mod receiver;
+#[allow(dead_code, reason = "the scenarios use part of the shared emulator")]
+#[path = "../it/slack_emulator.rs"]
+mod slack_emulator;
+mod snippets;
