@@ -526,6 +526,8 @@ mod tests {
             "credentials:",
             "basic_auth:",
             "hmac_secret:",
+            "grafana_hmac_secret:",
+            "grafana_timestamp_header:",
             "templates:",
             "slack_configs:",
             "api_url:",

@@ -82,6 +82,10 @@ pub(crate) struct RawIngest {
     pub resolve_timeout: Option<String>,
     pub max_labels_per_alert: Option<String>,
     pub max_alerts_per_request: Option<String>,
+    /// Secret: `${VAR}`-expanded; twin of `grafana_hmac_secret_file`.
+    pub grafana_hmac_secret: Option<String>,
+    pub grafana_hmac_secret_file: Option<String>,
+    pub grafana_timestamp_header: Option<String>,
 }
 
 /// A route node with Alertmanager's keys; unset values are inherited from the parent by `validate`.

@@ -119,6 +119,17 @@ pub struct IngestSettings {
     pub max_labels_per_alert: usize,
     /// `ingest.max_alerts_per_request`, default 10,000: larger batches are rejected whole.
     pub max_alerts_per_request: usize,
+    /// `ingest.grafana_hmac_secret`: when set, `/webhook/grafana` takes only requests signed with it.
+    pub grafana_signature: Option<GrafanaSignature>,
+}
+
+/// How Grafana's webhook requests must be signed (its contact point's HMAC settings).
+#[derive(Debug, Clone)]
+pub struct GrafanaSignature {
+    pub secret: Secret,
+    /// `ingest.grafana_timestamp_header`: when set, the signature covers `timestamp:body`, and the timestamp must
+    /// be within 5 minutes of herald's clock.
+    pub timestamp_header: Option<String>,
 }
 
 /// `group_by`: a list of label names, or `['...']` for every label.

@@ -23,8 +23,8 @@ use super::raw::{
 };
 use super::secret::{EnvLookup, resolve_secret};
 use super::settings::{
-    DeliverySettings, GroupBy, IngestSettings, Receiver, Route, ServerSettings, Settings,
-    StorageBackend, StorageSettings,
+    DeliverySettings, GrafanaSignature, GroupBy, IngestSettings, Receiver, Route, ServerSettings,
+    Settings, StorageBackend, StorageSettings,
 };
 use crate::timeinterval::{
     Period, Range, TimeInterval, TimeRange, parse_day_of_month_range, parse_location,
@@ -216,6 +216,39 @@ impl Checker<'_> {
     }
 
     fn ingest(&mut self, raw: &RawIngest) -> Option<IngestSettings> {
+        let secret = self.secret_pair(
+            "ingest.grafana_hmac_secret",
+            raw.grafana_hmac_secret.as_deref(),
+            raw.grafana_hmac_secret_file.as_deref(),
+        );
+        let timestamp_header = raw
+            .grafana_timestamp_header
+            .clone()
+            .filter(|header| !header.trim().is_empty());
+        if let Some(header) = &timestamp_header
+            && axum::http::HeaderName::try_from(header.as_str()).is_err()
+        {
+            self.error(
+                "ingest.grafana_timestamp_header",
+                format!("{header:?} is not a valid HTTP header name"),
+            );
+        }
+        if timestamp_header.is_some() && secret.is_none() {
+            self.error(
+                "ingest.grafana_timestamp_header",
+                "needs ingest.grafana_hmac_secret",
+            );
+        }
+        if secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose().is_empty())
+        {
+            self.error("ingest.grafana_hmac_secret", "must not be empty");
+        }
+        let grafana_signature = secret.map(|secret| GrafanaSignature {
+            secret,
+            timestamp_header,
+        });
         let resolve_timeout =
             self.positive_duration("ingest.resolve_timeout", raw.resolve_timeout.as_deref());
         let max_labels_per_alert = self.count(
@@ -230,6 +263,7 @@ impl Checker<'_> {
             resolve_timeout: resolve_timeout?,
             max_labels_per_alert: max_labels_per_alert?,
             max_alerts_per_request: max_alerts_per_request?,
+            grafana_signature,
         })
     }
 

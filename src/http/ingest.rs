@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::AppState;
 use super::error::ApiError;
 use crate::alert::Source;
+use crate::ingest::signature::{self, SIGNATURE_HEADERS, Signed};
 use crate::ingest::{self, BodyError, Limits, Parsed};
 
 type Parser = fn(&[u8], DateTime<Utc>, &Limits) -> Result<Parsed, BodyError>;
@@ -53,6 +54,34 @@ pub(super) fn json_body(
     })
 }
 
+/// With `ingest.grafana_hmac_secret` set, only requests signed with it are taken (401 otherwise).
+fn check_grafana_signature(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let Some(config) = &state.settings.ingest.grafana_signature else {
+        return Ok(());
+    };
+    let value = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let signed = Signed {
+        signature: SIGNATURE_HEADERS.iter().find_map(|name| value(name)),
+        timestamp: config.timestamp_header.as_deref().and_then(value),
+    };
+    signature::verify(
+        config.secret.expose().as_bytes(),
+        config.timestamp_header.as_deref(),
+        signed,
+        body,
+        now,
+    )
+    .map_err(|error| {
+        tracing::warn!(%error, "Grafana request refused");
+        ApiError::Unauthorized(error.to_string())
+    })
+}
+
 async fn ingest(
     state: &AppState,
     source: Source,
@@ -66,6 +95,9 @@ async fn ingest(
     };
     let body = json_body(state, headers, body).inspect_err(|_| invalid(1))?;
     let now = state.clock.now();
+    if source == Source::Grafana {
+        check_grafana_signature(state, headers, &body, now).inspect_err(|_| invalid(1))?;
+    }
     let Parsed { alerts, rejected } = parse(&body, now, &state.limits).map_err(|error| {
         invalid(1);
         ApiError::BadBody(error)

@@ -3,6 +3,7 @@
 pub mod alertmanager;
 pub mod grafana;
 pub mod prometheus;
+pub mod signature;
 mod webhook;
 
 use std::time::Duration;

@@ -4,8 +4,8 @@
 //! Grafana's newer `hmacConfig`. Recorded timestamps are moved to now, as a live Grafana would send them. Herald
 //! routes them to a webhook receiver and to Slack (incoming webhook), whose text template reads Grafana's fields.
 //!
-//! Herald does not verify these signatures (it has no setting for a Grafana secret): signed payloads are taken
-//! like unsigned ones, which is what is checked here.
+//! Without `ingest.grafana_hmac_secret` herald takes signed payloads like unsigned ones; with it (and Grafana's
+//! timestamp header), it takes only those signed with that secret over `timestamp:body`, recent ones.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -413,5 +413,83 @@ async fn grafana_payloads_signed_and_unsigned_are_routed() {
         5.0
     );
     assert_eq!(hook.requests().len(), 3, "nothing sent twice");
+    herald.stop();
+}
+
+#[tokio::test]
+async fn with_the_contact_points_secret_only_signed_payloads_are_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = ScriptedReceiver::start(Arc::new(SystemClock)).await;
+    let herald = Herald::start(
+        dir.path(),
+        &format!(
+            "ingest:\n  grafana_hmac_secret: {SECRET}\n  grafana_timestamp_header: X-Grafana-Alerting-Timestamp\n\
+             route:\n  receiver: e2e\n  group_by: [alertname]\n  group_wait: 0s\n\
+             receivers:\n  - name: e2e\n    webhook_configs:\n      - url: {}\n",
+            hook.url(),
+        ),
+    )
+    .await;
+    let path = grafana_path(&herald);
+    let starts_at =
+        (Utc::now() - chrono::Duration::minutes(2)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let body = HIGH_CPU_FIRING.replace("STARTS_AT", &starts_at);
+
+    let (status, answer) = herald.post_json(&path, &body).await;
+    assert_eq!(status, 401, "unsigned: {answer}");
+    let body_only = hmac_hex(body.as_bytes());
+    let now = Utc::now().timestamp().to_string();
+    let (status, answer) = herald
+        .send_json(
+            Method::POST,
+            &path,
+            &[
+                ("X-Grafana-Alerting-Signature", body_only),
+                ("X-Grafana-Alerting-Timestamp", now.clone()),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 401, "signed without the timestamp: {answer}");
+    let stale = (Utc::now() - chrono::Duration::minutes(30))
+        .timestamp()
+        .to_string();
+    let (status, answer) = herald
+        .send_json(
+            Method::POST,
+            &path,
+            &[
+                (
+                    "X-Grafana-Alerting-Signature",
+                    hmac_hex(format!("{stale}:{body}").as_bytes()),
+                ),
+                ("X-Grafana-Alerting-Timestamp", stale),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 401, "a replayed old request: {answer}");
+    assert!(
+        herald.alerts("").await.is_empty(),
+        "nothing refused is stored"
+    );
+
+    let (status, answer) = herald
+        .send_json(
+            Method::POST,
+            &path,
+            &[
+                (
+                    "X-Grafana-Alerting-Signature",
+                    hmac_hex(format!("{now}:{body}").as_bytes()),
+                ),
+                ("X-Grafana-Alerting-Timestamp", now),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let requests = hook.wait_for(1).await;
+    assert_eq!(requests[0].body["status"], "firing");
     herald.stop();
 }

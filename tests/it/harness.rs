@@ -35,6 +35,7 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
             resolve_timeout: Duration::from_secs(300),
             max_labels_per_alert: 128,
             max_alerts_per_request: 1000,
+            grafana_signature: None,
         },
         route: Route {
             receiver: receiver.into(),

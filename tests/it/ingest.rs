@@ -269,3 +269,65 @@ async fn partially_invalid_batch_stores_the_valid_alerts_and_names_the_rest() {
     );
     herald.stop().await;
 }
+
+#[tokio::test]
+async fn with_a_grafana_secret_only_signed_grafana_requests_are_taken() {
+    use herald::config::{GrafanaSignature, Secret};
+    use hmac::{Hmac, KeyInit, Mac};
+    let sign = |message: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"grafana-s3cret").unwrap();
+        mac.update(message.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = settings(&dir.path().join("h.db"), "signed-grafana");
+    config.ingest.grafana_signature = Some(GrafanaSignature {
+        secret: Secret::new("grafana-s3cret"),
+        timestamp_header: None,
+    });
+    let herald = Herald::start(config).await;
+    let post = |headers: Vec<(&'static str, String)>| {
+        let mut request = herald
+            .client
+            .post(herald.url("/webhook/grafana"))
+            .header("content-type", "application/json")
+            .body(GRAFANA);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let unsigned = post(vec![]).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let body: Value = unsigned.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing signature"),
+        "{body}"
+    );
+    let forged = post(vec![(
+        "X-Grafana-Alerting-Signature",
+        sign("something else"),
+    )])
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert!(
+        herald.alerts("").await.is_empty(),
+        "refused requests store nothing"
+    );
+    // Both header names Grafana uses are accepted.
+    for header in ["X-Grafana-Alerting-Signature", "X-Grafana-Alert-Signature"] {
+        let signed = post(vec![(header, sign(GRAFANA))]).await.unwrap();
+        assert_eq!(signed.status(), 200, "{header}");
+    }
+    assert_eq!(herald.alerts("").await.len(), 1);
+    // Other sources are not affected.
+    let prometheus = herald
+        .post_json("/api/v2/alerts", r#"[{"labels":{"alertname":"Unsigned"}}]"#)
+        .await;
+    assert_eq!(prometheus.status(), 200);
+    herald.stop().await;
+}
