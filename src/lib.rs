@@ -8,6 +8,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod http;
 pub mod ingest;
+pub mod reload;
 pub mod route;
 pub mod sinks;
 pub mod store;
@@ -43,20 +44,31 @@ pub async fn run(
     run_with_clock(settings, listener, shutdown, Arc::new(SystemClock)).await
 }
 
-/// Runs herald with an injected clock: opens the store, starts the background tasks, serves HTTP; on shutdown stops
-/// accepting, lets in-flight requests finish (bounded by `server.shutdown_timeout`), stops the tasks and closes the
-/// store cleanly.
+/// Runs herald with an injected clock and no configuration file to reload.
 pub async fn run_with_clock(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
     clock: Arc<dyn Clock>,
 ) -> Result<(), RunError> {
-    let settings = Arc::new(settings);
-    let routes = Arc::new(
-        route::tree::RouteNode::build(&settings.route)
-            .map_err(|error| RunError::Config(format!("route: {error}")))?,
-    );
+    run_with_reload(settings, listener, shutdown, clock, None).await
+}
+
+/// Runs herald: opens the store, starts the background tasks, serves HTTP; reloads the configuration from `source`
+/// on `POST /-/reload` or SIGHUP; on shutdown stops accepting, lets in-flight requests finish (bounded by
+/// `server.shutdown_timeout`), stops the tasks and closes the store cleanly.
+pub async fn run_with_reload(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: Arc<dyn Clock>,
+    source: Option<reload::ConfigSource>,
+) -> Result<(), RunError> {
+    let client = sinks::http::client()
+        .map_err(|error| RunError::Config(format!("cannot build the HTTP client: {error}")))?;
+    let applied = reload::Applied::build(settings, &client, &clock).map_err(RunError::Config)?;
+    let settings = Arc::clone(&applied.settings);
+    let reloader = reload::Reloader::new(applied, source, client, Arc::clone(&clock));
     let store = store::open(&settings.storage).await?;
     let silences = match route::silence::SilenceBook::load(Arc::clone(&store)).await {
         Ok(book) => Arc::new(book),
@@ -67,23 +79,17 @@ pub async fn run_with_clock(
             return Err(error.into());
         }
     };
-    let client = sinks::http::client()
-        .map_err(|error| RunError::Config(format!("cannot build the HTTP client: {error}")))?;
-    let integrations = Arc::new(deliver::Integrations::build(&settings, &client, &clock));
     let background = CancellationToken::new();
     // The engine stops last, so what the dispatcher queues while stopping is still known to it.
     let delivery_shutdown = CancellationToken::new();
     let (deliveries, engine) = deliver::start(
-        Arc::clone(&integrations),
-        &settings.delivery,
+        reloader.subscribe(),
         Arc::clone(&store),
         Arc::clone(&clock),
         delivery_shutdown.clone(),
     );
     let (dispatch, dispatcher) = dispatch::start(
-        &settings,
-        Arc::clone(&routes),
-        integrations,
+        reloader.subscribe(),
         deliveries.clone(),
         Arc::clone(&store),
         Arc::clone(&clock),
@@ -104,9 +110,9 @@ pub async fn run_with_clock(
         settings.storage.resolved_retention,
         background.clone(),
     );
+    let hangups = spawn_reload_on_sighup(reloader.clone(), background.clone());
     let state = http::AppState::new(
-        Arc::clone(&settings),
-        routes,
+        reloader,
         Arc::clone(&store),
         clock,
         dispatch,
@@ -139,7 +145,7 @@ pub async fn run_with_clock(
     tracing::info!("shutting down");
 
     background.cancel();
-    for task in [dispatcher, sweeper, silence_gc, upkeep] {
+    for task in [dispatcher, sweeper, silence_gc, upkeep, hangups] {
         if let Err(error) = task.await {
             tracing::warn!(%error, "background task ended abnormally");
         }
@@ -152,6 +158,32 @@ pub async fn run_with_clock(
     store.close().await?;
     tracing::info!("store closed");
     served.map_err(RunError::from)
+}
+
+/// Reloads the configuration on each SIGHUP, like `POST /-/reload`.
+fn spawn_reload_on_sighup(
+    reloader: reload::Reloader,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch SIGHUP; reload with POST /-/reload");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                Some(()) = hangups.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = reloader.reload().await;
+                }
+                () = shutdown.cancelled() => break,
+            }
+        }
+    })
 }
 
 fn spawn_metrics_upkeep(

@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -205,7 +206,7 @@ fn watch_signals(token: CancellationToken) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
-    let loaded = match load(config) {
+    let loaded = match load(config.clone()) {
         Ok(loaded) => loaded,
         Err(errors) => anyhow::bail!("configuration invalid:\n{errors}"),
     };
@@ -224,9 +225,16 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         })?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone())?;
-    herald::run(settings, listener, shutdown)
-        .await
-        .context("herald stopped with an error")
+    let source: herald::reload::ConfigSource = Arc::new(move || load(config.clone()));
+    herald::run_with_reload(
+        settings,
+        listener,
+        shutdown,
+        Arc::new(herald::clock::SystemClock),
+        Some(source),
+    )
+    .await
+    .context("herald stopped with an error")
 }
 
 fn main() -> ExitCode {

@@ -42,6 +42,8 @@ fn quota(rate: &RateLimit) -> Option<Quota> {
 
 #[derive(Default)]
 struct Destination {
+    /// The rate limit `limiter` enforces.
+    rate: Option<RateLimit>,
     limiter: Option<Limiter>,
     paused_until: Option<DateTime<Utc>>,
 }
@@ -60,22 +62,28 @@ impl Destinations {
         }
     }
 
-    /// Sets a destination's rate limit; the first integration to name a destination sets it.
-    pub(crate) fn configure(&mut self, destination: &str, rate: Option<&RateLimit>) {
-        if self.map.contains_key(destination) {
-            return;
-        }
+    fn limiter(&self, rate: Option<&RateLimit>) -> Option<Limiter> {
         let clock = GovernorClock(Arc::clone(&self.clock));
-        let limiter = rate
-            .and_then(quota)
-            .map(|quota| RateLimiter::direct_with_clock(quota, clock));
-        self.map.insert(
-            destination.to_owned(),
-            Destination {
-                limiter,
-                paused_until: None,
-            },
-        );
+        rate.and_then(quota)
+            .map(|quota| RateLimiter::direct_with_clock(quota, clock))
+    }
+
+    /// Sets the rate limit of every configured destination (`limits`: destination -> its first integration's
+    /// limit). A destination whose limit is unchanged keeps its state; pauses are kept.
+    pub(crate) fn apply_limits(&mut self, limits: &HashMap<String, Option<RateLimit>>) {
+        for (destination, rate) in limits {
+            let current = self.map.get(destination).map(|entry| entry.rate);
+            if current == Some(*rate) {
+                continue;
+            }
+            let limiter = self.limiter(rate.as_ref());
+            let entry = self.map.entry(destination.clone()).or_default();
+            entry.rate = *rate;
+            entry.limiter = limiter;
+        }
+        self.map.retain(|destination, entry| {
+            limits.contains_key(destination) || entry.paused_until.is_some()
+        });
     }
 
     /// Takes a send slot of `destination` at `now`, or says when to ask again.
@@ -125,7 +133,7 @@ mod tests {
             period: Duration::from_secs(1),
             burst: 1,
         };
-        destinations.configure("d", Some(&rate));
+        destinations.apply_limits(&HashMap::from([("d".to_string(), Some(rate))]));
         let start = clock.now();
         assert_eq!(destinations.acquire("d", start), Ok(()));
         let next = destinations.acquire("d", start).unwrap_err();
@@ -145,7 +153,7 @@ mod tests {
             period: Duration::from_secs(60),
             burst: 3,
         };
-        destinations.configure("d", Some(&rate));
+        destinations.apply_limits(&HashMap::from([("d".to_string(), Some(rate))]));
         let now = clock.now();
         for _ in 0..3 {
             assert_eq!(destinations.acquire("d", now), Ok(()));
@@ -160,7 +168,7 @@ mod tests {
     fn pauses_hold_even_unlimited_destinations_and_the_later_wins() {
         let clock = Arc::new(ManualClock::new(Utc::now()));
         let mut destinations = Destinations::new(clock.clone());
-        destinations.configure("d", None);
+        destinations.apply_limits(&HashMap::from([("d".to_string(), None)]));
         let now = clock.now();
         let later = now + chrono::Duration::seconds(30);
         destinations.pause("d", later);

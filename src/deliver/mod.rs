@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,7 @@ use self::limiter::Destinations;
 use self::queue::Queue;
 use crate::clock::Clock;
 use crate::config::DeliverySettings;
+use crate::reload::Applied;
 use crate::store::Store;
 use crate::store::delivery::{DeliveryRecord, Settle};
 
@@ -96,14 +97,20 @@ fn add(now: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
 }
 
 impl Engine {
-    fn track(&mut self, record: &DeliveryRecord, now: DateTime<Utc>) {
-        if let Some(integration) = self
-            .integrations
-            .find(&record.receiver, &record.integration_key)
-        {
-            self.destinations
-                .configure(&record.destination, integration.options.rate_limit.as_ref());
+    /// Takes a configuration's integrations, delivery settings and rate limits (at start and on reload).
+    fn configure(&mut self, applied: &Applied) {
+        self.integrations = Arc::clone(&applied.integrations);
+        self.settings = applied.settings.delivery.clone();
+        let mut limits = HashMap::new();
+        for integration in self.integrations.all() {
+            limits
+                .entry(integration.sink.destination())
+                .or_insert(integration.options.rate_limit);
         }
+        self.destinations.apply_limits(&limits);
+    }
+
+    fn track(&mut self, record: &DeliveryRecord, now: DateTime<Utc>) {
         self.attempts
             .insert(record.id, (record.attempts, record.queued_at));
         self.queue.insert(record, now);
@@ -331,26 +338,27 @@ impl Engine {
 /// Starts the delivery engine. It resumes the store's open deliveries, then runs until `shutdown` is cancelled
 /// and its sends in flight have drained.
 pub fn start(
-    integrations: Arc<Integrations>,
-    settings: &DeliverySettings,
+    mut applied: watch::Receiver<Arc<Applied>>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut commands) = mpsc::unbounded_channel();
+    let current = Arc::clone(&applied.borrow_and_update());
     let mut engine = Engine {
         queue: Queue::default(),
         destinations: Destinations::new(Arc::clone(&clock)),
-        integrations,
+        integrations: Arc::clone(&current.integrations),
         store,
         clock,
-        settings: settings.clone(),
+        settings: current.settings.delivery.clone(),
         attempts: HashMap::new(),
         in_flight: HashMap::new(),
         running: JoinSet::new(),
         running_ids: HashSet::new(),
         claim_blocked_until: None,
     };
+    engine.configure(&current);
     let task = tokio::spawn(async move {
         engine.restore().await;
         loop {
@@ -364,6 +372,11 @@ pub fn start(
             };
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                Ok(()) = applied.changed() => {
+                    let current = Arc::clone(&applied.borrow_and_update());
+                    engine.configure(&current);
+                    tracing::info!("delivery engine took the reloaded configuration");
+                }
                 command = commands.recv() => match command {
                     Some(command) => engine.command(command),
                     None => break,

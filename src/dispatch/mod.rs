@@ -9,15 +9,15 @@ pub mod sweeper;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::clock::Clock;
-use crate::config::Settings;
 use crate::deliver::{DeliveryHandle, Integration, Integrations};
+use crate::reload::Applied;
 use crate::route::inhibit::Inhibitor;
 use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
@@ -124,6 +124,38 @@ fn collect_intervals(route: &RouteNode, into: &mut HashMap<String, (Vec<String>,
 }
 
 impl Dispatcher {
+    /// Takes the route tree, receivers, inhibit rules and time intervals of a configuration.
+    fn configure(&mut self, applied: &Applied) {
+        let settings = &applied.settings;
+        self.routes = Arc::clone(&applied.routes);
+        self.route_intervals.clear();
+        collect_intervals(&self.routes, &mut self.route_intervals);
+        self.intervals = settings
+            .time_intervals
+            .iter()
+            .map(|interval| (interval.name().to_string(), interval.clone()))
+            .collect();
+        self.inhibitor = Inhibitor::new(settings.inhibit_rules.clone());
+        self.integrations = Arc::clone(&applied.integrations);
+        self.external_url = settings.server.external_url.clone();
+        self.log_retention = chrono::Duration::from_std(settings.storage.resolved_retention)
+            .unwrap_or(chrono::Duration::MAX);
+    }
+
+    /// Puts a reloaded configuration in force: the groups are rebuilt from the store under the new route tree, as
+    /// at a start (groups that still exist keep their timers; the notification log keeps what was already sent).
+    async fn reconfigure(&mut self, applied: &Applied) {
+        self.persist().await;
+        self.configure(applied);
+        self.groups = GroupSet::default();
+        self.sources.clear();
+        self.restore().await;
+        tracing::info!(
+            groups = self.groups.len(),
+            "dispatcher took the reloaded configuration"
+        );
+    }
+
     /// Keeps the inhibit-source index in step with an alert's status.
     fn track_source(&mut self, fingerprint: Fingerprint, labels: &Labels, firing: bool) {
         let source = firing
@@ -396,11 +428,8 @@ impl Dispatcher {
 /// Starts the dispatcher task: firing alerts join the aggregation groups of the routes they match; each group
 /// flushes after `group_wait`, then every `group_interval`, and sends what the notification log says is news. It
 /// runs until `shutdown` is cancelled, taking in what was already submitted before it stops.
-#[allow(clippy::too_many_arguments)]
 pub fn start(
-    settings: &Settings,
-    routes: Arc<RouteNode>,
-    integrations: Arc<Integrations>,
+    mut applied: watch::Receiver<Arc<Applied>>,
     deliveries: DeliveryHandle,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -408,29 +437,24 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<StateChange>>();
-    let mut route_intervals = HashMap::new();
-    collect_intervals(&routes, &mut route_intervals);
+    let current = Arc::clone(&applied.borrow_and_update());
     let mut dispatcher = Dispatcher {
-        routes,
-        route_intervals,
-        intervals: settings
-            .time_intervals
-            .iter()
-            .map(|interval| (interval.name().to_string(), interval.clone()))
-            .collect(),
-        inhibitor: Inhibitor::new(settings.inhibit_rules.clone()),
+        routes: Arc::clone(&current.routes),
+        route_intervals: HashMap::new(),
+        intervals: HashMap::new(),
+        inhibitor: Inhibitor::new(Vec::new()),
         silences,
         sources: HashMap::new(),
-        integrations,
+        integrations: Arc::clone(&current.integrations),
         deliveries,
         store,
         clock,
-        external_url: settings.server.external_url.clone(),
+        external_url: None,
         groups: GroupSet::default(),
-        log_retention: chrono::Duration::from_std(settings.storage.resolved_retention)
-            .unwrap_or(chrono::Duration::MAX),
+        log_retention: chrono::Duration::zero(),
         pruned_at: DateTime::<Utc>::MIN_UTC,
     };
+    dispatcher.configure(&current);
     let task = tokio::spawn(async move {
         dispatcher.restore().await;
         loop {
@@ -447,6 +471,10 @@ pub fn start(
                     Some(changes) => dispatcher.take(changes),
                     None => break,
                 },
+                Ok(()) = applied.changed() => {
+                    let current = Arc::clone(&applied.borrow_and_update());
+                    dispatcher.reconfigure(&current).await;
+                }
                 () = due => {
                     dispatcher.flush_due().await;
                     dispatcher.prune_log();

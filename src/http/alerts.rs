@@ -176,7 +176,7 @@ pub async fn get_alert_groups(
     let mut groups: std::collections::BTreeMap<(String, String), AlertGroup> =
         std::collections::BTreeMap::new();
     for alert in alerts {
-        for route in state.routes.matching(&alert.labels) {
+        for route in state.routes().matching(&alert.labels) {
             if let Some(regex) = &filter.receiver
                 && !regex.matches(&route.receiver)
             {
@@ -209,7 +209,8 @@ async fn list(state: &AppState, filter: &Filter) -> Result<Vec<GettableAlert>, A
         })
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-    let inhibitor = Inhibitor::new(state.settings.inhibit_rules.clone());
+    let inhibitor = Inhibitor::new(state.settings().inhibit_rules.clone());
+    let routes = state.routes();
     let firing: Vec<(Fingerprint, Labels)> = stored
         .iter()
         .filter(|stored| stored.alert.status_at(now) == Status::Firing)
@@ -251,8 +252,7 @@ async fn list(state: &AppState, filter: &Filter) -> Result<Vec<GettableAlert>, A
         {
             continue;
         }
-        let receivers: Vec<ReceiverRef> = state
-            .routes
+        let receivers: Vec<ReceiverRef> = routes
             .receivers(labels)
             .into_iter()
             .map(|name| ReceiverRef {

@@ -1,5 +1,6 @@
 //! The admin guard: when `server.admin_tokens` is set, the operator API (`/api/herald/...`) and silence writes
-//! (`POST /api/v2/silences`, `DELETE /api/v2/silence/{id}`) need `Authorization: Bearer <token>` with one of them.
+//! (`POST /api/v2/silences`, `DELETE /api/v2/silence/{id}`) and `POST /-/reload` need `Authorization: Bearer <token>`
+//! with one of them.
 
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
@@ -13,6 +14,7 @@ use super::error::ApiError;
 /// Whether a request needs an admin token.
 fn guarded(method: &Method, path: &str) -> bool {
     path.starts_with("/api/herald/")
+        || path == "/-/reload"
         || (path.starts_with("/api/v2/silence")
             && (method == Method::POST || method == Method::DELETE))
 }
@@ -25,7 +27,8 @@ fn accepted(tokens: &[crate::config::Secret], presented: &str) -> bool {
 }
 
 pub async fn admin_guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let tokens = &state.settings.server.admin_tokens;
+    let settings = state.settings();
+    let tokens = &settings.server.admin_tokens;
     if tokens.is_empty() || !guarded(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
@@ -58,6 +61,7 @@ mod tests {
         assert!(guarded(&Method::GET, "/api/herald/v1/deliveries"));
         assert!(guarded(&Method::POST, "/api/v2/silences"));
         assert!(guarded(&Method::DELETE, "/api/v2/silence/abc"));
+        assert!(guarded(&Method::POST, "/-/reload"));
         assert!(!guarded(&Method::GET, "/api/v2/silences"));
         assert!(!guarded(&Method::POST, "/api/v2/alerts"));
         assert!(!guarded(&Method::GET, "/metrics"));

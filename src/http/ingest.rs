@@ -46,7 +46,7 @@ pub(super) fn json_body(
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge {
-                limit: state.settings.server.max_body_bytes,
+                limit: state.settings().server.max_body_bytes,
             }
         } else {
             ApiError::BadRequest(format!("cannot read request body: {rejection}"))
@@ -61,7 +61,8 @@ fn check_grafana_signature(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let Some(config) = &state.settings.ingest.grafana_signature else {
+    let settings = state.settings();
+    let Some(config) = &settings.ingest.grafana_signature else {
         return Ok(());
     };
     let value = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
@@ -98,7 +99,7 @@ async fn ingest(
     if source == Source::Grafana {
         check_grafana_signature(state, headers, &body, now).inspect_err(|_| invalid(1))?;
     }
-    let Parsed { alerts, rejected } = parse(&body, now, &state.limits).map_err(|error| {
+    let Parsed { alerts, rejected } = parse(&body, now, &state.limits()).map_err(|error| {
         invalid(1);
         ApiError::BadBody(error)
     })?;

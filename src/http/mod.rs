@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::deliver::DeliveryHandle;
 use crate::dispatch::DispatchHandle;
 use crate::ingest::Limits;
+use crate::reload::Reloader;
 use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
 use crate::store::Store;
@@ -32,52 +33,63 @@ use crate::store::Store;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub routes: Arc<RouteNode>,
+    /// The configuration in force, and reloading it.
+    pub reloader: Reloader,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub dispatch: DispatchHandle,
     pub deliveries: DeliveryHandle,
     pub silences: Arc<SilenceBook>,
     pub metrics: PrometheusHandle,
-    pub limits: Limits,
     /// When this instance started serving.
     pub started: chrono::DateTime<chrono::Utc>,
 }
 
 impl AppState {
     pub fn new(
-        settings: Arc<Settings>,
-        routes: Arc<RouteNode>,
+        reloader: Reloader,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         dispatch: DispatchHandle,
         deliveries: DeliveryHandle,
         silences: Arc<SilenceBook>,
     ) -> Self {
-        let limits = Limits {
-            resolve_timeout: settings.ingest.resolve_timeout,
-            max_labels_per_alert: settings.ingest.max_labels_per_alert,
-            max_alerts_per_request: settings.ingest.max_alerts_per_request,
-        };
         let started = clock.now();
         AppState {
             started,
-            settings,
-            routes,
+            reloader,
             store,
             clock,
             dispatch,
             deliveries,
             silences,
             metrics: metrics::handle(),
-            limits,
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.reloader.current().settings)
+    }
+
+    /// The route tree in force.
+    pub fn routes(&self) -> Arc<RouteNode> {
+        Arc::clone(&self.reloader.current().routes)
+    }
+
+    /// The ingest limits in force.
+    pub fn limits(&self) -> Limits {
+        let settings = self.settings();
+        Limits {
+            resolve_timeout: settings.ingest.resolve_timeout,
+            max_labels_per_alert: settings.ingest.max_labels_per_alert,
+            max_alerts_per_request: settings.ingest.max_alerts_per_request,
         }
     }
 }
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.server.max_body_bytes;
+    let body_limit = state.settings().server.max_body_bytes;
     Router::new()
         .route(
             "/api/v2/alerts",
@@ -101,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/status", get(status::get_status))
         .route("/-/healthy", get(health::healthy))
         .route("/-/ready", get(health::ready))
+        .route("/-/reload", axum::routing::post(health::reload))
         .route("/metrics", get(metrics::render))
         .route("/api/herald/v1/deliveries", get(deliveries::list))
         .route(

@@ -14,7 +14,7 @@ pub struct ReceiverName {
 pub async fn get_receivers(State(state): State<AppState>) -> Json<Vec<ReceiverName>> {
     Json(
         state
-            .settings
+            .settings()
             .receivers
             .iter()
             .map(|receiver| ReceiverName {

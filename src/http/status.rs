@@ -12,7 +12,7 @@ use crate::config::{Loaded, summary};
 /// configuration is given as the effective settings' summary (as `herald check-config` prints it), not as YAML.
 pub async fn get_status(State(state): State<AppState>) -> Json<Value> {
     let loaded = Loaded {
-        settings: (*state.settings).clone(),
+        settings: (*state.settings()).clone(),
         warnings: Vec::new(),
         env_overrides: Vec::new(),
     };

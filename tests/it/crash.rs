@@ -14,7 +14,7 @@ use crate::receiver::{Reply, ScriptedReceiver};
 
 /// Starts `herald serve -c config`; returns the child and the address it listens on. Its log is drained on a thread
 /// so it never blocks on a full pipe.
-fn serve(config: &Path) -> (Child, String) {
+pub fn serve(config: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .env_remove("HERALD_CONFIG")
         .env_remove("RUST_LOG")

@@ -128,15 +128,33 @@ impl Herald {
     }
 
     pub async fn start_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Herald {
+        Self::start_with_source(settings, clock, None).await
+    }
+
+    /// herald configured from the file at `config`, which `POST /-/reload` reads again.
+    pub async fn start_reloadable(config: &Path) -> Herald {
+        let path = config.to_path_buf();
+        let source: herald::reload::ConfigSource =
+            Arc::new(move || herald::config::load(Some(&path)));
+        let settings = source().unwrap().settings;
+        Self::start_with_source(settings, Arc::new(SystemClock), Some(source)).await
+    }
+
+    async fn start_with_source(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        source: Option<herald::reload::ConfigSource>,
+    ) -> Herald {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let StorageBackend::Sqlite { path: db } = settings.storage.backend.clone();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(herald::run_with_clock(
+        let task = tokio::spawn(herald::run_with_reload(
             settings,
             listener,
             shutdown.clone(),
             clock,
+            source,
         ));
         let herald = Herald {
             addr,

@@ -13,6 +13,7 @@ mod jira;
 mod jira_emulator;
 mod lifecycle;
 mod receiver;
+mod reload;
 mod routing;
 mod send_test;
 mod silences;
