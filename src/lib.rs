@@ -100,14 +100,25 @@ pub async fn run_with_reload(
         Arc::clone(&store),
         Arc::clone(&clock),
         dispatch.clone(),
-        settings.storage.resolved_retention,
-        settings.delivery.retention,
+        {
+            let reloader = reloader.clone();
+            move || {
+                let settings = Arc::clone(&reloader.current().settings);
+                dispatch::sweeper::Retention {
+                    resolved: settings.storage.resolved_retention,
+                    deliveries: settings.delivery.retention,
+                }
+            }
+        },
         background.clone(),
     );
     let silence_gc = route::silence::spawn_gc(
         Arc::clone(&silences),
         Arc::clone(&clock),
-        settings.storage.resolved_retention,
+        {
+            let reloader = reloader.clone();
+            move || reloader.current().settings.storage.resolved_retention
+        },
         background.clone(),
     );
     let hangups = spawn_reload_on_sighup(reloader.clone(), background.clone());

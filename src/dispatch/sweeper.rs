@@ -17,12 +17,20 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Retention is enforced every this many sweeps.
 const PURGE_EVERY: u32 = 60;
 
+/// How long what the sweeper deletes is kept, as configured now (it follows reloads).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// `storage.resolved_retention`: resolved alerts and the notification log of groups that are gone.
+    pub resolved: Duration,
+    /// `delivery.retention`: delivered and dead deliveries and integration state.
+    pub deliveries: Duration,
+}
+
 pub fn start(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     dispatch: DispatchHandle,
-    resolved_retention: Duration,
-    delivery_retention: Duration,
+    retention: impl Fn() -> Retention + Send + 'static,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -41,6 +49,10 @@ pub fn start(
             }
             sweeps = sweeps.wrapping_add(1);
             if sweeps % PURGE_EVERY == 1 {
+                let Retention {
+                    resolved: resolved_retention,
+                    deliveries: delivery_retention,
+                } = retention();
                 let cutoff = |retention: Duration| {
                     let retention =
                         chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);

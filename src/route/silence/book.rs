@@ -130,7 +130,7 @@ impl SilenceBook {
 pub fn spawn_gc(
     book: Arc<SilenceBook>,
     clock: Arc<dyn Clock>,
-    retention: Duration,
+    retention: impl Fn() -> Duration + Send + 'static,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -141,7 +141,8 @@ pub fn spawn_gc(
                 _ = ticker.tick() => {}
                 () = shutdown.cancelled() => break,
             }
-            let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            let retention =
+                chrono::Duration::from_std(retention()).unwrap_or(chrono::Duration::MAX);
             let cutoff = clock
                 .now()
                 .checked_sub_signed(retention)
