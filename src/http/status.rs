@@ -1,24 +1,89 @@
-//! `GET /api/v2/status`: Alertmanager's status shape (cluster, version, uptime, configuration) for amtool and UIs.
+//! `GET /api/v2/status`: Alertmanager's status shape (cluster, version, uptime, configuration) for amtool and UIs; the
+//! configuration is given in Alertmanager's shape so `amtool config routes` can read the route tree.
 
 use axum::Json;
 use axum::extract::State;
 use chrono::SecondsFormat;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::AppState;
-use crate::config::{Loaded, summary};
+use crate::config::{GroupBy, Route, Settings, format_duration};
 
-/// herald runs without Alertmanager's gossip cluster; replicas will share work through the store instead. The
-/// configuration is given as the effective settings' summary (as `herald check-config` prints it), not as YAML.
-pub async fn get_status(State(state): State<AppState>) -> Json<Value> {
-    let loaded = Loaded {
-        settings: (*state.settings()).clone(),
-        warnings: Vec::new(),
-        env_overrides: Vec::new(),
+/// A route in Alertmanager's YAML shape (written as JSON, which YAML parsers read), keys left out when unset.
+fn route_json(route: &Route) -> Value {
+    let mut node = Map::new();
+    node.insert("receiver".into(), json!(route.receiver));
+    let group_by = match &route.group_by {
+        GroupBy::All => json!(["..."]),
+        GroupBy::Labels(labels) => json!(labels),
     };
+    node.insert("group_by".into(), group_by);
+    for (key, value) in [
+        ("group_wait", route.group_wait),
+        ("group_interval", route.group_interval),
+        ("repeat_interval", route.repeat_interval),
+    ] {
+        node.insert(key.into(), json!(format_duration(value)));
+    }
+    if !route.matchers.is_empty() {
+        node.insert("matchers".into(), json!(route.matchers));
+    }
+    if !route.match_equal.is_empty() {
+        node.insert("match".into(), json!(route.match_equal));
+    }
+    if !route.match_re.is_empty() {
+        node.insert("match_re".into(), json!(route.match_re));
+    }
+    if route.continue_matching {
+        node.insert("continue".into(), json!(true));
+    }
+    if !route.mute_time_intervals.is_empty() {
+        node.insert(
+            "mute_time_intervals".into(),
+            json!(route.mute_time_intervals),
+        );
+    }
+    if !route.active_time_intervals.is_empty() {
+        node.insert(
+            "active_time_intervals".into(),
+            json!(route.active_time_intervals),
+        );
+    }
+    if !route.routes.is_empty() {
+        node.insert(
+            "routes".into(),
+            Value::Array(route.routes.iter().map(route_json).collect()),
+        );
+    }
+    Value::Object(node)
+}
+
+/// The configuration in Alertmanager's shape, for `amtool config show` and `amtool config routes`: the route
+/// tree, the receivers by name (their integrations are herald's and hold secrets, so they are left out) and the
+/// time intervals by name. Pretty-printed JSON, which is YAML too.
+fn alertmanager_config(settings: &Settings) -> String {
+    let receivers: Vec<Value> = settings
+        .receivers
+        .iter()
+        .map(|receiver| json!({ "name": receiver.name }))
+        .collect();
+    let intervals: Vec<Value> = settings
+        .time_intervals
+        .iter()
+        .map(|interval| json!({ "name": interval.name(), "time_intervals": [] }))
+        .collect();
+    let mut config = json!({ "route": route_json(&settings.route), "receivers": receivers });
+    if !intervals.is_empty() {
+        config["time_intervals"] = Value::Array(intervals);
+    }
+    serde_json::to_string_pretty(&config).unwrap_or_default()
+}
+
+/// herald runs without Alertmanager's gossip cluster; replicas will share work through the store instead.
+pub async fn get_status(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "cluster": { "name": "", "status": "disabled", "peers": [] },
-        "config": { "original": summary(&loaded) },
+        "config": { "original": alertmanager_config(&state.settings()) },
         "uptime": state.started.to_rfc3339_opts(SecondsFormat::Millis, true),
         "versionInfo": {
             "branch": "",

@@ -149,3 +149,61 @@ async fn amtool_silences_suppress_and_release_notifications() {
     );
     herald.stop().await;
 }
+
+#[tokio::test]
+async fn amtool_reads_the_route_tree_and_tests_routes_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "storage: {{url: 'sqlite://{}'}}\n\
+         route:\n  receiver: default\n  group_by: [alertname]\n  routes:\n    \
+         - receiver: db\n      matchers: ['service=~\"mysql|postgres\"']\n      continue: true\n    \
+         - receiver: web\n      match: {{team: web}}\n      group_wait: 5s\n\
+         receivers: [{{name: default}}, {{name: db}}, {{name: web}}]\n",
+        dir.path().join("h.db").display()
+    );
+    let settings = herald::config::load_str(&yaml, "amtool-routes.yaml")
+        .unwrap()
+        .settings;
+    let herald = Herald::start(settings).await;
+    let tree = run(&herald, &["config", "routes", "show"]).await;
+    for receiver in ["default", "db", "web"] {
+        assert!(tree.contains(receiver), "{tree}");
+    }
+    let tested = run(
+        &herald,
+        &[
+            "config",
+            "routes",
+            "test",
+            "--verify.receivers=db",
+            "service=mysql",
+        ],
+    )
+    .await;
+    assert!(tested.contains("db"), "{tested}");
+    let tested = run(
+        &herald,
+        &[
+            "config",
+            "routes",
+            "test",
+            "--verify.receivers=web",
+            "team=web",
+        ],
+    )
+    .await;
+    assert!(tested.contains("web"), "{tested}");
+    let (code, stderr) = run_failing(
+        &herald,
+        &[
+            "config",
+            "routes",
+            "test",
+            "--verify.receivers=web",
+            "service=redis",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{stderr}");
+    herald.stop().await;
+}
