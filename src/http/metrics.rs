@@ -54,6 +54,18 @@ fn describe() {
         "How long each delivery attempt took, by integration."
     );
     metrics::describe_counter!(
+        "herald_template_failures_total",
+        "Templates that failed to render and fell back to the default, by integration."
+    );
+    metrics::describe_gauge!(
+        "herald_config_last_reload_successful",
+        "1 when the last configuration reload succeeded (or none was tried), 0 when it failed."
+    );
+    metrics::describe_gauge!(
+        "herald_config_last_reload_success_timestamp_seconds",
+        "When the configuration in force was loaded, in Unix seconds."
+    );
+    metrics::describe_counter!(
         "herald_rate_limited_total",
         "Attempts a destination answered with a rate limit (429 or its equivalent), by integration."
     );
