@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use herald::clock::SystemClock;
 use serde_json::{Value, json};
 
-use crate::herald::Herald;
+use crate::herald::{Herald, statuses, webhook_config};
 use crate::peers::Alertmanager;
 use crate::procs::{eventually, fingerprint};
 use crate::receiver::{Recorded, ScriptedReceiver};
@@ -73,21 +73,6 @@ fn partition(groups: &Value) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// A notification's alerts as fingerprint -> status.
-fn statuses(notification: &Recorded) -> BTreeMap<String, String> {
-    notification.body["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|alert| {
-            (
-                alert["fingerprint"].as_str().unwrap().to_owned(),
-                alert["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
 fn by_alertname<'a>(requests: &'a [Recorded], alertname: &str) -> Vec<&'a Recorded> {
     requests
         .iter()
@@ -99,15 +84,7 @@ fn by_alertname<'a>(requests: &'a [Recorded], alertname: &str) -> Vec<&'a Record
 async fn alertmanager_groups_and_resolves_reach_herald() {
     let dir = tempfile::tempdir().unwrap();
     let hook = ScriptedReceiver::start(Arc::new(SystemClock)).await;
-    let herald = Herald::start(
-        dir.path(),
-        &format!(
-            "route:\n  receiver: e2e\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n\
-             receivers:\n  - name: e2e\n    webhook_configs:\n      - url: {}\n",
-            hook.url()
-        ),
-    )
-    .await;
+    let herald = Herald::start(dir.path(), &webhook_config(&hook.url())).await;
     let alertmanager = Alertmanager::start(
         dir.path(),
         &format!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use herald::clock::SystemClock;
 use serde_json::json;
 
-use crate::herald::Herald;
+use crate::herald::{Herald, webhook_config};
 use crate::procs::program;
 use crate::receiver::ScriptedReceiver;
 
@@ -45,15 +45,7 @@ fn alertnames(requests: &[crate::receiver::Recorded]) -> Vec<String> {
 async fn amtool_silence_holds_back_and_expiry_releases_delivery() {
     let dir = tempfile::tempdir().unwrap();
     let hook = ScriptedReceiver::start(Arc::new(SystemClock)).await;
-    let herald = Herald::start(
-        dir.path(),
-        &format!(
-            "route:\n  receiver: e2e\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n\
-             receivers:\n  - name: e2e\n    webhook_configs:\n      - url: {}\n",
-            hook.url()
-        ),
-    )
-    .await;
+    let herald = Herald::start(dir.path(), &webhook_config(&hook.url())).await;
 
     let id = amtool(
         &herald,

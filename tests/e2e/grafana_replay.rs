@@ -17,9 +17,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::herald::Herald;
+use crate::herald::{Herald, statuses, webhook_config};
 use crate::procs::{eventually, fingerprint};
-use crate::receiver::{Recorded, ScriptedReceiver};
+use crate::receiver::ScriptedReceiver;
 use crate::slack_emulator::SlackEmulator;
 use crate::snippets::{GRAFANA_URL, for_herald};
 
@@ -183,27 +183,24 @@ fn hmac_hex(message: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Grafana's `hmacConfig` headers for `body` sent at `timestamp` (Unix seconds): the signature over
+/// `timestamp:body`, and the timestamp.
+fn timestamped(timestamp: String, body: &str) -> [(&'static str, String); 2] {
+    [
+        (
+            "X-Grafana-Alerting-Signature",
+            hmac_hex(format!("{timestamp}:{body}").as_bytes()),
+        ),
+        ("X-Grafana-Alerting-Timestamp", timestamp),
+    ]
+}
+
 /// The path of Grafana's URL, as README shows it, on the test's herald.
 fn grafana_path(herald: &Herald) -> String {
     let url = for_herald(GRAFANA_URL, &herald.addr);
     url.strip_prefix(&format!("http://{}", herald.addr))
         .unwrap()
         .to_owned()
-}
-
-/// A notification's alerts as fingerprint -> status.
-fn statuses(notification: &Recorded) -> BTreeMap<String, String> {
-    notification.body["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|alert| {
-            (
-                alert["fingerprint"].as_str().unwrap().to_owned(),
-                alert["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// What herald stored beside an alert (its `extra`), by instance label, read from its SQLite store.
@@ -243,10 +240,8 @@ async fn grafana_payloads_signed_and_unsigned_are_routed() {
     let herald = Herald::start(
         dir.path(),
         &format!(
-            "route:\n  receiver: e2e\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n\
-             receivers:\n  - name: e2e\n    webhook_configs:\n      - url: {}\n    slack_configs:\n      \
-             - api_url: {}\n        text: '{}'\n",
-            hook.url(),
+            "{}    slack_configs:\n      - api_url: {}\n        text: '{}'\n",
+            webhook_config(&hook.url()),
             slack.webhook_url("grafana"),
             SLACK_TEXT
         ),
@@ -377,17 +372,8 @@ async fn grafana_payloads_signed_and_unsigned_are_routed() {
         .replace("STARTS_AT", &starts_at)
         .replace("ENDS_AT", &ends_at);
     let timestamp = Utc::now().timestamp().to_string();
-    let signature = hmac_hex(format!("{timestamp}:{body}").as_bytes());
     let (status, answer) = herald
-        .send_json(
-            Method::POST,
-            &path,
-            &[
-                ("X-Grafana-Alerting-Signature", signature),
-                ("X-Grafana-Alerting-Timestamp", timestamp),
-            ],
-            &body,
-        )
+        .send_json(Method::POST, &path, &timestamped(timestamp, &body), &body)
         .await;
     assert_eq!(status, 200, "{answer}");
     let requests = hook.wait_for(3).await;
@@ -455,18 +441,7 @@ async fn with_the_contact_points_secret_only_signed_payloads_are_taken() {
         .timestamp()
         .to_string();
     let (status, answer) = herald
-        .send_json(
-            Method::POST,
-            &path,
-            &[
-                (
-                    "X-Grafana-Alerting-Signature",
-                    hmac_hex(format!("{stale}:{body}").as_bytes()),
-                ),
-                ("X-Grafana-Alerting-Timestamp", stale),
-            ],
-            &body,
-        )
+        .send_json(Method::POST, &path, &timestamped(stale, &body), &body)
         .await;
     assert_eq!(status, 401, "a replayed old request: {answer}");
     assert!(
@@ -475,18 +450,7 @@ async fn with_the_contact_points_secret_only_signed_payloads_are_taken() {
     );
 
     let (status, answer) = herald
-        .send_json(
-            Method::POST,
-            &path,
-            &[
-                (
-                    "X-Grafana-Alerting-Signature",
-                    hmac_hex(format!("{now}:{body}").as_bytes()),
-                ),
-                ("X-Grafana-Alerting-Timestamp", now),
-            ],
-            &body,
-        )
+        .send_json(Method::POST, &path, &timestamped(now, &body), &body)
         .await;
     assert_eq!(status, 200, "{answer}");
     let requests = hook.wait_for(1).await;

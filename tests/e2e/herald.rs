@@ -4,9 +4,38 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
+use crate::metrics_text::metric;
 use crate::procs::{Proc, WAIT_LIMIT, eventually, wait_ready, write};
+use crate::receiver::Recorded;
+
+/// The start of the configuration the scenarios give herald: everything goes to receiver `e2e`, grouped by
+/// alertname, with a group wait and interval of one second.
+pub const E2E_ROUTE: &str =
+    "route:\n  receiver: e2e\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n";
+
+/// A configuration sending everything to receiver `e2e` (see [`E2E_ROUTE`]), a webhook at `url`.
+pub fn webhook_config(url: &str) -> String {
+    format!("{E2E_ROUTE}receivers:\n  - name: e2e\n    webhook_configs:\n      - url: {url}\n")
+}
+
+/// A notification's alerts as fingerprint -> status.
+pub fn statuses(notification: &Recorded) -> BTreeMap<String, String> {
+    notification.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|alert| {
+            (
+                alert["fingerprint"].as_str().unwrap().to_owned(),
+                alert["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
 
 pub struct Herald {
     /// `127.0.0.1:PORT`.
@@ -106,15 +135,7 @@ impl Herald {
     pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let response = self.client.get(self.url("/metrics")).send().await.unwrap();
         let text = response.text().await.unwrap();
-        text.lines()
-            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
-            .filter(|line| {
-                labels
-                    .iter()
-                    .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric(&text, name, labels)
     }
 
     /// Waits until metric `name{labels}` reaches at least `value`.

@@ -6,12 +6,20 @@
 
 mod alertmanager_to_herald;
 mod amtool_delivery;
+#[allow(
+    dead_code,
+    reason = "the scenarios use part of the emulators' shared plumbing"
+)]
+#[path = "../it/emulator.rs"]
+mod emulator;
 mod fingerprints;
 mod grafana_replay;
 mod herald;
 #[allow(dead_code, reason = "the scenarios use part of the shared emulator")]
 #[path = "../it/jira_emulator.rs"]
 mod jira_emulator;
+#[path = "../it/metrics_text.rs"]
+mod metrics_text;
 mod peers;
 mod procs;
 mod prometheus_to_herald;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use herald::clock::SystemClock;
 use serde_json::{Value, json};
 
-use crate::herald::Herald;
+use crate::herald::{E2E_ROUTE, Herald};
 use crate::jira_emulator::{CLOUD_API_TOKEN, CLOUD_EMAIL, JiraEmulator, JiraMode, Status};
 use crate::peers::Prometheus;
 use crate::procs::{eventually, fingerprint, write};
@@ -199,10 +199,7 @@ async fn prometheus_alert_fires_and_resolves_through_herald() {
     let destinations = Destinations::start().await;
     let herald = Herald::start(
         dir.path(),
-        &format!(
-            "route:\n  receiver: e2e\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n{}",
-            destinations.receivers()
-        ),
+        &format!("{E2E_ROUTE}{}", destinations.receivers()),
     )
     .await;
     write(dir.path(), "rules.yml", &RULES.replace("EXPR", FIRING_EXPR));

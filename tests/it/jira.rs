@@ -124,6 +124,13 @@ impl Setup {
         Setup::start_with(JiraConfig::new(mode), extra).await
     }
 
+    /// Fires `db-1` and settles the first delivery; returns the group's label.
+    async fn fire_first(&self) -> String {
+        self.fire("db-1").await;
+        let done = self.settle(1).await;
+        label_of_delivery(&done[0])
+    }
+
     /// Posts one alert of group `DiskFull` for `instance`, starting now, firing until 2100.
     async fn fire(&self, instance: &str) {
         let now = self.clock.now().to_rfc3339();
@@ -376,9 +383,7 @@ async fn cloud_lifecycle_creates_updates_comments_resolves_reopens_and_starts_ov
 #[tokio::test]
 async fn an_issue_resolved_as_wont_fix_is_not_reopened_a_new_one_is_created() {
     let setup = Setup::start(JiraMode::Cloud, &[]).await;
-    setup.fire("db-1").await;
-    let done = setup.settle(1).await;
-    let label = label_of_delivery(&done[0]);
+    let label = setup.fire_first().await;
     let key = setup.issues(&label)[0].key.clone();
     setup
         .jira
@@ -402,9 +407,7 @@ async fn an_issue_resolved_as_wont_fix_is_not_reopened_a_new_one_is_created() {
 #[tokio::test]
 async fn an_issue_deleted_by_hand_answers_404_and_a_new_one_is_created() {
     let setup = Setup::start(JiraMode::Cloud, &[]).await;
-    setup.fire("db-1").await;
-    let done = setup.settle(1).await;
-    let label = label_of_delivery(&done[0]);
+    let label = setup.fire_first().await;
     let key = setup.issues(&label)[0].key.clone();
     setup.jira.delete_issue(&key);
 
@@ -643,9 +646,7 @@ async fn under_rate_limits_outages_hangs_and_a_lost_create_nothing_is_duplicated
 #[tokio::test]
 async fn data_center_uses_v2_paths_wiki_text_a_bearer_token_and_the_v2_search() {
     let setup = Setup::start(JiraMode::DataCenter, &["reopen_transition: Reopen"]).await;
-    setup.fire("db-1").await;
-    let done = setup.settle(1).await;
-    let label = label_of_delivery(&done[0]);
+    let label = setup.fire_first().await;
     let issues = setup.issues(&label);
     assert_eq!(issues.len(), 1);
     let key = issues[0].key.clone();

@@ -12,8 +12,7 @@
 //! - the hand of a human: creating, transitioning and deleting issues outside the API.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -25,10 +24,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, SecondsFormat, Utc};
 use herald::clock::Clock;
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
 
-/// How long `wait_*` helpers wait before failing the test.
-const WAIT_LIMIT: Duration = Duration::from_secs(60);
+use crate::emulator::{self, MinGap, Server};
 
 /// The email of the default Cloud credentials.
 pub const CLOUD_EMAIL: &str = "herald@example.com";
@@ -514,18 +511,12 @@ impl JiraRequest {
 // ---------------------------------------------------------------------------------------------------------------
 
 pub struct JiraEmulator {
-    addr: SocketAddr,
     config: JiraConfig,
     shared: Shared,
-    task: tokio::task::JoinHandle<()>,
+    server: Server,
 }
 
-#[derive(Clone)]
-struct Shared {
-    inner: Arc<Mutex<Inner>>,
-    count: Arc<watch::Sender<usize>>,
-    clock: Arc<dyn Clock>,
-}
+type Shared = emulator::Shared<Inner>;
 
 struct ScriptedFault {
     pattern: RequestPattern,
@@ -543,9 +534,7 @@ struct Inner {
     next_number: HashMap<String, u64>,
     next_comment_id: u64,
     faults: Vec<ScriptedFault>,
-    min_gap: Option<Duration>,
-    last_accepted: Option<DateTime<Utc>>,
-    violations: usize,
+    min_gap: MinGap,
     requests: Vec<JiraRequest>,
 }
 
@@ -560,43 +549,31 @@ impl JiraEmulator {
     }
 
     pub async fn start_with(config: JiraConfig, clock: Arc<dyn Clock>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = Shared {
-            inner: Arc::new(Mutex::new(Inner {
-                config: config.clone(),
-                base: format!("http://{addr}"),
-                issues: Vec::new(),
-                hidden_from_search: HashMap::new(),
-                next_issue_id: 10000,
-                next_number: HashMap::new(),
-                next_comment_id: 10100,
-                faults: Vec::new(),
-                min_gap: None,
-                last_accepted: None,
-                violations: 0,
-                requests: Vec::new(),
-            })),
-            count: Arc::new(watch::channel(0).0),
-            clock,
+        let listener = emulator::loopback().await;
+        let inner = Inner {
+            config: config.clone(),
+            base: format!("http://{}", listener.local_addr().unwrap()),
+            issues: Vec::new(),
+            hidden_from_search: HashMap::new(),
+            next_issue_id: 10000,
+            next_number: HashMap::new(),
+            next_comment_id: 10100,
+            faults: Vec::new(),
+            min_gap: MinGap::default(),
+            requests: Vec::new(),
         };
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let shared = Shared::new(inner, clock);
+        let server = Server::start(listener, handle, shared.clone());
         JiraEmulator {
-            addr,
             config,
             shared,
-            task,
+            server,
         }
     }
 
     /// The site's base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     pub fn mode(&self) -> JiraMode {
@@ -633,11 +610,11 @@ impl JiraEmulator {
     /// to the previous accepted one is answered 429 with Retry-After (and X-RateLimit-Reset) and counted as a
     /// violation.
     pub fn enforce_min_gap(&self, gap: Duration) {
-        self.inner().min_gap = Some(gap);
+        self.inner().min_gap.enforce(gap);
     }
 
     pub fn violations(&self) -> usize {
-        self.inner().violations
+        self.inner().min_gap.violations()
     }
 
     pub fn requests(&self) -> Vec<JiraRequest> {
@@ -655,32 +632,14 @@ impl JiraEmulator {
 
     /// Waits (up to a generous bound) until at least `count` requests arrived; returns them all.
     pub async fn wait_for_requests(&self, count: usize) -> Vec<JiraRequest> {
-        let mut seen = self.shared.count.subscribe();
-        let waited = tokio::time::timeout(WAIT_LIMIT, seen.wait_for(|n| *n >= count)).await;
-        assert!(
-            waited.is_ok(),
-            "the Jira emulator got {} requests, not {count}",
-            self.inner().requests.len()
-        );
+        self.shared.wait_for_count(count, "the Jira emulator").await;
         self.requests()
     }
 
     /// Waits (up to a generous bound) until `done` holds, re-checking after every request.
     pub async fn wait_until(&self, what: &str, done: impl Fn(&JiraEmulator) -> bool) {
-        let mut seen = self.shared.count.subscribe();
-        let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
-        loop {
-            seen.mark_unchanged();
-            if done(self) {
-                return;
-            }
-            let changed = tokio::time::timeout_at(deadline, seen.changed()).await;
-            assert!(
-                changed.is_ok(),
-                "timed out waiting until {what}; requests: {:?}",
-                self.request_lines()
-            );
-        }
+        let requests = || format!("requests: {:?}", self.request_lines());
+        self.shared.wait_until(what, || done(self), requests).await;
     }
 
     /// All issues, oldest first.
@@ -701,7 +660,7 @@ impl JiraEmulator {
 
     /// Creates an issue as a person would in the UI (type Task, visible to search at once); returns its key.
     pub fn create_issue_by_hand(&self, project: &str, summary: &str, labels: &[&str]) -> String {
-        let at = self.shared.clock.now();
+        let at = self.shared.now();
         let mut inner = self.inner();
         assert!(
             inner.config.projects.iter().any(|p| p == project),
@@ -720,7 +679,7 @@ impl JiraEmulator {
     /// Moves an issue to `to` as a person would, outside the workflow. Reaching Done sets `resolution` (default
     /// "Done"); any other status clears it.
     pub fn transition_by_hand(&self, key: &str, to: Status, resolution: Option<&str>) {
-        let at = self.shared.clock.now();
+        let at = self.shared.now();
         let mut inner = self.inner();
         let issue = inner
             .find_mut(key)
@@ -737,12 +696,11 @@ impl JiraEmulator {
         inner.hidden_from_search.remove(key);
     }
 
-    pub fn stop(self) {
-        self.task.abort();
-    }
+    /// Stops accepting connections (requests in flight, e.g. hanging ones, are not answered).
+    pub fn stop(self) {}
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        self.shared.inner.lock().unwrap()
+        self.shared.lock()
     }
 
     fn request_lines(&self) -> Vec<String> {
@@ -762,9 +720,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let at = shared.clock.now();
-    let answer = {
-        let mut inner = shared.inner.lock().unwrap();
+    let at = shared.now();
+    let answer = shared.record(|inner| {
         let answer = inner.answer(at, &method, &uri, &headers, &body);
         inner.requests.push(JiraRequest {
             at,
@@ -777,8 +734,7 @@ async fn handle(
             status: answer.status(),
         });
         answer
-    };
-    shared.count.send_modify(|count| *count += 1);
+    });
     answer.into_response().await
 }
 
@@ -1032,18 +988,12 @@ impl Inner {
     }
 
     fn check_gap(&mut self, at: DateTime<Utc>) -> Option<Answer> {
-        let gap = chrono::Duration::from_std(self.min_gap?).unwrap();
-        if let Some(last) = self.last_accepted
-            && at - last < gap
-        {
-            self.violations += 1;
-            let wait = last + gap - at;
+        if let Err(wait) = self.min_gap.admit(at) {
             let seconds = u64::try_from((wait.num_milliseconds() + 999) / 1000)
                 .unwrap()
                 .max(1);
             return Some(rate_limited(at, Some(seconds), Some(seconds)));
         }
-        self.last_accepted = Some(at);
         None
     }
 
@@ -1232,6 +1182,12 @@ fn is_custom_field(name: &str) -> bool {
 }
 
 /// The `name` of `{"name": …}`.
+/// The entry of `names` that `value` names (by its `name`, ignoring case).
+fn known<'a>(names: &'a [String], value: &Value) -> Option<&'a String> {
+    let name = name_of(value)?;
+    names.iter().find(|known| known.eq_ignore_ascii_case(name))
+}
+
 fn name_of(value: &Value) -> Option<&str> {
     value.get("name").and_then(Value::as_str)
 }
@@ -1370,6 +1326,19 @@ fn parse_update(
 }
 
 /// `fields` of a body: an object, or absent (empty).
+/// The operations of a body's `update` (none when it has none); errors in them go into `errors`.
+fn update_of(
+    body: &Map<String, Value>,
+    api: Api,
+    errors: &mut BTreeMap<String, String>,
+) -> Result<UpdateOps, Answer> {
+    match body.get("update") {
+        None | Some(Value::Null) => Ok(UpdateOps::default()),
+        Some(Value::Object(update)) => Ok(parse_update(update, api, errors)),
+        Some(_) => Err(Answer::messages(400, &["'update' must be an object."])),
+    }
+}
+
 fn fields_of(body: &Map<String, Value>) -> Result<Map<String, Value>, Answer> {
     match body.get("fields") {
         None | Some(Value::Null) => Ok(Map::new()),
@@ -1443,34 +1412,14 @@ impl Inner {
                         None => Err("valid project is required".to_owned()),
                     }
                 }
-                "issuetype" => {
-                    let known = name_of(value).and_then(|name| {
-                        let mut types = self.config.issue_types.iter();
-                        types.find(|t| t.eq_ignore_ascii_case(name))
-                    });
-                    match known {
-                        Some(issue_type) => {
-                            changes.issue_type = Some(issue_type.clone());
-                            Ok(())
-                        }
-                        None => Err("valid issue type is required".to_owned()),
-                    }
-                }
+                "issuetype" => known(&self.config.issue_types, value)
+                    .map(|issue_type| changes.issue_type = Some(issue_type.clone()))
+                    .ok_or_else(|| "valid issue type is required".to_owned()),
                 "summary" => parse_summary(value).map(|s| changes.summary = Some(s)),
                 "description" => parse_rich_text(value, api).map(|d| changes.description = Some(d)),
-                "priority" => {
-                    let known = name_of(value).and_then(|name| {
-                        let mut priorities = self.config.priorities.iter();
-                        priorities.find(|p| p.eq_ignore_ascii_case(name))
-                    });
-                    match known {
-                        Some(priority) => {
-                            changes.priority = Some(priority.clone());
-                            Ok(())
-                        }
-                        None => Err("The priority selected is invalid.".to_owned()),
-                    }
-                }
+                "priority" => known(&self.config.priorities, value)
+                    .map(|priority| changes.priority = Some(priority.clone()))
+                    .ok_or_else(|| "The priority selected is invalid.".to_owned()),
                 "labels" => parse_labels(value).map(|l| changes.labels = Some(l)),
                 "components" => parse_components(value).map(|c| changes.components = Some(c)),
                 custom if is_custom_field(custom) => {
@@ -1760,10 +1709,9 @@ impl Inner {
                 errors.extend(field_errors);
                 FieldChanges::default()
             });
-        let ops = match body.get("update") {
-            None | Some(Value::Null) => UpdateOps::default(),
-            Some(Value::Object(update)) => parse_update(update, api, &mut errors),
-            Some(_) => return Answer::messages(400, &["'update' must be an object."]),
+        let ops = match update_of(body, api, &mut errors) {
+            Ok(ops) => ops,
+            Err(answer) => return answer,
         };
         if !errors.is_empty() {
             return Answer::field_errors(&errors);
@@ -1877,11 +1825,7 @@ impl Inner {
         let mut resolution = None;
         for (name, value) in &fields {
             if name == "resolution" && transition.to == Status::Done {
-                let known = name_of(value).and_then(|name| {
-                    let mut resolutions = self.config.resolutions.iter();
-                    resolutions.find(|r| r.eq_ignore_ascii_case(name))
-                });
-                match known {
+                match known(&self.config.resolutions, value) {
                     Some(known) => resolution = Some(known.clone()),
                     None => {
                         let given = name_of(value).unwrap_or_default();
@@ -1892,10 +1836,9 @@ impl Inner {
                 errors.insert(name.clone(), cannot_set(name));
             }
         }
-        let ops = match body.get("update") {
-            None | Some(Value::Null) => UpdateOps::default(),
-            Some(Value::Object(update)) => parse_update(update, api, &mut errors),
-            Some(_) => return Answer::messages(400, &["'update' must be an object."]),
+        let ops = match update_of(body, api, &mut errors) {
+            Ok(ops) => ops,
+            Err(answer) => return answer,
         };
         if !errors.is_empty() {
             return Answer::field_errors(&errors);
@@ -2340,26 +2283,28 @@ mod jql {
         }
 
         fn any(&mut self) -> Result<Expr, String> {
-            let mut parts = vec![self.all()?];
-            while self.eat_keyword("or") {
-                parts.push(self.all()?);
-            }
-            Ok(if parts.len() == 1 {
-                parts.remove(0)
-            } else {
-                Expr::Any(parts)
-            })
+            self.joined("or", Self::all, Expr::Any)
         }
 
         fn all(&mut self) -> Result<Expr, String> {
-            let mut parts = vec![self.unary()?];
-            while self.eat_keyword("and") {
-                parts.push(self.unary()?);
+            self.joined("and", Self::unary, Expr::All)
+        }
+
+        /// One or more `part`s separated by `keyword`: the single part itself, or `join` of them all.
+        fn joined(
+            &mut self,
+            keyword: &str,
+            part: fn(&mut Self) -> Result<Expr, String>,
+            join: fn(Vec<Expr>) -> Expr,
+        ) -> Result<Expr, String> {
+            let mut parts = vec![part(self)?];
+            while self.eat_keyword(keyword) {
+                parts.push(part(self)?);
             }
             Ok(if parts.len() == 1 {
                 parts.remove(0)
             } else {
-                Expr::All(parts)
+                join(parts)
             })
         }
 

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use herald::clock::Clock;
-use tokio::sync::watch;
+
+use crate::emulator::{self, MinGap, Server};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone)]
@@ -78,30 +79,22 @@ struct Inner {
     script: VecDeque<Reply>,
     otherwise: Reply,
     requests: Vec<Recorded>,
-    min_gap: Option<Duration>,
-    last_accepted: Option<DateTime<Utc>>,
-    violations: usize,
+    min_gap: MinGap,
 }
 
-#[derive(Clone)]
-struct Shared {
-    inner: Arc<Mutex<Inner>>,
-    count: Arc<watch::Sender<usize>>,
-    clock: Arc<dyn Clock>,
-}
+type Shared = emulator::Shared<Inner>;
 
 pub struct ScriptedReceiver {
     pub addr: SocketAddr,
     shared: Shared,
-    task: tokio::task::JoinHandle<()>,
+    _server: Server,
 }
 
 async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let at = shared.clock.now();
+    let at = shared.now();
     let raw = body;
     let body = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
-    let reply = {
-        let mut inner = shared.inner.lock().unwrap();
+    let reply = shared.record(|inner| {
         let mut reply = inner
             .script
             .pop_front()
@@ -111,17 +104,10 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
             Reply::Status {
                 code: 200..=299, ..
             },
-        ) = (inner.min_gap, &reply)
+        ) = (inner.min_gap.gap(), &reply)
+            && inner.min_gap.admit(at).is_err()
         {
-            let too_soon = inner
-                .last_accepted
-                .is_some_and(|last| at - last < chrono::Duration::from_std(gap).unwrap());
-            if too_soon {
-                inner.violations += 1;
-                reply = Reply::retry_after(429, gap.as_secs().max(1));
-            } else {
-                inner.last_accepted = Some(at);
-            }
+            reply = Reply::retry_after(429, gap.as_secs().max(1));
         }
         let answered = match &reply {
             Reply::Status { code, .. } => Some(*code),
@@ -135,8 +121,7 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
             answered,
         });
         reply
-    };
-    shared.count.send_modify(|count| *count += 1);
+    });
     match reply {
         Reply::Status {
             code,
@@ -156,37 +141,28 @@ async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
 impl ScriptedReceiver {
     /// Starts on a free loopback port; answers 200 `ok` unless scripted otherwise.
     pub async fn start(clock: Arc<dyn Clock>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(listener, clock)
+        Self::serve(emulator::loopback().await, clock)
     }
 
     /// Starts on `addr` (a port reserved earlier).
     pub async fn start_on(addr: SocketAddr, clock: Arc<dyn Clock>) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        Self::serve(listener, clock)
+        Self::serve(emulator::bind(addr).await, clock)
     }
 
     fn serve(listener: tokio::net::TcpListener, clock: Arc<dyn Clock>) -> Self {
-        let addr = listener.local_addr().unwrap();
-        let shared = Shared {
-            inner: Arc::new(Mutex::new(Inner {
-                script: VecDeque::new(),
-                otherwise: Reply::ok(),
-                requests: Vec::new(),
-                min_gap: None,
-                last_accepted: None,
-                violations: 0,
-            })),
-            count: Arc::new(watch::channel(0).0),
-            clock,
+        let inner = Inner {
+            script: VecDeque::new(),
+            otherwise: Reply::ok(),
+            requests: Vec::new(),
+            min_gap: MinGap::default(),
         };
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        ScriptedReceiver { addr, shared, task }
+        let shared = Shared::new(inner, clock);
+        let server = Server::start(listener, handle, shared.clone());
+        ScriptedReceiver {
+            addr: server.addr,
+            shared,
+            _server: server,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -195,42 +171,34 @@ impl ScriptedReceiver {
 
     /// Answers the next requests with these replies, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        self.shared.inner.lock().unwrap().script.extend(replies);
+        self.shared.lock().script.extend(replies);
     }
 
     /// How to answer once the script is used up.
     pub fn otherwise(&self, reply: Reply) {
-        self.shared.inner.lock().unwrap().otherwise = reply;
+        self.shared.lock().otherwise = reply;
     }
 
     /// Behaves like a service limited to one request per `gap`: a success closer than that to the previous one is
     /// answered 429 instead, and counted as a violation.
     pub fn enforce_min_gap(&self, gap: Duration) {
-        self.shared.inner.lock().unwrap().min_gap = Some(gap);
+        self.shared.lock().min_gap.enforce(gap);
     }
 
     pub fn violations(&self) -> usize {
-        self.shared.inner.lock().unwrap().violations
+        self.shared.lock().min_gap.violations()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.shared.inner.lock().unwrap().requests.clone()
+        self.shared.lock().requests.clone()
     }
 
     /// Waits (up to a generous bound) until at least `count` requests arrived; returns them all.
     pub async fn wait_for(&self, count: usize) -> Vec<Recorded> {
-        let mut seen = self.shared.count.subscribe();
-        let waited =
-            tokio::time::timeout(Duration::from_secs(60), seen.wait_for(|n| *n >= count)).await;
-        assert!(
-            waited.is_ok(),
-            "the receiver got {} requests, not {count}",
-            self.requests().len()
-        );
+        self.shared.wait_for_count(count, "the receiver").await;
         self.requests()
     }
 
-    pub fn stop(self) {
-        self.task.abort();
-    }
+    /// Stops accepting connections (requests in flight, e.g. hanging ones, are not answered).
+    pub fn stop(self) {}
 }

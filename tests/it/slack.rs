@@ -61,6 +61,18 @@ async fn emulator(clock: &Arc<ManualClock>) -> SlackEmulator {
 }
 
 /// Alert `DiskFull` on `instance`, ending at `ends_at`.
+/// herald with the Slack integration `slack` (see [`settings`]), its store in `dir`, on `clock`.
+async fn start_herald(dir: &Path, slack: &[String], clock: &Arc<ManualClock>) -> Herald {
+    Herald::start_with_clock(settings(&dir.join("h.db"), slack), clock.clone()).await
+}
+
+/// Posts one alert for `instance`, firing for good, and runs the first delivery to its end; returns its detail.
+async fn deliver_first(herald: &Herald, clock: &ManualClock, instance: &str) -> Value {
+    post_alerts(herald, &[alert(instance, FOREVER)]).await;
+    let id = nth_delivery(herald, 1).await;
+    run_to_end(herald, clock, id).await
+}
+
 fn alert(instance: &str, ends_at: &str) -> String {
     format!(
         r#"{{"labels":{{"alertname":"DiskFull","instance":"{instance}","severity":"critical"}},
@@ -176,12 +188,9 @@ async fn webhook_mode_posts_a_coloured_message_for_the_firing_and_another_for_th
         "username: herald".to_owned(),
         "icon_emoji: \":rotating_light:\"".to_owned(),
     ];
-    let herald =
-        Herald::start_with_clock(settings(&dir.path().join("h.db"), &config), clock.clone()).await;
+    let herald = start_herald(dir.path(), &config, &clock).await;
 
-    post_alerts(&herald, &[alert("db-1", FOREVER)]).await;
-    let id = nth_delivery(&herald, 1).await;
-    let detail = run_to_end(&herald, &clock, id).await;
+    let detail = deliver_first(&herald, &clock, "db-1").await;
     assert_eq!(state(&detail), "delivered");
     let posts = slack.webhook_posts("team");
     assert_eq!(posts.len(), 1);
@@ -226,13 +235,13 @@ async fn bot_mode_keeps_one_message_per_group_updated_and_threaded_across_a_rest
     let clock = manual_clock();
     let slack = emulator(&clock).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("h.db");
     let config = bot_config(&slack, true, &[]);
-    let herald = Herald::start_with_clock(settings(&db, &config), clock.clone()).await;
+    let herald = start_herald(dir.path(), &config, &clock).await;
 
-    post_alerts(&herald, &[alert("a", FOREVER)]).await;
-    let id = nth_delivery(&herald, 1).await;
-    assert_eq!(state(&run_to_end(&herald, &clock, id).await), "delivered");
+    assert_eq!(
+        state(&deliver_first(&herald, &clock, "a").await),
+        "delivered"
+    );
     let messages = slack.messages("alerts");
     assert_eq!(messages.len(), 1);
     let ts = messages[0].ts.clone();
@@ -266,7 +275,7 @@ async fn bot_mode_keeps_one_message_per_group_updated_and_threaded_across_a_rest
 
     // Restarted on the same store, herald still updates the same message when the repeat comes.
     herald.stop().await;
-    let herald = Herald::start_with_clock(settings(&db, &config), clock.clone()).await;
+    let herald = start_herald(dir.path(), &config, &clock).await;
     clock.advance(Duration::from_secs(3600));
     let id = nth_delivery(&herald, 3).await;
     let detail = run_to_end(&herald, &clock, id).await;
@@ -322,8 +331,7 @@ async fn bot_mode_rides_out_rate_limits_errors_and_timeouts_without_duplicates_o
     let slack = emulator(&clock).await;
     let dir = tempfile::tempdir().unwrap();
     let config = bot_config(&slack, true, &["timeout: 500ms"]);
-    let herald =
-        Herald::start_with_clock(settings(&dir.path().join("h.db"), &config), clock.clone()).await;
+    let herald = start_herald(dir.path(), &config, &clock).await;
 
     // The first post is answered 429 with Retry-After: 30.
     slack.fail_next(
@@ -331,9 +339,7 @@ async fn bot_mode_rides_out_rate_limits_errors_and_timeouts_without_duplicates_o
         1,
         Failure::RateLimited { retry_after: 30 },
     );
-    post_alerts(&herald, &[alert("a", FOREVER)]).await;
-    let id = nth_delivery(&herald, 1).await;
-    let detail = run_to_end(&herald, &clock, id).await;
+    let detail = deliver_first(&herald, &clock, "a").await;
     assert_eq!(state(&detail), "delivered");
     let outcomes: Vec<&str> = detail["attempts"]
         .as_array()
@@ -433,12 +439,12 @@ async fn a_message_that_cannot_be_edited_any_more_is_replaced_and_later_updates_
     slack.set_edit_window(Some(Duration::from_secs(30)));
     let dir = tempfile::tempdir().unwrap();
     let config = bot_config(&slack, false, &[]);
-    let herald =
-        Herald::start_with_clock(settings(&dir.path().join("h.db"), &config), clock.clone()).await;
+    let herald = start_herald(dir.path(), &config, &clock).await;
 
-    post_alerts(&herald, &[alert("a", FOREVER)]).await;
-    let id = nth_delivery(&herald, 1).await;
-    assert_eq!(state(&run_to_end(&herald, &clock, id).await), "delivered");
+    assert_eq!(
+        state(&deliver_first(&herald, &clock, "a").await),
+        "delivered"
+    );
     post_alerts(&herald, &[alert("b", FOREVER)]).await;
     assert_eq!(state(&flush(&herald, &clock, 2).await), "delivered");
     let updates = slack.requests_to(Endpoint::Update);
@@ -473,12 +479,9 @@ async fn a_permanent_slack_error_makes_the_delivery_dead_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = bot_config(&slack, false, &[]);
     config[2] = "channel: \"#nowhere\"".to_owned();
-    let herald =
-        Herald::start_with_clock(settings(&dir.path().join("h.db"), &config), clock.clone()).await;
+    let herald = start_herald(dir.path(), &config, &clock).await;
 
-    post_alerts(&herald, &[alert("a", FOREVER)]).await;
-    let id = nth_delivery(&herald, 1).await;
-    let detail = run_to_end(&herald, &clock, id).await;
+    let detail = deliver_first(&herald, &clock, "a").await;
     assert_eq!(state(&detail), "dead");
     assert_eq!(attempts(&detail), 1, "not retried");
     let dead = herald.deliveries("?state=dead&receiver=team").await;
@@ -501,12 +504,9 @@ async fn a_revoked_webhook_makes_the_delivery_dead_with_slacks_error() {
     slack.revoke_webhook("revoked");
     let dir = tempfile::tempdir().unwrap();
     let config = vec![format!("api_url: {url}")];
-    let herald =
-        Herald::start_with_clock(settings(&dir.path().join("h.db"), &config), clock.clone()).await;
+    let herald = start_herald(dir.path(), &config, &clock).await;
 
-    post_alerts(&herald, &[alert("a", FOREVER)]).await;
-    let id = nth_delivery(&herald, 1).await;
-    let detail = run_to_end(&herald, &clock, id).await;
+    let detail = deliver_first(&herald, &clock, "a").await;
     assert_eq!(state(&detail), "dead");
     let reason = detail["delivery"]["last_error"].as_str().unwrap();
     assert!(

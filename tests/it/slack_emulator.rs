@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,7 +28,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use herald::clock::Clock;
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
+
+use crate::emulator::{self, Server};
 
 /// The longest `text` the Web API takes, in characters.
 const MAX_TEXT_CHARS: usize = 40_000;
@@ -387,65 +388,48 @@ struct Inner {
     requests: Vec<Recorded>,
 }
 
-#[derive(Clone)]
-struct Shared {
-    inner: Arc<Mutex<Inner>>,
-    count: Arc<watch::Sender<usize>>,
-    clock: Arc<dyn Clock>,
-}
+type Shared = emulator::Shared<Inner>;
 
 /// A Slack (webhooks + Web API) on a free loopback port. Setup methods take `&self` and return `&Self` to chain.
 pub struct SlackEmulator {
     pub addr: SocketAddr,
     shared: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SlackEmulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Server,
 }
 
 impl SlackEmulator {
     /// Starts on a free loopback port with no channels, tokens or webhooks, and the documented rate limits on.
     pub async fn start(clock: Arc<dyn Clock>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = Shared {
-            inner: Arc::new(Mutex::new(Inner {
-                channels: Vec::new(),
-                tokens: HashMap::new(),
-                webhooks: Vec::new(),
-                messages: HashMap::new(),
-                script: VecDeque::new(),
-                limits_on: true,
-                limits: HashMap::from([
-                    (Endpoint::Webhook, RateLimit::WEBHOOK),
-                    (Endpoint::PostMessage, RateLimit::POST_MESSAGE),
-                    (Endpoint::Update, RateLimit::UPDATE),
-                ]),
-                tat: HashMap::new(),
-                violations: Violations::default(),
-                accept_unknown_thread_ts: false,
-                edit_window: None,
-                last_ts: 0,
-                requests: Vec::new(),
-            })),
-            count: Arc::new(watch::channel(0).0),
-            clock,
+        let inner = Inner {
+            channels: Vec::new(),
+            tokens: HashMap::new(),
+            webhooks: Vec::new(),
+            messages: HashMap::new(),
+            script: VecDeque::new(),
+            limits_on: true,
+            limits: HashMap::from([
+                (Endpoint::Webhook, RateLimit::WEBHOOK),
+                (Endpoint::PostMessage, RateLimit::POST_MESSAGE),
+                (Endpoint::Update, RateLimit::UPDATE),
+            ]),
+            tat: HashMap::new(),
+            violations: Violations::default(),
+            accept_unknown_thread_ts: false,
+            edit_window: None,
+            last_ts: 0,
+            requests: Vec::new(),
         };
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        SlackEmulator { addr, shared, task }
+        let shared = Shared::new(inner, clock);
+        let server = Server::start(emulator::loopback().await, handle, shared.clone());
+        SlackEmulator {
+            addr: server.addr,
+            shared,
+            _server: server,
+        }
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.shared.inner.lock().unwrap()
+        self.shared.lock()
     }
 
     // --- setup -------------------------------------------------------------------------------------------------
@@ -616,14 +600,9 @@ impl SlackEmulator {
 
     /// Waits (up to a generous bound) until at least `count` requests arrived; returns them all.
     pub async fn wait_for_requests(&self, count: usize) -> Vec<Recorded> {
-        let mut seen = self.shared.count.subscribe();
-        let waited =
-            tokio::time::timeout(Duration::from_secs(60), seen.wait_for(|n| *n >= count)).await;
-        assert!(
-            waited.is_ok(),
-            "the Slack emulator got {} requests, not {count}",
-            self.requests().len()
-        );
+        self.shared
+            .wait_for_count(count, "the Slack emulator")
+            .await;
         self.requests()
     }
 
@@ -1080,7 +1059,7 @@ async fn handle(
     raw: Bytes,
 ) -> Response {
     let mut request = Recorded {
-        at: shared.clock.now(),
+        at: shared.now(),
         endpoint: Endpoint::of(uri.path()),
         method,
         path: uri.path().to_owned(),
@@ -1092,16 +1071,14 @@ async fn handle(
         rate_limited: false,
         scripted: false,
     };
-    let reply = {
-        let mut inner = shared.inner.lock().unwrap();
+    let reply = shared.record(|inner| {
         let reply = inner.answer(&mut request);
         if let Reply::Answer(answer) = &reply {
             request.answer = Some(answer.clone());
         }
         inner.requests.push(request);
         reply
-    };
-    shared.count.send_modify(|count| *count += 1);
+    });
     match reply {
         Reply::Answer(answer) => {
             let mut response = (
