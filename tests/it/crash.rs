@@ -64,7 +64,8 @@ async fn sigkill_with_deliveries_pending_and_in_flight_loses_nothing() {
     const GROUPS: usize = 6;
     const CONCURRENCY: usize = 2;
     let receiver = ScriptedReceiver::start(Arc::new(SystemClock)).await;
-    // The first sends never get an answer: they are in flight when herald is killed.
+    // The first sends never get an answer: they are in flight when herald is killed (the 8s send timeout leaves a
+    // loaded machine plenty of time to kill it first; their lease ends 5s after that).
     receiver.script([Reply::Hang, Reply::Hang]);
     receiver.otherwise(Reply::ok());
     let dir = tempfile::tempdir().unwrap();
@@ -74,7 +75,7 @@ async fn sigkill_with_deliveries_pending_and_in_flight_loses_nothing() {
         format!(
             "server: {{listen: 127.0.0.1:0}}\nstorage: {{url: sqlite://{}}}\n\
              route: {{receiver: hook, group_by: [alertname], group_wait: 0s}}\n\
-             receivers: [{{name: hook, webhook_configs: [{{url: '{}', timeout: 4s}}]}}]\n\
+             receivers: [{{name: hook, webhook_configs: [{{url: '{}', timeout: 8s}}]}}]\n\
              delivery: {{concurrency: {CONCURRENCY}}}\n",
             dir.path().join("herald.db").display(),
             receiver.url()
