@@ -251,15 +251,9 @@ fn main() -> ExitCode {
         Command::Deliveries(args) => cli::run(cli::deliveries::run(args)),
         Command::SendTest(args) => cli::run(cli::send_test::run(args)),
         Command::Serve { config } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match cli::runtime(true) {
                 Ok(runtime) => runtime,
-                Err(error) => {
-                    eprintln!("herald: cannot start the async runtime: {error}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             match runtime.block_on(serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,

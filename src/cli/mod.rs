@@ -223,17 +223,25 @@ fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// An async runtime: multi-threaded for the daemon, one thread for a client command. On failure, says so on stderr
+/// and gives the exit code.
+pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|error| {
+        eprintln!("herald: cannot start the async runtime: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 /// Runs a client command to its end: what it returns goes to stdout; an error goes to stderr and exits 1.
 pub fn run(command: impl Future<Output = anyhow::Result<String>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(false) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("herald: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(command).and_then(|text| print(&text)) {
         Ok(()) => ExitCode::SUCCESS,
