@@ -164,6 +164,19 @@ pub async fn render(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "cannot count deliveries for metrics"),
     }
+    match state.store.oldest_open_delivery().await {
+        Ok(oldest) => {
+            let age = oldest.map_or(0.0, |queued| {
+                (now - queued).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            text.push_str(
+                "# HELP herald_delivery_oldest_open_seconds How long the oldest pending or in-flight delivery has \
+                 waited (0 when none).\n# TYPE herald_delivery_oldest_open_seconds gauge\n",
+            );
+            text.push_str(&format!("herald_delivery_oldest_open_seconds {age}\n"));
+        }
+        Err(error) => tracing::warn!(%error, "cannot read the oldest open delivery for metrics"),
+    }
     text.push_str("# HELP herald_silences Silences by state.\n# TYPE herald_silences gauge\n");
     for (silence_state, count) in state.silences.counts(now) {
         text.push_str(&format!(

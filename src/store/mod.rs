@@ -229,6 +229,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Number of deliveries per state (states with none are left out).
     async fn delivery_counts(&self) -> Result<Vec<(DeliveryState, u64)>, StoreError>;
 
+    /// When the oldest pending or in-flight delivery was queued, if any is.
+    async fn oldest_open_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
     /// Destinations told to wait beyond `now`, and until when.
     async fn pauses(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 

@@ -329,6 +329,7 @@ async fn a_destination_down_for_a_long_stretch_loses_nothing_and_recovers_by_its
         .post_json("/api/v2/alerts", format!("[{}]", firing("Outage")))
         .await;
     let id = herald.first_delivery().await;
+    let mut next_step = clock.now();
     for tried in 1..=6 {
         let detail = herald
             .wait_for_delivery(id, "retried", |d| attempts(d) == tried)
@@ -340,15 +341,29 @@ async fn a_destination_down_for_a_long_stretch_loses_nothing_and_recovers_by_its
             !last["error"].as_str().unwrap().contains("/hook"),
             "errors never show the URL"
         );
-        // Time passes well beyond each backoff while the destination stays down.
-        clock.set(time(&detail["delivery"]["next_attempt_at"]) + chrono::Duration::minutes(10));
+        // Time passes well beyond each backoff while the destination stays down (the last step waits until the
+        // destination is back up, so that attempt reaches it).
+        next_step = time(&detail["delivery"]["next_attempt_at"]) + chrono::Duration::minutes(10);
+        if tried < 6 {
+            clock.set(next_step);
+        }
     }
+    let waited = metric(
+        &herald.metrics().await,
+        "herald_delivery_oldest_open_seconds",
+        &[],
+    );
+    assert!(
+        waited >= 2400.0,
+        "the outbox says how long its oldest delivery waits: {waited}"
+    );
     let receiver = ScriptedReceiver::start_on(addr, clock.clone()).await;
     receiver.script([
         Reply::status(503, "unavailable"),
         Reply::status(503, "unavailable"),
         Reply::status(503, "unavailable"),
     ]);
+    clock.set(next_step);
     for tried in 7..=9 {
         let detail = herald
             .wait_for_delivery(id, "retried", |d| attempts(d) == tried)
@@ -363,6 +378,14 @@ async fn a_destination_down_for_a_long_stretch_loses_nothing_and_recovers_by_its
         "a long stretch"
     );
     assert_eq!(attempts(&detail), 10);
+    assert_eq!(
+        metric(
+            &herald.metrics().await,
+            "herald_delivery_oldest_open_seconds",
+            &[]
+        ),
+        0.0
+    );
     let answered: Vec<_> = receiver
         .requests()
         .iter()

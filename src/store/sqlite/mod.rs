@@ -504,6 +504,10 @@ impl Store for SqliteStore {
         self.read(outbox::counts).await
     }
 
+    async fn oldest_open_delivery(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(outbox::oldest_open).await
+    }
+
     async fn pauses(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         self.read(move |connection| outbox::pauses(connection, now))
             .await

@@ -419,6 +419,15 @@ pub(super) fn counts(connection: &Connection) -> rusqlite::Result<Vec<(DeliveryS
     rows.collect()
 }
 
+pub(super) fn oldest_open(connection: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let oldest: Option<i64> = connection
+        .prepare_cached(
+            "SELECT MIN(queued_at) FROM deliveries WHERE state IN ('pending', 'in_flight')",
+        )?
+        .query_row([], |row| row.get(0))?;
+    oldest.map(from_micros).transpose()
+}
+
 pub(super) fn pauses(
     connection: &Connection,
     now: DateTime<Utc>,
