@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
-use herald::alert::{Alert, Annotations, Labels, Source, Status};
+use herald::alert::Status;
 use herald::clock::{Clock, SystemClock};
 use herald::config::{Settings, format_duration};
 use herald::deliver::{Integration, Integrations};
-use herald::sinks::{Context, Notification, NotifiedAlert, Reason, Receipt, SinkError};
+use herald::sinks::{Context, Notification, Receipt, SinkError};
 
 #[derive(Debug, Args)]
 pub struct SendTestArgs {
@@ -24,53 +24,11 @@ pub struct SendTestArgs {
     receiver: String,
 }
 
-/// The synthetic alert: clearly a test, so nobody acts on it.
-fn test_alert(receiver: &str, now: chrono::DateTime<chrono::Utc>) -> Alert {
-    let labels: Labels = [
-        ("alertname", "HeraldSendTest"),
-        ("severity", "info"),
-        ("receiver", receiver),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value.to_owned()))
-    .collect();
-    Alert {
-        labels,
-        annotations: Annotations::from([(
-            "summary".to_owned(),
-            "Test notification from herald send-test; nothing is wrong".to_owned(),
-        )]),
-        starts_at: now,
-        ends_at: None,
-        ends_at_defaulted: false,
-        generator_url: String::new(),
-        source: Source::Prometheus,
-        extra: Default::default(),
-    }
-}
-
 fn notification(settings: &Settings, receiver: &str, status: Status) -> Notification {
-    let now = SystemClock.now();
-    let mut alert = test_alert(receiver, now);
-    if status == Status::Resolved {
-        alert.ends_at = Some(now);
-    }
-    let group_labels = Labels::from([("alertname".to_owned(), "HeraldSendTest".to_owned())]);
-    let reason = match status {
-        Status::Firing => Reason::First,
-        Status::Resolved => Reason::AllResolved,
-    };
-    Notification::new(
-        receiver.to_owned(),
-        reason,
-        format!("{{}}:{{alertname=\"HeraldSendTest\",receiver=\"{receiver}\"}}"),
-        group_labels,
-        vec![NotifiedAlert {
-            fingerprint: alert.fingerprint(),
-            status,
-            alert,
-        }],
-        None,
+    Notification::synthetic(
+        receiver,
+        status,
+        SystemClock.now(),
         settings.server.external_url.clone(),
     )
 }

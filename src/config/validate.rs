@@ -800,18 +800,11 @@ fn parse_size(value: &str) -> Result<usize, String> {
 
 /// An absolute `http://` or `https://` URL with a host.
 fn check_external_url(value: &str) -> Result<(), String> {
-    let rest = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"));
-    let host = rest
-        .and_then(|rest| rest.split(['/', '?', '#']).next())
-        .unwrap_or_default();
-    if host.is_empty() || value.chars().any(char::is_whitespace) {
-        return Err(format!(
+    integrations::check_http_url(value).map_err(|_| {
+        format!(
             "invalid external URL {value:?}: expected an absolute http:// or https:// URL such as https://herald.example.com"
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// The storage backend named by a storage URL. Errors never repeat the URL: it may carry a password.

@@ -82,8 +82,6 @@ struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: DeliverySettings,
-    /// Attempts made per open delivery, and when it was queued (for max_age).
-    attempts: HashMap<i64, (u32, DateTime<Utc>)>,
     /// Sends in flight per receiver.
     in_flight: HashMap<String, usize>,
     running: JoinSet<Completion>,
@@ -111,8 +109,6 @@ impl Engine {
     }
 
     fn track(&mut self, record: &DeliveryRecord, now: DateTime<Utc>) {
-        self.attempts
-            .insert(record.id, (record.attempts, record.queued_at));
         self.queue.insert(record, now);
     }
 
@@ -154,7 +150,6 @@ impl Engine {
             Command::Forget(id) => {
                 if !self.running_ids.contains(&id) {
                     self.queue.remove(id);
-                    self.attempts.remove(&id);
                 }
             }
         }
@@ -175,18 +170,15 @@ impl Engine {
             Done::Settled(Settle::Retry {
                 next_attempt_at, ..
             }) => {
-                if let Some((attempts, _)) = self.attempts.get_mut(&id) {
-                    *attempts += 1;
-                }
-                self.queue.reschedule(id, next_attempt_at);
+                self.queue.reschedule(id, next_attempt_at, true);
             }
             Done::Settled(Settle::Delivered | Settle::Dead { .. }) => {
                 self.queue.remove(id);
-                self.attempts.remove(&id);
             }
             Done::Unrecorded => {
                 let lease = self.lease(id);
-                self.queue.reschedule(id, add(self.clock.now(), lease));
+                self.queue
+                    .reschedule(id, add(self.clock.now(), lease), false);
             }
         }
     }
@@ -277,13 +269,11 @@ impl Engine {
             if !claimed.contains(&id) {
                 // Settled or discarded meanwhile.
                 self.queue.remove(id);
-                self.attempts.remove(&id);
                 continue;
             }
             let Some(entry) = self.queue.get(id).cloned() else {
                 continue;
             };
-            let (attempts, queued_at) = self.attempts.get(&id).copied().unwrap_or((0, now));
             self.queue.start(id);
             *self.in_flight.entry(entry.receiver.clone()).or_default() += 1;
             self.running_ids.insert(id);
@@ -296,8 +286,8 @@ impl Engine {
                 receiver: entry.receiver,
                 integration_key: entry.integration_key,
                 destination: entry.destination,
-                attempts,
-                queued_at,
+                attempts: entry.attempts,
+                queued_at: entry.queued_at,
                 store: Arc::clone(&self.store),
                 clock: Arc::clone(&self.clock),
                 jitter: rand::random::<f64>(),
@@ -352,7 +342,6 @@ pub fn start(
         store,
         clock,
         settings: current.settings.delivery.clone(),
-        attempts: HashMap::new(),
         in_flight: HashMap::new(),
         running: JoinSet::new(),
         running_ids: HashSet::new(),

@@ -19,6 +19,10 @@ pub(crate) struct Entry {
     pub group_key: String,
     pub due: DateTime<Utc>,
     pub running: bool,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it was queued (or replayed): `max_age` counts from here.
+    pub queued_at: DateTime<Utc>,
 }
 
 impl Entry {
@@ -70,6 +74,8 @@ impl Queue {
             self.unready(id);
             if let Some(entry) = self.entries.get_mut(&id) {
                 entry.due = due;
+                entry.attempts = record.attempts;
+                entry.queued_at = record.queued_at;
             }
             self.ready_if_head(id);
             return;
@@ -81,6 +87,8 @@ impl Queue {
             group_key: record.group_key.clone(),
             due,
             running: false,
+            attempts: record.attempts,
+            queued_at: record.queued_at,
         };
         let lane = self.lanes.entry(entry.lane()).or_default();
         // Keep id order, but never put anything before a head that is running.
@@ -197,12 +205,13 @@ impl Queue {
         }
     }
 
-    /// A delivery that is open again (to retry at `due`).
-    pub(crate) fn reschedule(&mut self, id: i64, due: DateTime<Utc>) {
+    /// A delivery that is open again, to go at `due`; `attempted` when an attempt was made and stored.
+    pub(crate) fn reschedule(&mut self, id: i64, due: DateTime<Utc>, attempted: bool) {
         self.unready(id);
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.running = false;
             entry.due = due;
+            entry.attempts += u32::from(attempted);
         }
         self.ready_if_head(id);
     }
@@ -275,7 +284,7 @@ mod tests {
         queue.start(1);
         assert_eq!(due_ids(&queue, now), [3]);
         let later = now + chrono::Duration::seconds(5);
-        queue.reschedule(1, later);
+        queue.reschedule(1, later, true);
         assert_eq!(
             due_ids(&queue, now),
             [3],

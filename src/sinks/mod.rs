@@ -98,6 +98,56 @@ impl Notification {
     }
 }
 
+impl Notification {
+    /// A synthetic notification for `receiver`, clearly a test so nobody acts on it: one `HeraldSendTest` alert
+    /// (firing, or resolved at `now`). `herald send-test` sends it, and templates are tried on it when checked.
+    pub fn synthetic(
+        receiver: &str,
+        status: Status,
+        now: chrono::DateTime<chrono::Utc>,
+        external_url: Option<String>,
+    ) -> Self {
+        let labels: Labels = [
+            ("alertname", "HeraldSendTest"),
+            ("severity", "info"),
+            ("receiver", receiver),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let alert = Alert {
+            labels,
+            annotations: Annotations::from([(
+                "summary".to_owned(),
+                "Test notification from herald send-test; nothing is wrong".to_owned(),
+            )]),
+            starts_at: now,
+            ends_at: (status == Status::Resolved).then_some(now),
+            ends_at_defaulted: false,
+            generator_url: String::new(),
+            source: crate::alert::Source::Prometheus,
+            extra: Default::default(),
+        };
+        let reason = match status {
+            Status::Firing => Reason::First,
+            Status::Resolved => Reason::AllResolved,
+        };
+        Notification::new(
+            receiver.to_owned(),
+            reason,
+            format!("{{}}:{{alertname=\"HeraldSendTest\",receiver=\"{receiver}\"}}"),
+            Labels::from([("alertname".to_owned(), "HeraldSendTest".to_owned())]),
+            vec![NotifiedAlert {
+                fingerprint: alert.fingerprint(),
+                status,
+                alert,
+            }],
+            None,
+            external_url,
+        )
+    }
+}
+
 /// What a destination answered, as kept in a delivery's audit trail.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Response {

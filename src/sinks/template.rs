@@ -148,8 +148,10 @@ impl Templates {
     /// filter, test, function, method, block or included template) is found now rather than at the first alert.
     pub fn add_checked(&mut self, name: &str, source: &str) -> Result<(), TemplateError> {
         self.add(name, source)?;
-        let sample = sample_notification();
-        match self.render_named(name, &Context::of(&sample)) {
+        let sample =
+            Notification::synthetic("sample", Status::Firing, chrono::DateTime::UNIX_EPOCH, None);
+        let sample = minijinja::Value::from_serialize(Context::of(&sample));
+        match self.render_named(name, &sample) {
             Err(error)
                 if matches!(
                     error.kind(),
@@ -167,73 +169,66 @@ impl Templates {
         }
     }
 
-    /// Renders `field` for `notification`; when the user's template fails, counts it, logs it and renders the
-    /// default instead.
+    /// Makes `notification` ready for rendering: several fields of one send share one conversion.
+    pub fn renderer<'a>(
+        &'a self,
+        notification: &Notification,
+        integration: &'static str,
+    ) -> Renderer<'a> {
+        Renderer {
+            templates: self,
+            context: minijinja::Value::from_serialize(Context::of(notification)),
+            integration,
+        }
+    }
+
+    /// Renders one field for `notification` (see `Renderer::render`).
     pub fn render(
         &self,
         field: &TemplateField,
         notification: &Notification,
         integration: &'static str,
     ) -> String {
-        let context = Context::of(notification);
+        self.renderer(notification, integration).render(field)
+    }
+
+    fn render_named(
+        &self,
+        name: &str,
+        context: &minijinja::Value,
+    ) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(context)
+    }
+}
+
+/// One notification's template context, ready for its fields to be rendered.
+pub struct Renderer<'a> {
+    templates: &'a Templates,
+    context: minijinja::Value,
+    integration: &'static str,
+}
+
+impl Renderer<'_> {
+    /// Renders `field`; when the user's template fails, counts it, logs it and renders the default instead.
+    pub fn render(&self, field: &TemplateField) -> String {
         if let Some(name) = &field.custom {
-            match self.render_named(name, &context) {
+            match self.templates.render_named(name, &self.context) {
                 Ok(text) => return text,
                 Err(error) => {
                     tracing::warn!(template = %name, error = %error.display_debug_info(),
                         "template failed; using the default");
-                    metrics::counter!("herald_template_failures_total", "integration" => integration)
+                    metrics::counter!("herald_template_failures_total", "integration" => self.integration)
                         .increment(1);
                 }
             }
         }
-        self.render_named(field.default, &context)
+        self.templates
+            .render_named(field.default, &self.context)
             .unwrap_or_else(|error| {
                 tracing::error!(template = field.default, %error, "default template failed");
                 String::new()
             })
     }
-
-    fn render_named(&self, name: &str, context: &Context<'_>) -> Result<String, minijinja::Error> {
-        self.env.get_template(name)?.render(context)
-    }
-}
-
-/// A firing notification with one alert, to try templates on.
-fn sample_notification() -> Notification {
-    use crate::alert::{Alert, Source};
-    let labels: Labels = [
-        ("alertname", "Sample"),
-        ("instance", "host:9100"),
-        ("severity", "critical"),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value.to_owned()))
-    .collect();
-    let alert = Alert {
-        annotations: Annotations::from([("summary".to_owned(), "a sample alert".to_owned())]),
-        starts_at: chrono::DateTime::UNIX_EPOCH,
-        ends_at: None,
-        ends_at_defaulted: false,
-        generator_url: String::new(),
-        source: Source::Prometheus,
-        extra: Extra::new(),
-        labels: labels.clone(),
-    };
-    let notified = crate::sinks::NotifiedAlert {
-        fingerprint: alert.fingerprint(),
-        status: Status::Firing,
-        alert,
-    };
-    Notification::new(
-        "sample".to_owned(),
-        crate::sinks::Reason::First,
-        "{}:{alertname=\"Sample\"}".to_owned(),
-        labels,
-        vec![notified],
-        None,
-        None,
-    )
 }
 
 /// One alert as templates see it.

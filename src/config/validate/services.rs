@@ -46,16 +46,19 @@ impl Checker<'_> {
         }
     }
 
-    /// A templated field at `path`: compiled (and tried once) when set, else the default template `default`.
+    /// The templated field `key` of the config at `path`: compiled (and tried once) when set, else the default
+    /// template `default`.
     pub(super) fn template_field(
         &mut self,
         path: &str,
+        key: &str,
         source: Option<&str>,
         default: &'static str,
     ) -> TemplateField {
         let Some(source) = source else {
             return TemplateField::default_only(default);
         };
+        let path = &format!("{path}.{key}");
         match self.templates.add_checked(path, source) {
             Ok(()) => TemplateField {
                 custom: Some(path.to_owned()),
@@ -139,18 +142,14 @@ impl Checker<'_> {
                 "has no effect with an incoming webhook; set token for bot mode",
             ));
         }
-        let title = self.template_field(
-            &format!("{path}.title"),
-            raw.title.as_deref(),
-            "default.title",
-        );
+        let title = self.template_field(path, "title", raw.title.as_deref(), "default.title");
         let title_link = self.template_field(
-            &format!("{path}.title_link"),
+            path,
+            "title_link",
             raw.title_link.as_deref(),
             "default.title_link",
         );
-        let text =
-            self.template_field(&format!("{path}.text"), raw.text.as_deref(), "default.text");
+        let text = self.template_field(path, "text", raw.text.as_deref(), "default.text");
         let delivery = self.service_options(
             path,
             raw.retry.as_ref(),
@@ -277,32 +276,24 @@ impl Checker<'_> {
         let project = self.required_text(&format!("{path}.project"), raw.project.as_deref());
         let issue_type =
             self.required_text(&format!("{path}.issue_type"), raw.issue_type.as_deref());
-        let priority = raw.priority.as_deref().map(|source| {
-            self.template_field(
-                &format!("{path}.priority"),
-                Some(source),
-                "default.priority",
-            )
-        });
+        let priority = raw
+            .priority
+            .as_deref()
+            .map(|source| self.template_field(path, "priority", Some(source), "default.priority"));
         let labels = self.jira_labels(
             &format!("{path}.labels"),
             raw.labels.as_deref().unwrap_or_default(),
         );
-        let summary = self.template_field(
-            &format!("{path}.summary"),
-            raw.summary.as_deref(),
-            "default.summary",
-        );
+        let summary =
+            self.template_field(path, "summary", raw.summary.as_deref(), "default.summary");
         let description = self.template_field(
-            &format!("{path}.description"),
+            path,
+            "description",
             raw.description.as_deref(),
             "default.description",
         );
-        let comment = self.template_field(
-            &format!("{path}.comment"),
-            raw.comment.as_deref(),
-            "default.comment",
-        );
+        let comment =
+            self.template_field(path, "comment", raw.comment.as_deref(), "default.comment");
         let reopen_duration = match raw.reopen_duration.as_deref() {
             Some(value) => self.parse(
                 &format!("{path}.reopen_duration"),

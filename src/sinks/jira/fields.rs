@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::render;
 use crate::config::JiraConfig;
 use crate::sinks::Notification;
-use crate::sinks::template::Templates;
+use crate::sinks::template::{Renderer, Templates};
 
 /// Jira's longest label.
 pub const LABEL_MAX: usize = 255;
@@ -69,12 +69,12 @@ pub struct Rendered {
 
 impl Rendered {
     pub fn new(config: &JiraConfig, templates: &Templates, notification: &Notification) -> Self {
-        let render = |field| templates.render(field, notification, "jira");
+        let renderer = templates.renderer(notification, "jira");
         Rendered {
-            summary: render::summary(&render(&config.summary)),
-            description: render::long_text(&render(&config.description)),
-            comment: render::long_text(&render(&config.comment)),
-            priority: priority(config, templates, notification),
+            summary: render::summary(&renderer.render(&config.summary)),
+            description: render::long_text(&renderer.render(&config.description)),
+            comment: render::long_text(&renderer.render(&config.comment)),
+            priority: priority(config, &renderer, notification),
         }
     }
 }
@@ -83,11 +83,11 @@ impl Rendered {
 /// `severity` label (common to the group's alerts, else a group label).
 pub fn priority(
     config: &JiraConfig,
-    templates: &Templates,
+    renderer: &Renderer<'_>,
     notification: &Notification,
 ) -> Option<String> {
     let name = match &config.priority {
-        Some(field) => templates.render(field, notification, "jira"),
+        Some(field) => renderer.render(field),
         None => {
             let severity = notification
                 .common_labels
@@ -278,11 +278,14 @@ pub(super) mod tests {
         let config = config(JiraApi::Cloud);
         let critical = notification("critical", Status::Firing);
         assert_eq!(
-            priority(&config, &templates, &critical).as_deref(),
+            priority(&config, &templates.renderer(&critical, "jira"), &critical).as_deref(),
             Some("Highest")
         );
         let unknown = notification("info", Status::Firing);
-        assert_eq!(priority(&config, &templates, &unknown), None);
+        assert_eq!(
+            priority(&config, &templates.renderer(&unknown, "jira"), &unknown),
+            None
+        );
 
         let mut templates = Templates::new();
         templates
@@ -297,10 +300,17 @@ pub(super) mod tests {
             default: "default.priority",
         });
         assert_eq!(
-            priority(&templated, &templates, &unknown).as_deref(),
+            priority(&templated, &templates.renderer(&unknown, "jira"), &unknown).as_deref(),
             Some("Low")
         );
-        assert_eq!(priority(&templated, &templates, &critical), None);
+        assert_eq!(
+            priority(
+                &templated,
+                &templates.renderer(&critical, "jira"),
+                &critical
+            ),
+            None
+        );
     }
 
     #[test]

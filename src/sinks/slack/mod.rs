@@ -96,11 +96,11 @@ impl SlackSink {
     }
 
     fn texts(&self, notification: &Notification) -> Texts {
-        let render = |field| self.templates.render(field, notification, "slack");
+        let renderer = self.templates.renderer(notification, "slack");
         Texts {
-            title: render(&self.config.title),
-            title_link: render(&self.config.title_link),
-            text: render(&self.config.text),
+            title: renderer.render(&self.config.title),
+            title_link: renderer.render(&self.config.title_link),
+            text: renderer.render(&self.config.text),
         }
     }
 
