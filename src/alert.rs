@@ -78,6 +78,62 @@ impl<'de> Deserialize<'de> for Fingerprint {
     }
 }
 
+/// A label set as Prometheus prints it: `{a="1", b="2"}`, values quoted with Go's escaping.
+pub fn label_set(labels: &Labels) -> String {
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(name, value)| format!("{name}={}", go_quote(value)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// Go's `strconv.Quote`: a double-quoted string with Go escapes for quotes, backslashes and characters that are
+/// not printable. Printability follows Go's `unicode.IsPrint` for control, space and format characters; unassigned
+/// and private-use code points are kept as they are.
+pub fn go_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_go_printable(c) => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = fmt::Write::write_fmt(&mut out, format_args!("\\x{:02x}", c as u32));
+            }
+            c if (c as u32) < 0x10000 => {
+                let _ = fmt::Write::write_fmt(&mut out, format_args!("\\u{:04x}", c as u32));
+            }
+            c => {
+                let _ = fmt::Write::write_fmt(&mut out, format_args!("\\U{:08x}", c as u32));
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn is_go_printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    // Unicode's format characters (category Cf), which Go does not print.
+    !matches!(c as u32,
+        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x890..=0x891 | 0x8E2 | 0x180E | 0x200B..=0x200F
+        | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD
+        | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
 /// Whether an alert is firing or resolved at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

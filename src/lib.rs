@@ -8,10 +8,14 @@ pub mod deliver;
 pub mod dispatch;
 pub mod http;
 pub mod ingest;
+pub mod inhibit;
+pub mod matcher;
+pub mod notification;
 pub mod reload;
 pub mod route;
 pub mod sinks;
 pub mod store;
+pub mod template;
 pub mod timeinterval;
 
 use std::sync::Arc;

@@ -9,8 +9,8 @@ use tokio::sync::{Mutex, watch};
 
 use crate::clock::Clock;
 use crate::config::{ConfigErrors, Loaded, Settings};
-use crate::deliver::Integrations;
 use crate::route::tree::RouteNode;
+use crate::sinks::integrations::Integrations;
 
 /// Where a reload reads the configuration from (the file `serve` started with, layered as at start).
 pub type ConfigSource = Arc<dyn Fn() -> Result<Loaded, ConfigErrors> + Send + Sync>;

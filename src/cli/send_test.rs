@@ -11,8 +11,9 @@ use clap::Args;
 use herald::alert::Status;
 use herald::clock::{Clock, SystemClock};
 use herald::config::{Settings, format_duration};
-use herald::deliver::{Integration, Integrations};
-use herald::sinks::{Context, Notification, Receipt, SinkError};
+use herald::notification::Notification;
+use herald::sinks::integrations::{Integration, Integrations};
+use herald::sinks::{Context, Receipt, SinkError};
 
 #[derive(Debug, Args)]
 pub struct SendTestArgs {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use super::Secret;
-use crate::route::inhibit::InhibitRule;
-use crate::sinks::template::{TemplateField, Templates};
+use crate::inhibit::InhibitRule;
+use crate::template::{TemplateField, Templates};
 use crate::timeinterval::TimeInterval;
 
 /// The whole validated configuration.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::Loaded;
 use super::duration::format_duration;
 use super::settings::{GroupBy, Route, StorageBackend};
-use crate::route::inhibit::InhibitRule;
+use crate::inhibit::InhibitRule;
 use crate::timeinterval::TimeInterval;
 
 /// Summarises `loaded`: origin, listen address, storage, ingest limits, the route tree as an indented outline,

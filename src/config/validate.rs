@@ -11,9 +11,9 @@ mod services;
 
 use std::sync::Arc;
 
-use crate::route::inhibit::InhibitRule;
-use crate::route::matcher::{MatchType, Matcher, Matchers, parse_matchers};
-use crate::sinks::template::Templates;
+use crate::inhibit::InhibitRule;
+use crate::matcher::{MatchType, Matcher, Matchers, parse_matchers};
+use crate::template::Templates;
 
 use super::Issue;
 use super::duration::{format_duration, parse_duration};

@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::integrations::Integration;
 use super::policy;
 use crate::clock::Clock;
 use crate::config::format_duration;
-use crate::sinks::{Context, Notification, Receipt, SinkError};
+use crate::notification::Notification;
+use crate::sinks::integrations::Integration;
+use crate::sinks::{Context, Receipt, SinkError};
 use crate::store::Store;
 use crate::store::delivery::{AttemptRecord, Finished, Settle};
 

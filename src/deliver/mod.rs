@@ -3,7 +3,6 @@
 //! receiver, and settles each attempt in the store. Its memory is a cache of the store, rebuilt at start.
 
 mod attempt;
-pub mod integrations;
 mod limiter;
 pub mod policy;
 mod queue;
@@ -23,10 +22,9 @@ use self::queue::Queue;
 use crate::clock::Clock;
 use crate::config::DeliverySettings;
 use crate::reload::Applied;
+use crate::sinks::integrations::Integrations;
 use crate::store::Store;
 use crate::store::delivery::{DeliveryRecord, Settle};
-
-pub use self::integrations::{Integration, Integrations};
 
 /// How long past its timeout an in-flight delivery stays leased: a later start takes it back after that.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);

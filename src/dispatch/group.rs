@@ -8,34 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Fingerprint, Labels, Status};
-
-/// Why a notification is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The receiver had not been told about this group before.
-    First,
-    /// Alerts fire that the last notification did not include.
-    NewAlerts,
-    /// Some alerts resolved since the last notification.
-    SomeResolved,
-    /// Every alert the receiver was told about has resolved.
-    AllResolved,
-    /// Nothing changed, but `repeat_interval` passed.
-    Repeat,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::First => "first",
-            Reason::NewAlerts => "new_alerts",
-            Reason::SomeResolved => "some_resolved",
-            Reason::AllResolved => "all_resolved",
-            Reason::Repeat => "repeat",
-        }
-    }
-}
+pub use crate::notification::Reason;
 
 /// The notification log's entry for one receiver and group: what was last sent and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

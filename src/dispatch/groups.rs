@@ -6,8 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::group::{Flush, Group, Held, SentEntry, Timers};
+use crate::alert::label_set;
 use crate::alert::{Alert, Fingerprint};
-use crate::route::tree::{RouteNode, label_set};
+use crate::route::tree::RouteNode;
 use crate::store::{GroupRecord, SentRecord};
 
 /// A group's identity in the set: its route's id and its labels (route keys alone are not unique among siblings).

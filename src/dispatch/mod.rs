@@ -16,12 +16,13 @@ use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::clock::Clock;
-use crate::deliver::{DeliveryHandle, Integration, Integrations};
+use crate::deliver::DeliveryHandle;
+use crate::inhibit::Inhibitor;
+use crate::notification::{Notification, NotifiedAlert};
 use crate::reload::Applied;
-use crate::route::inhibit::Inhibitor;
 use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
-use crate::sinks::{Notification, NotifiedAlert};
+use crate::sinks::integrations::{Integration, Integrations};
 use crate::store::delivery::{NewDelivery, Queued};
 use crate::store::{AlertQuery, SentRecord, StateChange, Store};
 use crate::timeinterval::TimeInterval;

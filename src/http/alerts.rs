@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use crate::alert::{Annotations, Fingerprint, Labels, Status};
-use crate::route::inhibit::Inhibitor;
-use crate::route::matcher::{MatchType, Matcher, parse_matcher};
+use crate::inhibit::Inhibitor;
+use crate::matcher::{MatchType, Matcher, parse_matcher};
 use crate::store::{AlertQuery, StoredAlert};
 
 /// Go's zero time, which Alertmanager's API shows for an alert without an end.

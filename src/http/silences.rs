@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::ingest::json_body;
 use crate::ingest::decode;
-use crate::route::matcher::{Matcher, Matchers, parse_matcher};
+use crate::matcher::{Matcher, Matchers, parse_matcher};
 use crate::route::silence::{PostableSilence, Silence, SilenceError, api_order};
 use axum::response::{IntoResponse, Response};
 

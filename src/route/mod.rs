@@ -1,6 +1,5 @@
-//! Routing: matchers, the route tree, inhibition, time intervals and silences, with Alertmanager's semantics.
+//! Routing: the route tree and silences, with Alertmanager's semantics (matchers and inhibition sit beside it, as
+//! the configuration needs them too).
 
-pub mod inhibit;
-pub mod matcher;
 pub mod silence;
 pub mod tree;

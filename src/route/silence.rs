@@ -20,7 +20,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
 
 use crate::alert::Labels;
-use crate::route::matcher::{MatchType, Matcher, MatcherError, Matchers};
+use crate::matcher::{MatchType, Matcher, MatcherError, Matchers};
 use crate::store::{MatcherRecord, SilenceRecord, StoreError};
 
 /// A silence's state at a moment. The order is the API's listing order: active, pending, expired.

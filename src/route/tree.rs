@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::alert::Labels;
+use crate::alert::{Labels, label_set};
 use crate::config::{GroupBy, Route};
 
-use super::matcher::{MatcherError, Matchers, from_match_maps, parse_matchers};
+use crate::matcher::{MatcherError, Matchers, from_match_maps, parse_matchers};
 
 /// One node of the tree, with inherited settings already applied.
 #[derive(Debug, Clone)]
@@ -172,36 +172,6 @@ impl RouteNode {
             child.outline_children(out, &format!("{prefix}{next}"));
         }
     }
-}
-
-/// A label set as Prometheus prints it: `{a="1", b="2"}`, values quoted with Go's escaping.
-pub fn label_set(labels: &Labels) -> String {
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(name, value)| format!("{name}={}", go_quote(value)))
-        .collect();
-    format!("{{{}}}", parts.join(", "))
-}
-
-/// Go's `%q` for the strings labels carry: backslash, quote and control characters escaped.
-fn go_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

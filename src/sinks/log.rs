@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 
-use super::{Context, Notification, Receipt, Sink, SinkError};
+use super::{Context, Receipt, Sink, SinkError};
 use crate::alert::Labels;
+use crate::alert::label_set;
 use crate::config::LogConfig;
-use crate::route::tree::label_set;
+use crate::notification::Notification;
 
 #[derive(Debug, Clone)]
 pub struct LogSink {
@@ -105,7 +106,7 @@ impl Sink for LogSink {
 mod tests {
     use super::*;
     use crate::alert::{Status, test_alert};
-    use crate::sinks::{NotifiedAlert, Reason};
+    use crate::notification::{NotifiedAlert, Reason};
 
     fn notified(name: &str, instance: &str, status: Status) -> NotifiedAlert {
         let mut alert = test_alert(name, &[("instance", instance)]);

@@ -10,10 +10,11 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::{Context, Notification, NotifiedAlert, Receipt, Sink, SinkError, http};
+use super::{Context, Receipt, Sink, SinkError, http};
 use crate::alert::{Annotations, Fingerprint, Labels, Status};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Secret, WebhookConfig};
+use crate::notification::{Notification, NotifiedAlert};
 
 /// Header carrying the Unix time (seconds) the signature covers.
 pub const TIMESTAMP_HEADER: &str = "x-herald-timestamp";
@@ -232,7 +233,7 @@ mod tests {
     use crate::alert::test_alert;
     use crate::clock::ManualClock;
     use crate::config::{DeliveryOptions, RetryPolicy};
-    use crate::sinks::Reason;
+    use crate::notification::Reason;
 
     const TOKEN: &str = "s3cr3t-token";
 

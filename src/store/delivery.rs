@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::SentRecord;
+use crate::alert::Fingerprint;
 
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,6 +73,16 @@ pub struct NewDelivery {
     pub alert_count: usize,
     /// The notification as JSON.
     pub payload: String,
+}
+
+/// The notification log's entry for one receiver and group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    pub receiver: String,
+    pub group_key: String,
+    pub firing: Vec<Fingerprint>,
+    pub resolved: Vec<Fingerprint>,
+    pub at: DateTime<Utc>,
 }
 
 /// One notification to queue: its deliveries (one per integration that takes it) and the notification-log entry

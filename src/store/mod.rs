@@ -16,6 +16,7 @@ use crate::store::delivery::{
     Queued, RetrySelection,
 };
 
+pub use delivery::SentRecord;
 pub use merge::{Existing, merge};
 pub use sqlite::SqliteStore;
 
@@ -49,16 +50,6 @@ pub struct GroupRecord {
     pub labels: Labels,
     pub next_flush: DateTime<Utc>,
     pub flushed: bool,
-}
-
-/// The notification log's entry for one receiver and group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentRecord {
-    pub receiver: String,
-    pub group_key: String,
-    pub firing: Vec<Fingerprint>,
-    pub resolved: Vec<Fingerprint>,
-    pub at: DateTime<Utc>,
 }
 
 /// One matcher of a stored silence, in the v2 API's shape (`name`, `value`, `isRegex`, `isEqual`).

@@ -10,7 +10,7 @@ use crate::config::settings::{
     DeliveryOptions, DeliverySettings, JiraApi, JiraAuth, JiraConfig, RateLimit, SlackConfig,
     SlackMode,
 };
-use crate::sinks::template::TemplateField;
+use crate::template::TemplateField;
 
 /// Slack's incoming webhooks and `chat.postMessage` take about one message per second per webhook or channel.
 const SLACK_RATE: RateLimit = RateLimit {

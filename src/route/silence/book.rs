@@ -161,7 +161,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::route::matcher::{Matchers, parse_matchers};
+    use crate::matcher::{Matchers, parse_matchers};
     use crate::store::SqliteStore;
 
     fn t(second: i64) -> DateTime<Utc> {

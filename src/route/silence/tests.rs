@@ -7,7 +7,7 @@ use chrono::Duration;
 
 use super::*;
 use crate::alert::test_labels as labels;
-use crate::route::matcher::parse_matchers;
+use crate::matcher::parse_matchers;
 
 fn t(second: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap()

@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 
 use super::render;
 use crate::config::JiraConfig;
-use crate::sinks::Notification;
-use crate::sinks::template::{Renderer, Templates};
+use crate::notification::Notification;
+use crate::template::{Renderer, Templates};
 
 /// Jira's longest label.
 pub const LABEL_MAX: usize = 255;
@@ -168,8 +168,8 @@ pub(super) mod tests {
     use super::*;
     use crate::alert::{Labels, Status, test_alert};
     use crate::config::{DeliveryOptions, JiraApi, JiraAuth, RetryPolicy, Secret};
-    use crate::sinks::template::TemplateField;
-    use crate::sinks::{NotifiedAlert, Reason};
+    use crate::notification::{NotifiedAlert, Reason};
+    use crate::template::TemplateField;
 
     pub fn config(api: JiraApi) -> JiraConfig {
         JiraConfig {

@@ -44,10 +44,11 @@ use self::client::{CallError, Client, Issue, Trail};
 use self::fields::Rendered;
 use self::lifecycle::{Fresh, Goal, Plan, Rules};
 use self::state::State;
-use super::template::Templates;
-use super::{Context, Notification, Receipt, Sink, SinkError};
+use super::{Context, Receipt, Sink, SinkError};
 use crate::clock::Clock;
 use crate::config::JiraConfig;
+use crate::notification::Notification;
+use crate::template::Templates;
 
 /// How long after a create that got no answer a retry waits for search to show the issue before creating again.
 pub const LOST_CREATE_SETTLE: Duration = Duration::from_secs(60);

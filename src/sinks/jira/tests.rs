@@ -169,7 +169,7 @@ async fn a_stored_open_issue_is_read_edited_and_commented_once() {
     let mut sink = sink(JiraApi::DataCenter, &server.url, &clock);
     sink.config.comment_on_update = true;
     let mut n = notification("warning", Status::Firing);
-    n.reason = crate::sinks::Reason::Repeat;
+    n.reason = crate::notification::Reason::Repeat;
     let stored = json!({"project": "OPS", "key": "OPS-7"});
 
     let receipt = sink

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::message::{MAX_TEXT_CHARS, escape, truncate};
 use crate::alert::{Fingerprint, Status};
-use crate::sinks::{Notification, NotifiedAlert, Reason};
+use crate::notification::{Notification, NotifiedAlert, Reason};
 
 /// How many alerts a thread reply names per list.
 const LISTED: usize = 10;

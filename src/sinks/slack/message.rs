@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::alert::Status;
-use crate::sinks::Notification;
+use crate::notification::Notification;
 
 /// The longest `text` Slack takes, in characters.
 pub const MAX_TEXT_CHARS: usize = 40_000;
@@ -432,7 +432,7 @@ fn truncate_with(text: &str, max: usize, marker: &str) -> String {
 mod tests {
     use super::*;
     use crate::alert::{Labels, test_alert};
-    use crate::sinks::{NotifiedAlert, Reason};
+    use crate::notification::{NotifiedAlert, Reason};
 
     fn alert(instance: &str, severity: &str, status: Status) -> NotifiedAlert {
         let mut alert = test_alert(

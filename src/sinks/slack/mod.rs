@@ -20,10 +20,11 @@ use serde_json::{Value, json};
 use self::api::{Posted, WebApi};
 use self::bot::{BotState, Plan};
 use self::message::{Content, Texts};
-use super::template::Templates;
-use super::{Context, Notification, Receipt, Sink, SinkError, http};
+use super::{Context, Receipt, Sink, SinkError, http};
 use crate::clock::Clock;
 use crate::config::{Secret, SlackConfig, SlackMode};
+use crate::notification::Notification;
+use crate::template::Templates;
 
 pub use self::api::{API_RETRY_AFTER, WEBHOOK_RETRY_AFTER, classify_code};
 

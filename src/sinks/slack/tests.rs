@@ -16,8 +16,8 @@ use super::*;
 use crate::alert::{Labels, Status, test_alert};
 use crate::clock::ManualClock;
 use crate::config::{DeliveryOptions, RetryPolicy};
-use crate::sinks::template::TemplateField;
-use crate::sinks::{NotifiedAlert, Reason};
+use crate::notification::{NotifiedAlert, Reason};
+use crate::template::TemplateField;
 use sha2::{Digest, Sha256};
 
 const TOKEN: &str = "xoxb-t0ken-s3cr3t";

@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::rows::{from_micros, to_micros, unavailable};
-use super::writer::record_sent;
+use super::rows::{from_micros, json_text, to_micros, unavailable};
 use crate::store::delivery::{
     AttemptInput, AttemptRecord, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState,
     Discard, Finished, NewDelivery, Queued, RetrySelection, Settle,
@@ -111,6 +110,28 @@ fn enqueue_one(
         record_sent(connection, sent)?;
     }
     select_by_ids(connection, &ids)
+}
+
+/// Records what a receiver was told about a group (the notification log entry), replacing the last one.
+fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreError> {
+    let (firing, resolved) = (json_text(&record.firing)?, json_text(&record.resolved)?);
+    let mut statement = connection
+        .prepare_cached(
+            "INSERT INTO notification_log (receiver, group_key, firing, resolved, sent_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing, resolved = excluded.resolved, \
+             sent_at = excluded.sent_at",
+        )
+        .map_err(unavailable)?;
+    statement
+        .execute(params![
+            record.receiver,
+            record.group_key,
+            firing,
+            resolved,
+            to_micros(record.at)
+        ])
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 /// Moves pending deliveries to in flight; returns the ids that were pending.

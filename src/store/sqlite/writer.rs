@@ -14,9 +14,7 @@ use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micr
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
 use crate::store::delivery::{DeliveryRecord, Discard, Finished, Queued, RetrySelection};
-use crate::store::{
-    Existing, GroupRecord, Health, SentRecord, SilenceRecord, StateChange, StoreError, merge,
-};
+use crate::store::{Existing, GroupRecord, Health, SilenceRecord, StateChange, StoreError, merge};
 
 /// Most commands folded into one transaction.
 const MAX_BATCH: usize = 256;
@@ -360,27 +358,6 @@ fn save_groups(
         count += delete.execute(params![id]).map_err(unavailable)? as u64;
     }
     Ok(count)
-}
-
-pub(super) fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreError> {
-    let (firing, resolved) = (json_text(&record.firing)?, json_text(&record.resolved)?);
-    let mut statement = connection
-        .prepare_cached(
-            "INSERT INTO notification_log (receiver, group_key, firing, resolved, sent_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing, resolved = excluded.resolved, \
-             sent_at = excluded.sent_at",
-        )
-        .map_err(unavailable)?;
-    statement
-        .execute(params![
-            record.receiver,
-            record.group_key,
-            firing,
-            resolved,
-            to_micros(record.at)
-        ])
-        .map_err(unavailable)?;
-    Ok(())
 }
 
 fn purge_sent(connection: &Connection, before: DateTime<Utc>) -> Result<u64, StoreError> {

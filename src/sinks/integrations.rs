@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::Sink;
+use super::jira::JiraSink;
+use super::log::LogSink;
+use super::slack::SlackSink;
+use super::webhook::WebhookSink;
 use crate::clock::Clock;
 use crate::config::{DeliveryOptions, Settings};
-use crate::sinks::Sink;
-use crate::sinks::jira::JiraSink;
-use crate::sinks::log::LogSink;
-use crate::sinks::slack::SlackSink;
-use crate::sinks::webhook::WebhookSink;
 
 /// One integration config of a receiver, built.
 #[derive(Debug, Clone)]

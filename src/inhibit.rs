@@ -12,7 +12,7 @@ use std::fmt;
 
 use crate::alert::{Fingerprint, Labels};
 
-use super::matcher::Matchers;
+use crate::matcher::Matchers;
 
 /// One `inhibit_rules` entry, with its matchers compiled. The deprecated `source_match`, `source_match_re`,
 /// `target_match` and `target_match_re` maps are already folded into `source` and `target`.
@@ -149,7 +149,7 @@ impl Inhibitor {
 mod tests {
     use super::*;
     use crate::alert::test_labels as labels;
-    use crate::route::matcher::parse_matchers;
+    use crate::matcher::parse_matchers;
 
     type Pairs<'a> = &'a [(&'a str, &'a str)];
 

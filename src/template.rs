@@ -9,7 +9,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::alert::{Annotations, Extra, Labels, Status};
-use crate::sinks::Notification;
+use crate::notification::Notification;
 
 /// Default templates, by name. Sinks name them in their `TemplateField`s.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -263,7 +263,7 @@ struct Context<'a> {
 
 impl<'a> Context<'a> {
     fn of(notification: &'a Notification) -> Self {
-        let alert = |notified: &'a crate::sinks::NotifiedAlert| AlertContext {
+        let alert = |notified: &'a crate::notification::NotifiedAlert| AlertContext {
             status: notified.status,
             labels: &notified.alert.labels,
             annotations: &notified.alert.annotations,
@@ -304,7 +304,7 @@ impl<'a> Context<'a> {
 mod tests {
     use super::*;
     use crate::alert::test_alert;
-    use crate::sinks::{NotifiedAlert, Reason};
+    use crate::notification::{NotifiedAlert, Reason};
 
     fn notification() -> Notification {
         let mut down = test_alert("Down", &[("instance", "a"), ("job", "node")]);
