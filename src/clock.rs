@@ -1,6 +1,7 @@
 //! The injected clock: every "now" in herald comes from here, and so does every wait for a moment in time, so tests
 //! set time instead of sleeping.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -42,11 +43,46 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; for tests. Sleepers wake when it is moved past their deadline.
+/// A clock that only moves when told to; for tests. Sleepers wake when it is moved past their deadline, and tests
+/// can wait until some task sleeps until a given moment (it has done everything due before).
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     now: Arc<Mutex<DateTime<Utc>>>,
     moved: watch::Sender<DateTime<Utc>>,
+    /// Deadlines being slept until, and how many sleepers each has.
+    sleepers: Arc<watch::Sender<BTreeMap<DateTime<Utc>, usize>>>,
+}
+
+/// A sleeper's place in `ManualClock::sleepers`, given up when its sleep ends or is dropped.
+struct Sleeper {
+    sleepers: Arc<watch::Sender<BTreeMap<DateTime<Utc>, usize>>>,
+    deadline: DateTime<Utc>,
+}
+
+impl Sleeper {
+    fn new(
+        sleepers: &Arc<watch::Sender<BTreeMap<DateTime<Utc>, usize>>>,
+        deadline: DateTime<Utc>,
+    ) -> Self {
+        sleepers.send_modify(|sleepers| *sleepers.entry(deadline).or_default() += 1);
+        Sleeper {
+            sleepers: Arc::clone(sleepers),
+            deadline,
+        }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        self.sleepers.send_modify(|sleepers| {
+            if let Some(count) = sleepers.get_mut(&self.deadline) {
+                *count -= 1;
+                if *count == 0 {
+                    sleepers.remove(&self.deadline);
+                }
+            }
+        });
+    }
 }
 
 impl ManualClock {
@@ -54,7 +90,16 @@ impl ManualClock {
         ManualClock {
             now: Arc::new(Mutex::new(start)),
             moved: watch::Sender::new(start),
+            sleepers: Arc::new(watch::Sender::new(BTreeMap::new())),
         }
+    }
+
+    /// Waits until some task sleeps until exactly `deadline`.
+    pub async fn sleeping_until(&self, deadline: DateTime<Utc>) {
+        let mut sleepers = self.sleepers.subscribe();
+        let _ = sleepers
+            .wait_for(|sleepers| sleepers.contains_key(&deadline))
+            .await;
     }
 
     pub fn set(&self, now: DateTime<Utc>) {
@@ -80,7 +125,9 @@ impl Clock for ManualClock {
 
     fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep<'_> {
         let mut moved = self.moved.subscribe();
+        let sleeper = Sleeper::new(&self.sleepers, deadline);
         Box::pin(async move {
+            let _sleeper = sleeper;
             while self.now() < deadline {
                 if moved.changed().await.is_err() {
                     // The clock is gone; it will never reach the deadline.
@@ -108,6 +155,12 @@ mod tests {
                     .await
             })
         };
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            clock.sleeping_until(start + chrono::Duration::seconds(30)),
+        )
+        .await
+        .unwrap();
         clock.advance(Duration::from_secs(29));
         tokio::task::yield_now().await;
         assert!(!sleeper.is_finished());

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use crate::alert::{Fingerprint, Labels};
+use crate::alert::{Fingerprint, LabelSource, Labels};
 
 use crate::matcher::Matchers;
 
@@ -29,20 +29,23 @@ pub struct InhibitRule {
 
 impl InhibitRule {
     /// Whether `source` and `target` have the same value for every `equal` label.
-    fn equal_labels(&self, source: &Labels, target: &Labels) -> bool {
+    fn equal_labels<T: LabelSource + ?Sized>(&self, source: &Labels, target: &T) -> bool {
         self.equal
             .iter()
             .all(|name| value(source, name) == value(target, name))
     }
 
     /// Whether a firing alert with labels `source` inhibits an alert with labels `target` under this rule.
-    pub fn inhibits(&self, target: &Labels, source: &Labels) -> bool {
+    pub fn inhibits<T: LabelSource + ?Sized>(&self, target: &T, source: &Labels) -> bool {
         self.as_target(target)
             .is_some_and(|check| check.inhibited_by(source))
     }
 
     /// The check of sources against an alert with `labels`, or `None` when the alert is not a target of this rule.
-    fn as_target<'r>(&'r self, labels: &'r Labels) -> Option<TargetCheck<'r>> {
+    fn as_target<'r, T: LabelSource + ?Sized>(
+        &'r self,
+        labels: &'r T,
+    ) -> Option<TargetCheck<'r, T>> {
         self.target.matches(labels).then(|| TargetCheck {
             rule: self,
             labels,
@@ -53,13 +56,13 @@ impl InhibitRule {
 }
 
 /// An alert known to match a rule's target side, ready to be checked against firing alerts.
-struct TargetCheck<'r> {
+struct TargetCheck<'r, T: ?Sized> {
     rule: &'r InhibitRule,
-    labels: &'r Labels,
+    labels: &'r T,
     exclude_two_sided: bool,
 }
 
-impl TargetCheck<'_> {
+impl<T: LabelSource + ?Sized> TargetCheck<'_, T> {
     fn inhibited_by(&self, source: &Labels) -> bool {
         self.rule.source.matches(source)
             && self.rule.equal_labels(source, self.labels)
@@ -78,8 +81,8 @@ impl fmt::Display for InhibitRule {
     }
 }
 
-fn value<'l>(labels: &'l Labels, name: &str) -> &'l str {
-    labels.get(name).map_or("", String::as_str)
+fn value<'l, L: LabelSource + ?Sized>(labels: &'l L, name: &str) -> &'l str {
+    labels.label(name).unwrap_or("")
 }
 
 /// Decides which alerts are inhibited, by the configured rules, given the alerts firing now.
@@ -107,9 +110,9 @@ impl Inhibitor {
     ///
     /// `firing` must hold only alerts that are firing now (resolved alerts never inhibit); it may include the alert
     /// being checked, which never inhibits itself.
-    pub fn inhibited_by<'a>(
+    pub fn inhibited_by<'a, T: LabelSource + ?Sized>(
         &self,
-        labels: &Labels,
+        labels: &T,
         firing: impl IntoIterator<Item = (Fingerprint, &'a Labels)> + Clone,
     ) -> Vec<Fingerprint> {
         let mut found = Vec::new();
@@ -128,9 +131,9 @@ impl Inhibitor {
     }
 
     /// Whether an alert with `labels` is inhibited: `inhibited_by` is not empty. Stops at the first inhibitor.
-    pub fn is_inhibited<'a>(
+    pub fn is_inhibited<'a, T: LabelSource + ?Sized>(
         &self,
-        labels: &Labels,
+        labels: &T,
         firing: impl IntoIterator<Item = (Fingerprint, &'a Labels)> + Clone,
     ) -> bool {
         self.rules

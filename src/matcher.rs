@@ -23,7 +23,7 @@ use std::str::FromStr;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Labels, go_quote};
+use crate::alert::{LabelSource, go_quote};
 
 /// How a matcher compares a label's value. The order is Alertmanager's (used when sorting matchers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -320,10 +320,10 @@ pub struct Matchers(pub Vec<Matcher>);
 impl Matchers {
     /// Whether every matcher matches `labels`; a label the alert does not have counts as `""`. No matchers match
     /// every alert.
-    pub fn matches(&self, labels: &Labels) -> bool {
+    pub fn matches<L: LabelSource + ?Sized>(&self, labels: &L) -> bool {
         self.0
             .iter()
-            .all(|matcher| matcher.matches(labels.get(&matcher.name).map_or("", String::as_str)))
+            .all(|matcher| matcher.matches(labels.label(&matcher.name).unwrap_or("")))
     }
 
     /// Sorts in Alertmanager's order (name, value, type), as Alertmanager sorts a route's matchers.
@@ -1909,7 +1909,7 @@ mod tests {
             ("env", "dev")
         ])));
         assert!(Matchers::default().matches(&labels(&[("any", "thing")])));
-        assert!(Matchers::default().matches(&Labels::new()));
+        assert!(Matchers::default().matches(&crate::alert::Labels::new()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::notification::Notification;
 use crate::sinks::integrations::Integration;
 use crate::sinks::{Context, Receipt, SinkError};
 use crate::store::Store;
-use crate::store::delivery::{AttemptRecord, Finished, Settle};
+use crate::store::delivery::{AttemptInput, AttemptRecord, Finished, Settle};
 
 /// What an attempt needs.
 pub(crate) struct Job {
@@ -24,6 +24,8 @@ pub(crate) struct Job {
     /// Attempts made before this one.
     pub attempts: u32,
     pub queued_at: DateTime<Utc>,
+    /// Its notification and its integration's state for its group, read when it was claimed.
+    pub input: AttemptInput,
     /// `None` when the delivery's integration is no longer configured.
     pub integration: Option<Integration>,
     pub store: Arc<dyn Store>,
@@ -56,22 +58,15 @@ async fn send(job: &Job) -> Result<Receipt, SinkError> {
             job.integration_key, job.receiver
         )));
     };
-    let input = match job.store.attempt_input(job.id).await {
-        Ok(Some(input)) => input,
-        Ok(None) => return Err(SinkError::permanent("the delivery is no longer stored")),
-        Err(error) => {
-            return Err(SinkError::retryable(format!(
-                "cannot read the notification from the store: {error}"
-            )));
-        }
-    };
+    let input = &job.input;
     let notification: Notification = serde_json::from_str(&input.payload).map_err(|error| {
         SinkError::permanent(format!("the stored notification cannot be read: {error}"))
     })?;
     let context = Context {
         state: input
             .state
-            .and_then(|state| serde_json::from_str(&state).ok()),
+            .as_deref()
+            .and_then(|state| serde_json::from_str(state).ok()),
     };
     let timeout = integration.options.timeout;
     match tokio::time::timeout(timeout, integration.sink.send(&notification, &context)).await {

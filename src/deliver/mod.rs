@@ -24,7 +24,7 @@ use crate::config::DeliverySettings;
 use crate::reload::Applied;
 use crate::sinks::integrations::Integrations;
 use crate::store::Store;
-use crate::store::delivery::{DeliveryRecord, Settle};
+use crate::store::delivery::{AttemptInput, DeliveryRecord, Settle};
 
 /// How long past its timeout an in-flight delivery stays leased: a later start takes it back after that.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
@@ -254,21 +254,25 @@ impl Engine {
             .map(|id| self.lease(*id))
             .max()
             .unwrap_or(self.settings.timeout + LEASE_MARGIN);
-        let claimed = match self.store.claim(picked.clone(), now, add(now, lease)).await {
-            Ok(claimed) => claimed.into_iter().collect::<HashSet<_>>(),
-            Err(error) => {
-                tracing::warn!(%error, "cannot claim deliveries; trying again shortly");
-                let until = add(now, CLAIM_RETRY);
-                self.claim_blocked_until = Some(until);
-                return Some(until);
-            }
-        };
+        let mut claimed: HashMap<i64, AttemptInput> =
+            match self.store.claim(picked.clone(), now, add(now, lease)).await {
+                Ok(claimed) => claimed
+                    .into_iter()
+                    .map(|claimed| (claimed.id, claimed.input))
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim deliveries; trying again shortly");
+                    let until = add(now, CLAIM_RETRY);
+                    self.claim_blocked_until = Some(until);
+                    return Some(until);
+                }
+            };
         for id in picked {
-            if !claimed.contains(&id) {
+            let Some(input) = claimed.remove(&id) else {
                 // Settled or discarded meanwhile.
                 self.queue.remove(id);
                 continue;
-            }
+            };
             let Some(entry) = self.queue.get(id).cloned() else {
                 continue;
             };
@@ -286,6 +290,7 @@ impl Engine {
                 destination: entry.destination,
                 attempts: entry.attempts,
                 queued_at: entry.queued_at,
+                input,
                 store: Arc::clone(&self.store),
                 clock: Arc::clone(&self.clock),
                 jitter: rand::random::<f64>(),

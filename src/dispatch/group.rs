@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::held::HeldAlert;
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 pub use crate::notification::Reason;
 
@@ -92,14 +93,46 @@ pub struct Group {
     pub members: BTreeSet<Fingerprint>,
     /// When the group flushes next.
     pub next_flush: DateTime<Utc>,
-    /// Whether it flushed at least once (after that, new alerts wait for the next `group_interval` tick).
-    pub flushed: bool,
+    /// When it first flushed, once it has: later flushes tick every `group_interval` from here (new alerts wait
+    /// for the next tick), so the schedule can be derived again after a restart.
+    pub anchor: Option<DateTime<Utc>>,
 }
 
 fn after(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(wait)
         .ok()
         .and_then(|wait| now.checked_add_signed(wait))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The first tick `anchor + k * interval` (k >= 1) that is after `now` (or at `now`, when `inclusive`).
+pub fn next_tick(
+    anchor: DateTime<Utc>,
+    interval: Duration,
+    now: DateTime<Utc>,
+    inclusive: bool,
+) -> DateTime<Utc> {
+    let step = chrono::Duration::from_std(interval.max(Duration::from_millis(1)))
+        .unwrap_or(chrono::Duration::MAX);
+    let first = anchor
+        .checked_add_signed(step)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    if first > now || (inclusive && first == now) {
+        return first;
+    }
+    let (Some(elapsed), Some(step_micros)) = (
+        (now - anchor).num_microseconds(),
+        step.num_microseconds().filter(|micros| *micros > 0),
+    ) else {
+        return after(now, interval);
+    };
+    let mut ticks = elapsed / step_micros;
+    if !(inclusive && elapsed % step_micros == 0) {
+        ticks += 1;
+    }
+    ticks
+        .checked_mul(step_micros)
+        .and_then(|micros| anchor.checked_add_signed(chrono::Duration::microseconds(micros)))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
@@ -121,107 +154,122 @@ impl Group {
             timers,
             members: BTreeSet::new(),
             next_flush: after(now, timers.group_wait),
-            flushed: false,
+            anchor: None,
         }
     }
 
+    /// Whether it flushed at least once.
+    pub fn flushed(&self) -> bool {
+        self.anchor.is_some()
+    }
+
     /// Adds (or refreshes) a member. An alert that started longer than `group_wait` ago flushes a group that has not
-    /// flushed yet at once, as Alertmanager does (after a restart, say).
-    pub fn add(&mut self, fingerprint: Fingerprint, starts_at: DateTime<Utc>, now: DateTime<Utc>) {
+    /// flushed yet at once, as Alertmanager does (after a restart, say). Returns whether the first flush moved.
+    pub fn add(
+        &mut self,
+        fingerprint: Fingerprint,
+        starts_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
         self.members.insert(fingerprint);
-        if !self.flushed && after(starts_at, self.timers.group_wait) <= now && self.next_flush > now
+        if !self.flushed()
+            && after(starts_at, self.timers.group_wait) <= now
+            && self.next_flush > now
         {
             self.next_flush = now;
+            return true;
         }
+        false
     }
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
-    /// Flushes at `now` with the members' current alerts (members missing from `alerts` are treated as gone):
-    /// schedules the next flush a `group_interval` later and decides what to send against the last log entry.
-    /// `held.suppressed` alerts (inhibited, silenced) stay members but are neither sent nor counted as sent;
-    /// `held.muted` (a time interval) sends nothing at all. Resolved members are done either way.
-    pub fn flush(
+    /// Flushes at `now` with the members' current alerts, found with `alert` (members it does not find are treated
+    /// as gone): schedules the next tick and decides what to send against the last log entry. `held.suppressed`
+    /// alerts (inhibited, silenced) stay members but are neither sent nor counted as sent; `held.muted` (a time
+    /// interval) sends nothing at all. Resolved members are done either way. Alerts are copied only when a
+    /// notification is due.
+    pub fn flush<'a>(
         &mut self,
-        alerts: Vec<(Fingerprint, Alert)>,
+        alert: impl Fn(&Fingerprint) -> Option<&'a HeldAlert>,
         held: &Held,
         last: Option<&SentEntry>,
         send_resolved: bool,
         now: DateTime<Utc>,
     ) -> Flush {
-        self.flushed = true;
-        self.next_flush = after(now, self.timers.group_interval);
-        let present: BTreeSet<Fingerprint> =
-            alerts.iter().map(|(fingerprint, _)| *fingerprint).collect();
-        let mut done: Vec<Fingerprint> = self.members.difference(&present).copied().collect();
-        let mut flushed: Vec<FlushedAlert> = alerts
-            .into_iter()
-            .filter(|(fingerprint, _)| self.members.contains(fingerprint))
-            .map(|(fingerprint, alert)| FlushedAlert {
-                fingerprint,
-                status: alert.status_at(now),
-                alert,
-            })
-            .collect();
-        flushed.sort_by(|a, b| a.alert.labels.cmp(&b.alert.labels));
-        done.extend(
-            flushed
-                .iter()
-                .filter(|a| a.status == Status::Resolved)
-                .map(|a| a.fingerprint),
-        );
+        let anchor = *self.anchor.get_or_insert(self.next_flush.min(now));
+        self.next_flush = next_tick(anchor, self.timers.group_interval, now, false);
+        let mut done = Vec::new();
+        let mut firing = BTreeSet::new();
+        let mut resolved = BTreeSet::new();
+        for fingerprint in &self.members {
+            let Some(current) = alert(fingerprint) else {
+                done.push(*fingerprint);
+                continue;
+            };
+            let status = current.status_at(now);
+            if status == Status::Resolved {
+                done.push(*fingerprint);
+            }
+            if held.muted || held.suppressed.contains(fingerprint) {
+                continue;
+            }
+            match status {
+                Status::Firing => firing.insert(*fingerprint),
+                Status::Resolved => resolved.insert(*fingerprint),
+            };
+        }
+        let sent_before: BTreeSet<Fingerprint> = firing.union(&resolved).copied().collect();
         for fingerprint in &done {
             self.members.remove(fingerprint);
         }
-        if held.muted {
+        if held.muted || sent_before.is_empty() {
             return Flush {
                 send: None,
                 entry: None,
                 done,
             };
         }
-        flushed.retain(|alert| !held.suppressed.contains(&alert.fingerprint));
-        if flushed.is_empty() {
-            return Flush {
-                send: None,
-                entry: None,
-                done,
-            };
-        }
-        let firing: BTreeSet<Fingerprint> = flushed
-            .iter()
-            .filter(|a| a.status == Status::Firing)
-            .map(|a| a.fingerprint)
-            .collect();
-        let resolved: BTreeSet<Fingerprint> = flushed
-            .iter()
-            .filter(|a| a.status == Status::Resolved)
-            .map(|a| a.fingerprint)
-            .collect();
-        match needs_update(
+        let Some(reason) = needs_update(
             last,
             &firing,
             &resolved,
             send_resolved,
             self.timers.repeat_interval,
             now,
-        ) {
-            Some(reason) => Flush {
-                send: Some((reason, flushed)),
-                entry: Some(SentEntry {
-                    firing,
-                    resolved,
-                    at: now,
-                }),
-                done,
-            },
-            None => Flush {
+        ) else {
+            return Flush {
                 send: None,
                 entry: None,
                 done,
-            },
+            };
+        };
+        let mut flushed: Vec<FlushedAlert> = sent_before
+            .iter()
+            .filter_map(|fingerprint| {
+                let current = alert(fingerprint)?;
+                Some(FlushedAlert {
+                    fingerprint: *fingerprint,
+                    status: if firing.contains(fingerprint) {
+                        Status::Firing
+                    } else {
+                        Status::Resolved
+                    },
+                    alert: current.to_alert(),
+                })
+            })
+            .collect();
+        flushed.sort_by(|a, b| a.alert.labels.cmp(&b.alert.labels));
+        Flush {
+            send: Some((reason, flushed)),
+            entry: Some(SentEntry {
+                firing,
+                resolved,
+                at: now,
+            }),
+            done,
         }
     }
 }
@@ -256,6 +304,15 @@ mod tests {
         (alert.fingerprint(), alert)
     }
 
+    fn lookup(
+        alerts: &[(Fingerprint, Alert)],
+    ) -> std::collections::HashMap<Fingerprint, HeldAlert> {
+        alerts
+            .iter()
+            .map(|(fingerprint, alert)| (*fingerprint, HeldAlert::new(alert)))
+            .collect()
+    }
+
     fn group(now: i64) -> Group {
         let timers = Timers {
             group_wait: WAIT,
@@ -281,8 +338,9 @@ mod tests {
         send_resolved: bool,
         now: i64,
     ) -> Option<(Reason, Vec<String>)> {
+        let alerts = lookup(alerts);
         let flush = group.flush(
-            alerts.to_vec(),
+            |fingerprint| alerts.get(fingerprint),
             &Held::default(),
             log.as_ref(),
             send_resolved,
@@ -449,8 +507,9 @@ mod tests {
             suppressed: [b.0].into(),
             muted: false,
         };
+        let both = lookup(&[a.clone(), b.clone()]);
         let flush = g.flush(
-            vec![a.clone(), b.clone()],
+            |fingerprint| both.get(fingerprint),
             &inhibited,
             log.as_ref(),
             true,
@@ -463,7 +522,7 @@ mod tests {
 
         // The inhibition ends: B is news at the next flush.
         let flush = g.flush(
-            vec![a.clone(), b.clone()],
+            |fingerprint| both.get(fingerprint),
             &Held::default(),
             log.as_ref(),
             true,
@@ -478,7 +537,13 @@ mod tests {
             suppressed: Default::default(),
             muted: true,
         };
-        let flush = g.flush(vec![a, b], &muted, None, true, t(630));
+        let flush = g.flush(
+            |fingerprint| both.get(fingerprint),
+            &muted,
+            None,
+            true,
+            t(630),
+        );
         assert_eq!(
             (flush.send, flush.entry),
             (None, None),
@@ -492,8 +557,42 @@ mod tests {
         let (a, b) = (alert("A", None), alert("B", None));
         g.add(a.0, t(0), t(0));
         g.add(b.0, t(0), t(0));
-        let flush = g.flush(vec![a], &Held::default(), None, true, t(30));
+        let only_a = lookup(&[a]);
+        let flush = g.flush(
+            |fingerprint| only_a.get(fingerprint),
+            &Held::default(),
+            None,
+            true,
+            t(30),
+        );
         assert_eq!(flush.done, vec![b.0]);
         assert_eq!(g.members.len(), 1);
+    }
+
+    #[test]
+    fn ticks_keep_the_phase_of_the_first_flush() {
+        let interval = Duration::from_secs(300);
+        assert_eq!(next_tick(t(30), interval, t(30), false), t(330));
+        assert_eq!(next_tick(t(30), interval, t(329), false), t(330));
+        assert_eq!(next_tick(t(30), interval, t(330), false), t(630));
+        assert_eq!(next_tick(t(30), interval, t(330), true), t(330));
+        assert_eq!(next_tick(t(30), interval, t(10_000), false), t(10_230));
+
+        // A flush that runs late (a busy dispatcher, a clock that jumped) does not shift later ticks.
+        let (mut g, mut log) = (group(0), None);
+        let a = alert("A", None);
+        g.add(a.0, t(0), t(0));
+        assert!(flush(&mut g, &mut log, std::slice::from_ref(&a), true, 45).is_some());
+        assert_eq!(
+            g.anchor,
+            Some(t(30)),
+            "anchored where the first flush was due"
+        );
+        assert_eq!(g.next_flush, t(330));
+        assert_eq!(
+            flush(&mut g, &mut log, std::slice::from_ref(&a), true, 1000),
+            None
+        );
+        assert_eq!(g.next_flush, t(1230));
     }
 }

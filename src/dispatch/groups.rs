@@ -1,27 +1,37 @@
-//! Every aggregation group of the route tree, their flush times in order, and the notification log: which groups an
-//! alert joins, which are due, and what a due group sends. Pure state; the dispatcher task does the I/O.
+//! Every aggregation group of the route tree, their flush times in order, the alerts they hold and the notification
+//! log: which groups an alert joins, which are due, and what a due group sends. Pure state in memory, so a flush
+//! that sends nothing costs no I/O; the dispatcher task stores what changes durably.
 
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use super::group::{Flush, Group, Held, SentEntry, Timers};
-use crate::alert::label_set;
-use crate::alert::{Alert, Fingerprint};
+use super::group::{Flush, Group, Held, SentEntry, Timers, next_tick};
+use super::held::HeldAlert;
+use crate::alert::{Alert, Fingerprint, label_set};
 use crate::route::tree::RouteNode;
 use crate::store::{GroupRecord, SentRecord};
 
 /// A group's identity in the set: its route's id and its labels (route keys alone are not unique among siblings).
 pub type GroupId = String;
 
+/// An alert some group holds, and how many groups hold it.
+#[derive(Debug)]
+struct Member {
+    alert: HeldAlert,
+    groups: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct GroupSet {
     groups: HashMap<GroupId, Group>,
     /// (next flush, group) for every group.
     timers: BTreeSet<(DateTime<Utc>, GroupId)>,
-    /// (receiver, group key) -> what was last sent.
-    log: HashMap<(String, String), SentEntry>,
-    /// Groups created or rescheduled since the last `take_dirty`.
+    /// receiver -> group key -> what was last sent.
+    log: HashMap<String, HashMap<String, SentEntry>>,
+    /// The current version of every alert a group holds.
+    alerts: HashMap<Fingerprint, Member>,
+    /// Groups whose stored record changed (created, first flushed, first flush moved) since the last `take_dirty`.
     dirty: BTreeSet<GroupId>,
     /// Groups dropped since the last `take_dirty`.
     dropped: BTreeSet<GroupId>,
@@ -36,9 +46,11 @@ fn timers_of(route: &RouteNode) -> Timers {
 }
 
 impl GroupSet {
-    /// Puts back a stored group. Returns false (and forgets it) when its route no longer exists or no longer gives
-    /// the same key, as after a configuration change.
-    pub fn restore(&mut self, routes: &RouteNode, record: GroupRecord) -> bool {
+    /// Puts back a stored group, its next flush derived from the stored times: a group that has not flushed keeps
+    /// its first flush (at once when it passed meanwhile); one that has flushed ticks on from its first flush.
+    /// Returns false (and forgets it) when its route no longer exists or no longer gives the same key, as after a
+    /// configuration change.
+    pub fn restore(&mut self, routes: &RouteNode, record: GroupRecord, now: DateTime<Utc>) -> bool {
         let Some(route) = routes.find(&record.route_id) else {
             self.dropped.insert(record.id);
             return false;
@@ -47,16 +59,21 @@ impl GroupSet {
             self.dropped.insert(record.id);
             return false;
         }
+        let timers = timers_of(route);
         let mut group = Group::new(
             record.key,
             record.route_id,
             record.receiver,
             record.labels,
-            timers_of(route),
-            record.next_flush,
+            timers,
+            now,
         );
-        group.next_flush = record.next_flush;
-        group.flushed = record.flushed;
+        if record.flushed {
+            group.anchor = Some(record.first_flush);
+            group.next_flush = next_tick(record.first_flush, timers.group_interval, now, true);
+        } else {
+            group.next_flush = record.first_flush;
+        }
         self.timers.insert((group.next_flush, record.id.clone()));
         self.groups.insert(record.id, group);
         true
@@ -69,19 +86,27 @@ impl GroupSet {
             resolved: record.resolved.into_iter().collect(),
             at: record.at,
         };
-        self.log.insert((record.receiver, record.group_key), entry);
+        self.log
+            .entry(record.receiver)
+            .or_default()
+            .insert(record.group_key, entry);
     }
 
-    /// Log entries' firing alerts, by the group they were sent for: after a restart, those that resolved meanwhile
-    /// rejoin their group so their resolve is still sent.
-    pub fn announced_firing(&self) -> Vec<(GroupId, Fingerprint)> {
+    fn last_sent(&self, receiver: &str, key: &str) -> Option<&SentEntry> {
+        self.log.get(receiver)?.get(key)
+    }
+
+    /// Log entries' firing alerts that no group holds now, by the group they were sent for: after a restart, those
+    /// that resolved meanwhile rejoin their group (`rejoin`) so their resolve is still sent.
+    pub fn announced_missing(&self) -> Vec<(GroupId, Fingerprint)> {
         let mut found = Vec::new();
         for (id, group) in &self.groups {
-            if let Some(entry) = self.log.get(&(group.receiver.clone(), group.key.clone())) {
+            if let Some(entry) = self.last_sent(&group.receiver, &group.key) {
                 found.extend(
                     entry
                         .firing
                         .iter()
+                        .filter(|fingerprint| !group.members.contains(fingerprint))
                         .map(|fingerprint| (id.clone(), *fingerprint)),
                 );
             }
@@ -89,10 +114,49 @@ impl GroupSet {
         found
     }
 
-    /// Adds a member to an existing group.
-    pub fn add_member(&mut self, id: &str, fingerprint: Fingerprint) {
-        if let Some(group) = self.groups.get_mut(id) {
-            group.members.insert(fingerprint);
+    fn hold(&mut self, fingerprint: Fingerprint, alert: &Alert) {
+        self.alerts
+            .entry(fingerprint)
+            .and_modify(|member| member.groups += 1)
+            .or_insert_with(|| Member {
+                alert: HeldAlert::new(alert),
+                groups: 1,
+            });
+    }
+
+    fn release(&mut self, fingerprint: &Fingerprint) {
+        if let Some(member) = self.alerts.get_mut(fingerprint) {
+            member.groups = member.groups.saturating_sub(1);
+            if member.groups == 0 {
+                self.alerts.remove(fingerprint);
+            }
+        }
+    }
+
+    /// Puts an alert back into an existing group (see `announced_missing`).
+    pub fn rejoin(&mut self, id: &str, fingerprint: Fingerprint, alert: &Alert) {
+        let Some(group) = self.groups.get_mut(id) else {
+            return;
+        };
+        if group.members.insert(fingerprint) {
+            self.hold(fingerprint, alert);
+        }
+    }
+
+    /// Whether some group holds the alert.
+    pub fn holds(&self, fingerprint: &Fingerprint) -> bool {
+        self.alerts.contains_key(fingerprint)
+    }
+
+    /// Takes a new version of an alert some group holds (a re-send: new annotations, a later end); returns false when
+    /// no group holds it.
+    pub fn update(&mut self, fingerprint: Fingerprint, alert: &Alert) -> bool {
+        match self.alerts.get_mut(&fingerprint) {
+            Some(member) => {
+                member.alert = HeldAlert::new(alert);
+                true
+            }
+            None => false,
         }
     }
 
@@ -108,8 +172,8 @@ impl GroupSet {
                     route_id: group.route_id.clone(),
                     receiver: group.receiver.clone(),
                     labels: group.labels.clone(),
-                    next_flush: group.next_flush,
-                    flushed: group.flushed,
+                    first_flush: group.anchor.unwrap_or(group.next_flush),
+                    flushed: group.flushed(),
                 })
             })
             .collect();
@@ -119,7 +183,13 @@ impl GroupSet {
         )
     }
 
-    /// Puts a firing alert into the group of every route it matches, creating groups as needed.
+    /// Whether a group record changed or was dropped since the last `take_dirty`.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty() || !self.dropped.is_empty()
+    }
+
+    /// Puts a firing alert into the group of every route it matches, creating groups as needed, and keeps its
+    /// current version.
     pub fn add(
         &mut self,
         routes: &RouteNode,
@@ -145,11 +215,16 @@ impl GroupSet {
                 group
             });
             let before = group.next_flush;
-            group.add(fingerprint, alert.starts_at, now);
-            if group.next_flush != before {
+            let joined = !group.members.contains(&fingerprint);
+            if group.add(fingerprint, alert.starts_at, now) {
                 self.timers.remove(&(before, id.clone()));
                 self.timers.insert((group.next_flush, id.clone()));
                 self.dirty.insert(id);
+            }
+            if joined {
+                self.hold(fingerprint, alert);
+            } else if let Some(member) = self.alerts.get_mut(&fingerprint) {
+                member.alert = HeldAlert::new(alert);
             }
         }
     }
@@ -172,6 +247,19 @@ impl GroupSet {
         self.groups.get(id)
     }
 
+    /// The alerts a group holds, with their current versions.
+    pub fn members(&self, id: &str) -> impl Iterator<Item = (Fingerprint, &HeldAlert)> {
+        self.groups
+            .get(id)
+            .into_iter()
+            .flat_map(|group| group.members.iter())
+            .filter_map(|fingerprint| {
+                self.alerts
+                    .get(fingerprint)
+                    .map(|member| (*fingerprint, &member.alert))
+            })
+    }
+
     pub fn len(&self) -> usize {
         self.groups.len()
     }
@@ -180,45 +268,105 @@ impl GroupSet {
         self.groups.is_empty()
     }
 
-    /// Flushes a group with its members' current alerts. The group is rescheduled (or dropped once empty); the
-    /// returned decision's log entry is recorded with `record` once the notification has been handed on.
+    /// Alerts the groups hold.
+    pub fn alert_count(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// Flushes a group with its members' current alerts. The group is rescheduled, or dropped once empty (and then
+    /// returned with the decision); the decision's log entry is recorded with `record` once the notification has
+    /// been handed on.
     pub fn flush(
         &mut self,
         id: &str,
-        alerts: Vec<(Fingerprint, Alert)>,
         held: &Held,
         send_resolved: bool,
         now: DateTime<Utc>,
-    ) -> Option<Flush> {
+    ) -> Option<(Flush, Option<Group>)> {
         let group = self.groups.get_mut(id)?;
         self.timers.remove(&(group.next_flush, id.to_string()));
-        let last = self.log.get(&(group.receiver.clone(), group.key.clone()));
-        let flush = group.flush(alerts, held, last, send_resolved, now);
+        let first = !group.flushed();
+        let last = self
+            .log
+            .get(&group.receiver)
+            .and_then(|log| log.get(&group.key));
+        let alerts = &self.alerts;
+        let flush = group.flush(
+            |fingerprint| alerts.get(fingerprint).map(|member| &member.alert),
+            held,
+            last,
+            send_resolved,
+            now,
+        );
+        let mut dropped = None;
         if group.is_empty() {
-            self.groups.remove(id);
+            dropped = self.groups.remove(id);
             self.dirty.remove(id);
             self.dropped.insert(id.to_string());
         } else {
             self.timers.insert((group.next_flush, id.to_string()));
-            self.dirty.insert(id.to_string());
+            if first {
+                self.dirty.insert(id.to_string());
+            }
         }
-        Some(flush)
+        for fingerprint in &flush.done {
+            self.release(fingerprint);
+        }
+        Some((flush, dropped))
     }
 
-    /// Moves a group's next flush to `at` (after a flush that could not read its alerts).
+    /// Marks group records to be stored again (their last store failed).
+    pub fn mark_dirty(&mut self, changed: Vec<GroupId>, dropped: Vec<GroupId>) {
+        for id in changed {
+            if self.groups.contains_key(&id) {
+                self.dirty.insert(id);
+            }
+        }
+        for id in dropped {
+            if !self.groups.contains_key(&id) {
+                self.dropped.insert(id);
+            }
+        }
+    }
+
+    /// After a notification could not be stored: puts its group back when the flush dropped it, with the resolved
+    /// alerts it was to announce, and flushes it again at `at`.
+    pub fn retry_later(
+        &mut self,
+        id: &str,
+        dropped: Option<Group>,
+        resolved: impl Iterator<Item = (Fingerprint, Alert)>,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(group) = dropped
+            && !self.groups.contains_key(id)
+        {
+            self.dropped.remove(id);
+            self.timers.insert((group.next_flush, id.to_string()));
+            self.groups.insert(id.to_string(), group);
+        }
+        for (fingerprint, alert) in resolved {
+            self.rejoin(id, fingerprint, &alert);
+        }
+        self.postpone(id, at);
+    }
+
+    /// Moves a group's next flush to `at` (after a flush whose notification could not be stored). Not stored: a
+    /// restart derives the schedule again.
     pub fn postpone(&mut self, id: &str, at: DateTime<Utc>) {
         if let Some(group) = self.groups.get_mut(id) {
             self.timers.remove(&(group.next_flush, id.to_string()));
             group.next_flush = at;
             self.timers.insert((at, id.to_string()));
-            self.dirty.insert(id.to_string());
         }
     }
 
     /// Records what was sent to `receiver` for the group with `key`.
     pub fn record(&mut self, receiver: &str, key: &str, entry: SentEntry) {
         self.log
-            .insert((receiver.to_string(), key.to_string()), entry);
+            .entry(receiver.to_string())
+            .or_default()
+            .insert(key.to_string(), entry);
     }
 
     /// Forgets log entries written before `before` whose group no longer exists; returns how many.
@@ -228,18 +376,16 @@ impl GroupSet {
             .values()
             .map(|group| (group.receiver.as_str(), group.key.as_str()))
             .collect();
-        let stale: Vec<(String, String)> = self
-            .log
-            .iter()
-            .filter(|((receiver, key), entry)| {
-                entry.at < before && !live.contains(&(receiver.as_str(), key.as_str()))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &stale {
-            self.log.remove(id);
+        let mut forgotten = 0;
+        for (receiver, entries) in &mut self.log {
+            let before_count = entries.len();
+            entries.retain(|key, entry| {
+                entry.at >= before || live.contains(&(receiver.as_str(), key.as_str()))
+            });
+            forgotten += before_count - entries.len();
         }
-        stale.len()
+        self.log.retain(|_, entries| !entries.is_empty());
+        forgotten
     }
 }
 
@@ -329,14 +475,11 @@ receivers: [{name: default}, {name: pager}]
             1,
             "only the old entry of a group that is gone"
         );
+        assert!(set.last_sent(&group.receiver, &group.key).is_some());
         assert!(
-            set.log
-                .contains_key(&(group.receiver.clone(), group.key.clone()))
+            set.last_sent("default", "{}:{alertname=\"Recent\"}")
+                .is_some()
         );
-        assert!(set.log.contains_key(&(
-            "default".to_string(),
-            "{}:{alertname=\"Recent\"}".to_string()
-        )));
     }
 
     #[test]
@@ -346,35 +489,67 @@ receivers: [{name: default}, {name: pager}]
         let (fp, down) = alert("Down", "warn");
         set.add(&routes, fp, &down, t(0));
         let id = set.due(t(10)).remove(0);
-        let flush = set
-            .flush(&id, vec![(fp, down.clone())], &Held::default(), true, t(10))
-            .unwrap();
+        let (flush, _) = set.flush(&id, &Held::default(), true, t(10)).unwrap();
         assert!(flush.send.is_some());
         let group = set.get(&id).unwrap().clone();
         set.record(&group.receiver, &group.key, flush.entry.unwrap());
         assert_eq!(set.next_deadline(), Some(t(310)));
 
-        let again = set
-            .flush(
-                &id,
-                vec![(fp, down.clone())],
-                &Held::default(),
-                true,
-                t(310),
-            )
-            .unwrap();
+        let (again, _) = set.flush(&id, &Held::default(), true, t(310)).unwrap();
         assert!(again.send.is_none(), "deduplicated by the log");
 
         let mut resolved = down.clone();
         resolved.ends_at = Some(t(400));
-        let last = set
-            .flush(&id, vec![(fp, resolved)], &Held::default(), true, t(610))
-            .unwrap();
+        assert!(set.update(fp, &resolved));
+        let (last, dropped) = set.flush(&id, &Held::default(), true, t(610)).unwrap();
         assert!(last.send.is_some());
+        assert_eq!(dropped.map(|group| group.key), Some(group.key.clone()));
         assert!(
             set.is_empty(),
             "the group is dropped once its last alert is done"
         );
         assert_eq!(set.next_deadline(), None);
+        assert_eq!(set.alert_count(), 0, "no group holds the alert any more");
+        let (changed, dropped) = set.take_dirty();
+        assert!(changed.is_empty());
+        assert_eq!(dropped, vec![id]);
+    }
+
+    #[test]
+    fn restored_groups_derive_their_next_flush_from_the_stored_times() {
+        let routes = routes();
+        let (fp, down) = alert("Down", "warn");
+        let mut set = GroupSet::default();
+        set.add(&routes, fp, &down, t(0));
+        let (created, _) = set.take_dirty();
+        assert_eq!(
+            created[0].first_flush,
+            t(10),
+            "stored at creation: group_wait ahead"
+        );
+        let id = set.due(t(10)).remove(0);
+        set.flush(&id, &Held::default(), true, t(10)).unwrap();
+        let (flushed, _) = set.take_dirty();
+        assert_eq!((flushed[0].first_flush, flushed[0].flushed), (t(10), true));
+        set.flush(&id, &Held::default(), true, t(310)).unwrap();
+        assert!(!set.has_dirty(), "later flushes change no record");
+
+        let mut restored = GroupSet::default();
+        assert!(restored.restore(&routes, flushed[0].clone(), t(400)));
+        assert_eq!(
+            restored.next_deadline(),
+            Some(t(610)),
+            "the tick after 400 on the schedule from 10"
+        );
+        let mut waiting = GroupSet::default();
+        assert!(waiting.restore(&routes, created[0].clone(), t(5)));
+        assert_eq!(waiting.next_deadline(), Some(t(10)), "group_wait goes on");
+        let mut late = GroupSet::default();
+        assert!(late.restore(&routes, created[0].clone(), t(60)));
+        assert_eq!(
+            late.next_deadline(),
+            Some(t(10)),
+            "a first flush missed while stopped is due at once"
+        );
     }
 }

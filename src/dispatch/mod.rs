@@ -1,15 +1,20 @@
 //! The dispatcher: alerts join the aggregation groups of the routes they match, groups flush on their timers (read
-//! on the injected clock), and what the notification log says is news is queued in the outbox, one delivery per
-//! integration, together with the log entry.
+//! on the injected clock) from the alerts they hold in memory, and what the notification log says is news is queued
+//! in the outbox, one delivery per integration, together with the log entry. The store is written only when
+//! something durable changes: a group created or first flushed, a notification queued with its log entry.
 
 pub mod group;
 pub mod groups;
+pub mod held;
 pub mod sweeper;
+#[cfg(test)]
+mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use chrono::{DateTime, Utc};
@@ -24,31 +29,115 @@ use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
 use crate::sinks::integrations::{Integration, Integrations};
 use crate::store::delivery::{NewDelivery, Queued};
-use crate::store::{AlertQuery, SentRecord, StateChange, Store};
+use crate::store::{AlertQuery, Dispatched, SentRecord, StateChange, Store};
 use crate::timeinterval::TimeInterval;
 
 use self::group::Held;
 use self::groups::GroupSet;
+use self::held::HeldAlert;
 
-/// Where ingest and the sweeper hand status changes to the dispatcher.
-#[derive(Debug, Clone)]
-pub struct DispatchHandle {
-    sender: mpsc::UnboundedSender<Vec<StateChange>>,
+/// Changes of alerts (stored, not yet taken in by the dispatcher) that may wait for it at once; ingest waits for
+/// room, then answers 503 (see `DispatchHandle::reserve`). Bounds the memory the hand-over takes.
+pub const BACKLOG_ALERTS: usize = 20_000;
+
+/// Most changes the dispatcher takes in before it flushes what is due, so a flood of changes does not hold up
+/// notifications.
+const TAKE_BATCH: usize = 20_000;
+
+/// Changes handed to the dispatcher, with the room they take in its backlog.
+struct Handed {
+    changes: Vec<StateChange>,
+    _room: Option<OwnedSemaphorePermit>,
 }
 
-impl DispatchHandle {
-    pub fn submit(&self, changes: Vec<StateChange>) {
+/// Where ingest and the sweeper hand changes of stored alerts to the dispatcher. The hand-over is bounded: ingest
+/// reserves room before it stores, so what it acknowledges always reaches the dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatchHandle {
+    sender: mpsc::UnboundedSender<Handed>,
+    room: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Handed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Handed({})", self.changes.len())
+    }
+}
+
+/// Room reserved in the dispatcher's backlog for the changes of one write.
+#[derive(Debug)]
+pub struct Reservation {
+    sender: mpsc::UnboundedSender<Handed>,
+    room: OwnedSemaphorePermit,
+}
+
+/// The dispatcher's backlog stayed full for as long as a sender may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the dispatcher is behind: its backlog of {BACKLOG_ALERTS} alert changes is full")]
+pub struct Busy;
+
+impl Reservation {
+    /// Hands the changes over (the reserved room is released when the dispatcher has taken them in).
+    pub fn submit(self, changes: Vec<StateChange>) {
         if changes.is_empty() {
             return;
         }
-        if self.sender.send(changes).is_err() {
-            tracing::warn!("dispatcher has stopped; status changes not notified");
+        let handed = Handed {
+            changes,
+            _room: Some(self.room),
+        };
+        if self.sender.send(handed).is_err() {
+            tracing::warn!("dispatcher has stopped; changes not notified");
         }
     }
 }
 
-/// How long a group whose alerts could not be read waits before it tries again.
-const RETRY_READ: std::time::Duration = std::time::Duration::from_secs(1);
+impl DispatchHandle {
+    /// Reserves room for the changes of up to `alerts` alerts, waiting at most `wait` for the dispatcher to make
+    /// some. Call before storing, so nothing stored is ever refused.
+    pub async fn reserve(&self, alerts: usize, wait: Duration) -> Result<Reservation, Busy> {
+        let wanted = u32::try_from(alerts.clamp(1, BACKLOG_ALERTS)).unwrap_or(u32::MAX);
+        let room = Arc::clone(&self.room);
+        let room = match room.clone().try_acquire_many_owned(wanted) {
+            Ok(room) => room,
+            Err(_) => tokio::time::timeout(wait, room.acquire_many_owned(wanted))
+                .await
+                .map_err(|_| Busy)?
+                .map_err(|_| Busy)?,
+        };
+        Ok(Reservation {
+            sender: self.sender.clone(),
+            room,
+        })
+    }
+
+    /// Hands over changes that are already stored (the sweeper's resolves), waiting for room as long as it takes.
+    pub async fn submit_stored(&self, changes: Vec<StateChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let wanted = u32::try_from(changes.len().clamp(1, BACKLOG_ALERTS)).unwrap_or(u32::MAX);
+        let room = Arc::clone(&self.room).acquire_many_owned(wanted).await.ok();
+        if self
+            .sender
+            .send(Handed {
+                changes,
+                _room: room,
+            })
+            .is_err()
+        {
+            tracing::warn!("dispatcher has stopped; changes not notified");
+        }
+    }
+
+    /// Alert changes handed over and not yet taken in.
+    pub fn backlog(&self) -> usize {
+        BACKLOG_ALERTS.saturating_sub(self.room.available_permits())
+    }
+}
+
+/// How long a group whose notification could not be stored waits before it tries again.
+const RETRY_STORE: Duration = Duration::from_secs(1);
 
 /// One delivery per integration of the receiver that takes this notification: integrations without
 /// `send_resolved` get only its firing alerts, and nothing when none fires.
@@ -87,6 +176,15 @@ fn deliveries(integrations: &[Integration], notification: &Notification) -> Vec<
         });
     }
     deliveries
+}
+
+/// A notification of a flush, kept until it is stored: what to record then, or to put back when storing failed.
+struct Logged {
+    id: groups::GroupId,
+    entry: Option<group::SentEntry>,
+    /// The group, when the flush dropped it (its last alerts resolved).
+    dropped: Option<group::Group>,
+    notification: Notification,
 }
 
 /// The dispatcher's state and what it needs to act.
@@ -192,7 +290,7 @@ impl Dispatcher {
         match self.store.groups().await {
             Ok(groups) => {
                 for record in groups {
-                    self.groups.restore(&self.routes, record);
+                    self.groups.restore(&self.routes, record, now);
                 }
             }
             Err(error) => tracing::error!(%error, "cannot read stored groups"),
@@ -213,15 +311,35 @@ impl Dispatcher {
         {
             Ok(alerts) => {
                 for stored in alerts {
+                    self.track_source(stored.fingerprint, &stored.alert.labels, true);
                     self.groups
                         .add(&self.routes, stored.fingerprint, &stored.alert, now);
-                    self.track_source(stored.fingerprint, &stored.alert.labels, true);
                 }
             }
             Err(error) => tracing::error!(%error, "cannot read stored alerts to rebuild groups"),
         }
-        for (id, fingerprint) in self.groups.announced_firing() {
-            self.groups.add_member(&id, fingerprint);
+        let missing = self.groups.announced_missing();
+        if !missing.is_empty() {
+            let fingerprints: Vec<Fingerprint> = missing
+                .iter()
+                .map(|(_, fingerprint)| *fingerprint)
+                .collect();
+            match self.store.alerts_by_fingerprint(fingerprints).await {
+                Ok(stored) => {
+                    let stored: HashMap<Fingerprint, Alert> = stored
+                        .into_iter()
+                        .map(|stored| (stored.fingerprint, stored.alert))
+                        .collect();
+                    for (id, fingerprint) in missing {
+                        if let Some(alert) = stored.get(&fingerprint) {
+                            self.groups.rejoin(&id, fingerprint, alert);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read announced alerts; their resolve may not be sent")
+                }
+            }
         }
         self.persist().await;
     }
@@ -246,34 +364,38 @@ impl Dispatcher {
         }
     }
 
-    /// Stores the groups changed since the last call.
+    /// Stores the groups created, first flushed or dropped since the last call (nothing when none was).
     async fn persist(&mut self) {
-        metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
-        let (changed, dropped) = self.groups.take_dirty();
-        if changed.is_empty() && dropped.is_empty() {
-            return;
-        }
-        if let Err(error) = self.store.save_groups(changed, dropped).await {
-            tracing::warn!(%error, "cannot store aggregation groups; their timers restart if herald does");
-        }
+        self.commit(Vec::new(), Vec::new(), self.clock.now()).await;
     }
 
+    /// Takes in changes of stored alerts: alerts that start firing join their groups; new versions of alerts the
+    /// groups hold replace the old ones (resolves included: a group sees its members' status when it flushes).
+    /// Timers count from when a change was stored, however late it is seen here.
     fn take(&mut self, changes: Vec<StateChange>) {
         for change in changes {
             let firing = change.status == Status::Firing;
-            self.track_source(change.fingerprint, &change.alert.labels, firing);
-            // Resolves need nothing more: a group sees its members' status when it flushes. Timers count from
-            // when the change was stored, however late it is seen here.
-            if firing && change.previous != Some(Status::Firing) {
+            let known = self.groups.holds(&change.fingerprint);
+            if change.previous != Some(change.status) || !known {
+                self.track_source(change.fingerprint, &change.alert.labels, firing);
+            }
+            if firing && (change.previous != Some(Status::Firing) || !known) {
                 self.groups
                     .add(&self.routes, change.fingerprint, &change.alert, change.at);
+            } else {
+                self.groups.update(change.fingerprint, &change.alert);
             }
         }
     }
 
     /// What to hold back of a group's alerts, in Alertmanager's order: everything when the route is muted by a time
     /// interval; otherwise alerts inhibited by a firing source alert, then alerts an active silence matches.
-    fn held(&self, alerts: &[(Fingerprint, Alert)], muted: bool, now: DateTime<Utc>) -> Held {
+    fn held<'a>(
+        &self,
+        alerts: impl Iterator<Item = (Fingerprint, &'a HeldAlert)>,
+        muted: bool,
+        now: DateTime<Utc>,
+    ) -> Held {
         let mut held = Held {
             muted,
             ..Held::default()
@@ -284,60 +406,61 @@ impl Dispatcher {
             return held;
         }
         let inhibiting = !self.inhibitor.is_empty() && !self.sources.is_empty();
+        let silencing = !self.silences.is_empty();
+        if !inhibiting && !silencing {
+            return held;
+        }
         for (fingerprint, alert) in alerts {
             let sources = self
                 .sources
                 .iter()
                 .map(|(fingerprint, labels)| (*fingerprint, labels));
-            let reason = if inhibiting && self.inhibitor.is_inhibited(&alert.labels, sources) {
+            let reason = if inhibiting && self.inhibitor.is_inhibited(alert.labels(), sources) {
                 "inhibited"
-            } else if !self.silences.muted_by(&alert.labels, now).is_empty() {
+            } else if silencing && !self.silences.muted_by(alert.labels(), now).is_empty() {
                 "silenced"
             } else {
                 continue;
             };
-            held.suppressed.insert(*fingerprint);
+            held.suppressed.insert(fingerprint);
             metrics::counter!("herald_notifications_suppressed_total", "reason" => reason)
                 .increment(1);
         }
         held
     }
 
-    /// Flushes every group whose timer is due: one read for all their alerts, and one transaction that queues
-    /// every notification with its log entry.
+    /// Flushes every group whose timer is due, from the alerts held in memory, and stores in one transaction every
+    /// notification due with its log entry and the group records that changed. A flush that sends nothing and
+    /// changes no record touches no store.
     async fn flush_due(&mut self) {
         let now = self.clock.now();
         let due = self.groups.due(now);
-        if due.is_empty() {
-            return;
-        }
-        let retry_at = now + chrono::Duration::from_std(RETRY_READ).unwrap_or_default();
-        let members: BTreeSet<Fingerprint> = due
-            .iter()
-            .filter_map(|id| self.groups.get(id))
-            .flat_map(|group| group.members.iter().copied())
-            .collect();
-        let stored: HashMap<Fingerprint, Alert> = match self
-            .store
-            .alerts_by_fingerprint(members.into_iter().collect())
-            .await
-        {
-            Ok(stored) => stored
-                .into_iter()
-                .map(|stored| (stored.fingerprint, stored.alert))
-                .collect(),
-            Err(error) => {
-                tracing::warn!(%error, groups = due.len(), "cannot read the due groups' alerts; trying again shortly");
-                for id in &due {
-                    self.groups.postpone(id, retry_at);
-                }
-                return;
-            }
-        };
         let mut batch = Vec::new();
         let mut logged = Vec::new();
         for id in due {
             let Some(group) = self.groups.get(&id) else {
+                continue;
+            };
+            let muted = self.muted(&group.route_id, now);
+            let integrations = self.integrations.receiver(&group.receiver);
+            let send_resolved = integrations.is_some_and(|receiver| {
+                receiver
+                    .integrations
+                    .iter()
+                    .any(|integration| integration.sink.send_resolved())
+            });
+            let held = self.held(self.groups.members(&id), muted, now);
+            let Some((flush, dropped)) = self.groups.flush(&id, &held, send_resolved, now) else {
+                continue;
+            };
+            let Some((reason, alerts)) = flush.send else {
+                if flush.entry.is_none() && !muted {
+                    metrics::counter!("herald_notifications_suppressed_total", "reason" => "deduped")
+                        .increment(1);
+                }
+                continue;
+            };
+            let Some(group) = dropped.as_ref().or_else(|| self.groups.get(&id)) else {
                 continue;
             };
             let (receiver, key, labels) = (
@@ -345,32 +468,6 @@ impl Dispatcher {
                 group.key.clone(),
                 group.labels.clone(),
             );
-            let muted = self.muted(&group.route_id, now);
-            let alerts: Vec<(Fingerprint, Alert)> = group
-                .members
-                .iter()
-                .filter_map(|fingerprint| {
-                    stored
-                        .get(fingerprint)
-                        .map(|alert| (*fingerprint, alert.clone()))
-                })
-                .collect();
-            let integrations = self.integrations.receiver(&receiver);
-            let send_resolved = integrations.is_some_and(|receiver| {
-                receiver
-                    .integrations
-                    .iter()
-                    .any(|integration| integration.sink.send_resolved())
-            });
-            let held = self.held(&alerts, muted, now);
-            let Some(flush) = self.groups.flush(&id, alerts, &held, send_resolved, now) else {
-                continue;
-            };
-            let Some((reason, alerts)) = flush.send else {
-                metrics::counter!("herald_notifications_suppressed_total", "reason" => "deduped")
-                    .increment(1);
-                continue;
-            };
             let notified = alerts
                 .into_iter()
                 .map(|alert| NotifiedAlert {
@@ -400,26 +497,58 @@ impl Dispatcher {
                 at: entry.at,
             });
             batch.push(Queued { deliveries, sent });
-            logged.push((id, receiver, key, flush.entry));
+            logged.push(Logged {
+                id,
+                entry: flush.entry,
+                dropped,
+                notification,
+            });
         }
-        if batch.is_empty() {
+        self.commit(batch, logged, now).await;
+    }
+
+    /// Stores the notifications of a flush with their log entries, and the group records that changed, in one
+    /// transaction; then hands the deliveries to the engine and records the log entries. When the store fails, the
+    /// groups try again shortly (with the resolved alerts they were about to announce).
+    async fn commit(&mut self, queued: Vec<Queued>, logged: Vec<Logged>, now: DateTime<Utc>) {
+        metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
+        if queued.is_empty() && !self.groups.has_dirty() {
             return;
         }
-        // The deliveries and the log entries are stored together: a notification is queued and logged, or neither
-        // (and its group flushes again shortly).
-        match self.store.enqueue(batch, now).await {
-            Ok(queued) => {
-                self.deliveries.queued(queued);
-                for (_, receiver, key, entry) in logged {
-                    if let Some(entry) = entry {
-                        self.groups.record(&receiver, &key, entry);
+        let (groups, dropped) = self.groups.take_dirty();
+        let changed: Vec<String> = groups.iter().map(|group| group.id.clone()).collect();
+        let dispatched = Dispatched {
+            groups,
+            dropped: dropped.clone(),
+            queued,
+        };
+        match self.store.dispatch(dispatched, now).await {
+            Ok(records) => {
+                self.deliveries.queued(records);
+                for logged in logged {
+                    if let Some(entry) = logged.entry {
+                        self.groups.record(
+                            &logged.notification.receiver,
+                            &logged.notification.group_key,
+                            entry,
+                        );
                     }
                 }
             }
             Err(error) => {
-                tracing::warn!(%error, groups = logged.len(), "cannot queue notifications; trying again shortly");
-                for (id, ..) in logged {
-                    self.groups.postpone(&id, retry_at);
+                tracing::warn!(%error, notifications = logged.len(),
+                    "cannot store notifications and group timers; trying again shortly");
+                self.groups.mark_dirty(changed, dropped);
+                let retry_at = now + chrono::Duration::from_std(RETRY_STORE).unwrap_or_default();
+                for logged in logged {
+                    let resolved = logged
+                        .notification
+                        .alerts
+                        .into_iter()
+                        .filter(|alert| alert.status == Status::Resolved)
+                        .map(|alert| (alert.fingerprint, alert.alert));
+                    self.groups
+                        .retry_later(&logged.id, logged.dropped, resolved, retry_at);
                 }
             }
         }
@@ -437,7 +566,7 @@ pub fn start(
     silences: Arc<SilenceBook>,
     shutdown: CancellationToken,
 ) -> (DispatchHandle, tokio::task::JoinHandle<()>) {
-    let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<StateChange>>();
+    let (sender, mut receiver) = mpsc::unbounded_channel::<Handed>();
     let current = Arc::clone(&applied.borrow_and_update());
     let mut dispatcher = Dispatcher {
         routes: Arc::clone(&current.routes),
@@ -468,29 +597,40 @@ pub fn start(
                 }
             };
             tokio::select! {
-                changes = receiver.recv() => match changes {
-                    Some(changes) => dispatcher.take(changes),
+                handed = receiver.recv() => match handed {
+                    Some(handed) => {
+                        // Everything already handed over is taken in at once (up to a bound), so its groups
+                        // flush and are stored together.
+                        let mut taken = handed.changes.len();
+                        dispatcher.take(handed.changes);
+                        while taken < TAKE_BATCH {
+                            let Ok(handed) = receiver.try_recv() else {
+                                break;
+                            };
+                            taken += handed.changes.len();
+                            dispatcher.take(handed.changes);
+                        }
+                    }
                     None => break,
                 },
                 Ok(()) = applied.changed() => {
                     let current = Arc::clone(&applied.borrow_and_update());
                     dispatcher.reconfigure(&current).await;
                 }
-                () = due => {
-                    dispatcher.flush_due().await;
-                    dispatcher.prune_log();
-                }
+                () = due => {}
                 () = shutdown.cancelled() => {
                     receiver.close();
-                    while let Some(changes) = receiver.recv().await {
-                        dispatcher.take(changes);
+                    while let Some(handed) = receiver.recv().await {
+                        dispatcher.take(handed.changes);
                     }
                     break;
                 }
             }
-            dispatcher.persist().await;
+            dispatcher.flush_due().await;
+            dispatcher.prune_log();
         }
         dispatcher.persist().await;
     });
-    (DispatchHandle { sender }, task)
+    let room = Arc::new(Semaphore::new(BACKLOG_ALERTS));
+    (DispatchHandle { sender, room }, task)
 }

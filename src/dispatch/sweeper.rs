@@ -44,7 +44,7 @@ pub fn start(
             }
             let now = clock.now();
             match store.resolve_expired(now).await {
-                Ok(changes) => dispatch.submit(changes),
+                Ok(changes) => dispatch.submit_stored(changes).await,
                 Err(error) => tracing::warn!(%error, "resolving expired alerts failed"),
             }
             sweeps = sweeps.wrapping_add(1);

@@ -31,6 +31,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
+    /// herald cannot keep up: nothing was stored; the sender should try again after `retry_after` seconds.
+    #[error("{message}")]
+    Overloaded { message: String, retry_after: u64 },
 }
 
 impl IntoResponse for ApiError {
@@ -96,7 +99,40 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %message, "request failed: store unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": message }))
             }
+            ApiError::Overloaded { retry_after, .. } => {
+                tracing::warn!(error = %message, "request refused: overloaded");
+                let body = Json(json!({ "error": message }));
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(axum::http::header::RETRY_AFTER, retry_after.to_string())],
+                    body,
+                )
+                    .into_response();
+            }
         };
         (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn overload_is_a_503_that_says_when_to_try_again() {
+        let response = ApiError::Overloaded {
+            message: "behind".into(),
+            retry_after: 1,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            json!({"error": "behind"})
+        );
     }
 }

@@ -1,9 +1,14 @@
 //! Ingest handlers: check the request, run the source's parser, store, and acknowledge only after the commit.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
 use chrono::{DateTime, Utc};
 
@@ -12,6 +17,12 @@ use super::error::ApiError;
 use crate::alert::Source;
 use crate::ingest::signature::{self, SIGNATURE_HEADERS, Signed};
 use crate::ingest::{self, BodyError, Limits, Parsed};
+
+/// How long an ingest request waits for room in the dispatcher's backlog before it is answered 503.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(2);
+
+/// The `Retry-After` of a 503 answered because herald is behind (Prometheus and Alertmanager retry on 5xx).
+const RETRY_AFTER_SECONDS: u64 = 1;
 
 type Parser = fn(&[u8], DateTime<Utc>, &Limits) -> Result<Parsed, BodyError>;
 
@@ -106,6 +117,16 @@ async fn ingest(
     invalid(rejected.len());
     let stored = alerts.len();
     if stored > 0 {
+        // Room for the changes is reserved before the alerts are stored: what is acknowledged always reaches the
+        // dispatcher, and a dispatcher that is behind slows senders down instead of queueing without bound.
+        let reservation = state
+            .dispatch
+            .reserve(stored, HAND_OVER_WAIT)
+            .await
+            .map_err(|busy| ApiError::Overloaded {
+                message: format!("{busy}; nothing was stored, send the alerts again shortly"),
+                retry_after: RETRY_AFTER_SECONDS,
+            })?;
         let statuses: Vec<_> = alerts.iter().map(|alert| alert.status_at(now)).collect();
         let changes = state
             .store
@@ -121,7 +142,7 @@ async fn ingest(
                 "status" => status.as_str())
             .increment(1);
         }
-        state.dispatch.submit(changes);
+        reservation.submit(changes);
     }
     if rejected.is_empty() {
         Ok(StatusCode::OK)
@@ -133,8 +154,27 @@ async fn ingest(
     }
 }
 
+/// Ingest requests handled at once; more are answered 503 before their bodies are read, so a flood of senders
+/// cannot make herald hold more request bodies than this.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Lets an ingest request in only while fewer than `MAX_IN_FLIGHT` are being handled.
+async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_admitted) = Arc::clone(&state.ingest_gate).try_acquire_owned() else {
+        return ApiError::Overloaded {
+            message: format!(
+                "herald is handling {MAX_IN_FLIGHT} ingest requests already; nothing was stored, send the alerts \
+                 again shortly"
+            ),
+            retry_after: RETRY_AFTER_SECONDS,
+        }
+        .into_response();
+    };
+    next.run(request).await
+}
+
 /// A handler for one source: `POST /api/v2/alerts`, `POST /webhook/alertmanager` or `POST|PUT /webhook/grafana`.
-pub fn handler(source: Source) -> MethodRouter<AppState> {
+pub fn handler(source: Source, state: &AppState) -> MethodRouter<AppState> {
     let parse: Parser = match source {
         Source::Prometheus => ingest::prometheus::parse,
         Source::Alertmanager => ingest::alertmanager::parse,
@@ -145,8 +185,9 @@ pub fn handler(source: Source) -> MethodRouter<AppState> {
                        body: Result<Bytes, BytesRejection>| async move {
         ingest(&state, source, &headers, body, parse).await
     };
-    match source {
+    let routed = match source {
         Source::Grafana => post(handle).put(handle),
         Source::Prometheus | Source::Alertmanager => post(handle),
-    }
+    };
+    routed.layer(middleware::from_fn_with_state(state.clone(), gate))
 }

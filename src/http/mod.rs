@@ -13,6 +13,8 @@ mod status;
 
 use std::sync::Arc;
 
+pub use ingest::MAX_IN_FLIGHT as INGEST_MAX_IN_FLIGHT;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// When this instance started serving.
     pub started: chrono::DateTime<chrono::Utc>,
+    /// Admits ingest requests (see `ingest::MAX_IN_FLIGHT`).
+    pub ingest_gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -64,6 +68,7 @@ impl AppState {
             deliveries,
             silences,
             metrics: metrics::handle(),
+            ingest_gate: Arc::new(tokio::sync::Semaphore::new(ingest::MAX_IN_FLIGHT)),
         }
     }
 
@@ -93,13 +98,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
             "/api/v2/alerts",
-            ingest::handler(Source::Prometheus).get(alerts::get_alerts),
+            ingest::handler(Source::Prometheus, &state).get(alerts::get_alerts),
         )
         .route(
             "/webhook/alertmanager",
-            ingest::handler(Source::Alertmanager),
+            ingest::handler(Source::Alertmanager, &state),
         )
-        .route("/webhook/grafana", ingest::handler(Source::Grafana))
+        .route("/webhook/grafana", ingest::handler(Source::Grafana, &state))
         .route(
             "/api/v2/silences",
             get(silences::get_silences).post(silences::post_silences),

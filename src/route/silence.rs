@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
 
-use crate::alert::Labels;
+use crate::alert::LabelSource;
 use crate::matcher::{MatchType, Matcher, MatcherError, Matchers};
 use crate::store::{MatcherRecord, SilenceRecord, StoreError};
 
@@ -78,7 +78,7 @@ impl Silence {
     }
 
     /// Whether the silence is active at `now` and all its matchers match `labels`.
-    pub fn mutes(&self, labels: &Labels, now: DateTime<Utc>) -> bool {
+    pub fn mutes<L: LabelSource + ?Sized>(&self, labels: &L, now: DateTime<Utc>) -> bool {
         self.state(now) == SilenceState::Active && self.matchers.matches(labels)
     }
 
@@ -272,7 +272,7 @@ impl Silences {
     }
 
     /// Ids of the silences that mute `labels` at `now`, sorted.
-    pub fn muted_by(&self, labels: &Labels, now: DateTime<Utc>) -> Vec<String> {
+    pub fn muted_by<L: LabelSource + ?Sized>(&self, labels: &L, now: DateTime<Utc>) -> Vec<String> {
         // The map is ordered by id, so the result is sorted.
         self.by_id
             .values()

@@ -155,6 +155,13 @@ pub struct Finished {
     pub now: DateTime<Utc>,
 }
 
+/// A delivery taken to be sent, with what its attempt needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: i64,
+    pub input: AttemptInput,
+}
+
 /// What an attempt reads before it sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptInput {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::config::{StorageBackend, StorageSettings};
 use crate::store::delivery::{
-    AttemptInput, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
+    Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
     Queued, RetrySelection,
 };
 
@@ -20,7 +20,8 @@ pub use delivery::SentRecord;
 pub use merge::{Existing, merge};
 pub use sqlite::SqliteStore;
 
-/// A change of an alert's announced status caused by a write: new, resolved, or firing again.
+/// An alert as a write left it, with the status announced before and after: new (`previous` is `None`), resolved,
+/// firing again, or the same status with a new version (a re-send).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateChange {
     pub fingerprint: Fingerprint,
@@ -40,7 +41,9 @@ pub struct StoredAlert {
     pub updated_at: DateTime<Utc>,
 }
 
-/// An aggregation group's durable part: identity and timer (its members are derived from the stored alerts).
+/// An aggregation group's durable part: identity and the time its schedule derives from (its members are derived
+/// from the stored alerts). Written when the group is created, when its first flush moves and when it first
+/// flushes; never for later flushes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRecord {
     pub id: String,
@@ -48,8 +51,19 @@ pub struct GroupRecord {
     pub route_id: String,
     pub receiver: String,
     pub labels: Labels,
-    pub next_flush: DateTime<Utc>,
+    /// When it flushes first, or, once `flushed`, when it first flushed (later flushes tick every
+    /// `group_interval` from there).
+    pub first_flush: DateTime<Utc>,
     pub flushed: bool,
+}
+
+/// What a round of the dispatcher stores in one transaction: group records that changed or were dropped, and the
+/// notifications it queued with their log entries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dispatched {
+    pub groups: Vec<GroupRecord>,
+    pub dropped: Vec<String>,
+    pub queued: Vec<Queued>,
 }
 
 /// One matcher of a stored silence, in the v2 API's shape (`name`, `value`, `isRegex`, `isEqual`).
@@ -115,7 +129,8 @@ pub enum StoreError {
 /// Durable state. Every method returns only after its effect is committed.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Inserts or merges alerts in one transaction (shared with concurrent callers) and returns the status changes.
+    /// Inserts or merges alerts in one transaction (shared with concurrent callers) and returns each alert as stored,
+    /// with its announced status before and after.
     async fn upsert_alerts(
         &self,
         alerts: Vec<Alert>,
@@ -136,13 +151,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         fingerprints: Vec<Fingerprint>,
     ) -> Result<Vec<StoredAlert>, StoreError>;
-
-    /// Stores changed groups and forgets deleted ones, in one transaction.
-    async fn save_groups(
-        &self,
-        changed: Vec<GroupRecord>,
-        deleted: Vec<String>,
-    ) -> Result<(), StoreError>;
 
     /// Every stored group.
     async fn groups(&self) -> Result<Vec<GroupRecord>, StoreError>;
@@ -167,22 +175,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every stored silence, ordered by id.
     async fn silences(&self) -> Result<Vec<SilenceRecord>, StoreError>;
 
-    /// Queues notifications' deliveries and records their notification-log entries, all in one transaction: they
-    /// are queued and logged, or none is. Returns the stored deliveries.
-    async fn enqueue(
+    /// Stores group records, forgets dropped groups, queues notifications' deliveries and records their
+    /// notification-log entries, all in one transaction: all of it is stored, or none. Returns the queued
+    /// deliveries.
+    async fn dispatch(
         &self,
-        notifications: Vec<Queued>,
+        dispatched: Dispatched,
         now: DateTime<Utc>,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
-    /// Moves pending deliveries (and in-flight ones whose lease has passed) to in flight until `lease_until`;
-    /// returns the ids it took.
+    /// Moves pending deliveries (and in-flight ones whose lease has passed) to in flight until `lease_until`, in one
+    /// transaction; returns those it took with what their attempts need.
     async fn claim(
         &self,
         ids: Vec<i64>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> Result<Vec<i64>, StoreError>;
+    ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Stores an attempt and what became of its delivery (and a pause of its destination), in one transaction.
     async fn finish(&self, finished: Finished) -> Result<(), StoreError>;
@@ -207,9 +216,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Pending and in-flight deliveries, oldest first: the work to resume at start.
     async fn open_deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError>;
-
-    /// What an attempt at a delivery needs: its notification, and its integration's state for its group.
-    async fn attempt_input(&self, id: i64) -> Result<Option<AttemptInput>, StoreError>;
 
     /// Deliveries, newest first.
     async fn deliveries(&self, query: DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;

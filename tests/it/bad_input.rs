@@ -1,5 +1,7 @@
 //! Bad input is answered with a clear 4xx, nothing of it is stored, and the daemon keeps serving.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::harness::{Herald, settings};
@@ -238,5 +240,64 @@ async fn malformed_json_error_names_position() {
     assert_eq!(error["field"], "[1].labels.c");
     assert_eq!(error["line"], 2);
     assert!(error["column"].as_u64().unwrap() > 10, "{error}");
+    herald.stop().await;
+}
+
+/// More ingest requests at once than herald handles are answered 503 with Retry-After before their bodies are read;
+/// once the others finish, posts are taken again.
+#[tokio::test]
+async fn too_many_ingest_requests_at_once_are_answered_503_with_retry_after() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let herald = Herald::start(settings(&dir.path().join("gate.db"), "gate")).await;
+    // Requests whose body never comes: each holds its place until its connection closes.
+    let mut held = Vec::new();
+    for _ in 0..herald::http::INGEST_MAX_IN_FLIGHT {
+        let mut stream = tokio::net::TcpStream::connect(herald.addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /api/v2/alerts HTTP/1.1\r\nHost: herald\r\nContent-Type: application/json\r\n\
+                  Content-Length: 1000\r\n\r\n[",
+            )
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let body = r#"[{"labels": {"alertname": "Gate"}}]"#;
+    let mut refused = None;
+    for _ in 0..600 {
+        let response = herald.post_json("/api/v2/alerts", body).await;
+        if response.status() == 503 {
+            refused = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = refused.expect("never refused while every place was held");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let error: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("send the alerts again"),
+        "{error}"
+    );
+    drop(held);
+    herald.wait_until(|status| status == 200, "/-/ready").await;
+    let mut taken = false;
+    for _ in 0..600 {
+        if herald.post_json("/api/v2/alerts", body).await.status() == 200 {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        taken,
+        "posts are taken again once the held requests are gone"
+    );
     herald.stop().await;
 }

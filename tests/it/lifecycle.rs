@@ -118,25 +118,40 @@ async fn alert_not_resent_resolves_when_its_end_passes() {
     herald.stop().await;
 }
 
-/// The stored next flush of the only group in the database at `db`.
-fn stored_next_flush(db: &std::path::Path) -> Option<i64> {
+/// The stored record of the only group in the database at `db`: its first flush (microseconds) and whether it
+/// has flushed.
+fn stored_group(db: &std::path::Path) -> Option<(i64, bool)> {
     let connection = rusqlite::Connection::open(db).ok()?;
     connection
-        .query_row("SELECT next_flush FROM groups", [], |row| row.get(0))
+        .query_row("SELECT first_flush, flushed FROM groups", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .ok()
 }
 
-async fn wait_for_next_flush(db: &std::path::Path, at: chrono::DateTime<chrono::Utc>) {
-    let micros = at.timestamp_micros();
+/// When the notification log says the only group was last sent, in microseconds.
+fn stored_sent_at(db: &std::path::Path) -> Option<i64> {
+    let connection = rusqlite::Connection::open(db).ok()?;
+    connection
+        .query_row("SELECT sent_at FROM notification_log", [], |row| row.get(0))
+        .ok()
+}
+
+async fn wait_for_group(
+    db: &std::path::Path,
+    first_flush: chrono::DateTime<chrono::Utc>,
+    flushed: bool,
+) {
+    let expected = Some((first_flush.timestamp_micros(), flushed));
     for _ in 0..600 {
-        if stored_next_flush(db) == Some(micros) {
+        if stored_group(db) == expected {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!(
-        "the group's next flush never became {at}: {:?}",
-        stored_next_flush(db)
+        "the group's record never became {expected:?}: {:?}",
+        stored_group(db)
     );
 }
 
@@ -160,7 +175,7 @@ async fn restarts_keep_group_timers_and_send_nothing_twice() {
     let herald = boot().await;
     let body = r#"[{"labels":{"alertname":"Durable"},"startsAt":"2026-11-21T12:00:00Z","endsAt":"2099-01-01T00:00:00Z"}]"#;
     assert_eq!(herald.post_json("/api/v2/alerts", body).await.status(), 200);
-    wait_for_next_flush(&db, at(30)).await;
+    wait_for_group(&db, at(30), false).await;
 
     // Stopped during group_wait: the group keeps its timer.
     clock.set(at(10));
@@ -170,22 +185,32 @@ async fn restarts_keep_group_timers_and_send_nothing_twice() {
     assert_eq!(sent(&herald.metrics().await), 0.0, "group_wait is not over");
     clock.set(at(30));
     wait_for_metric(&herald, "the first notification", |text| sent(text) == 1.0).await;
-    wait_for_next_flush(&db, at(330)).await;
+    // Its record now keeps when it first flushed: later flushes tick every group_interval from there, and flushes
+    // that send nothing write nothing.
+    wait_for_group(&db, at(30), true).await;
+    assert_eq!(stored_sent_at(&db), Some(at(30).timestamp_micros()));
 
-    // Stopped during repeat_interval: nothing is sent again after the restart.
+    // Stopped during repeat_interval: the ticks go on from the first flush, and nothing is sent again.
     clock.set(at(90));
     herald.stop().await;
     let herald = boot().await;
     clock.set(at(330));
-    wait_for_next_flush(&db, at(630)).await;
+    clock.set(at(630));
     assert_eq!(
         sent(&herald.metrics().await),
         1.0,
         "already sent before the restart"
     );
 
-    // repeat_interval (4h) after the first notification, it is sent once more.
+    // repeat_interval (4h) after the first notification, it is sent once more: the log still says the last send
+    // was the one before the restart.
     clock.set(at(30 + 4 * 3600));
     wait_for_metric(&herald, "the repeat", |text| sent(text) == 2.0).await;
+    assert_eq!(
+        stored_sent_at(&db),
+        Some(at(30 + 4 * 3600).timestamp_micros()),
+        "repeated on the schedule of the first send"
+    );
+    assert_eq!(stored_group(&db), Some((at(30).timestamp_micros(), true)));
     herald.stop().await;
 }

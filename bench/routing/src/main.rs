@@ -2,7 +2,6 @@
 //! CPU time per alert to route and group them (first arrival and re-send), to flush every group once, and the
 //! memory the group state takes. Numbers only; nothing here asserts.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -154,8 +153,6 @@ fn main() -> Result<()> {
             (alert.fingerprint(), alert)
         })
         .collect();
-    let by_fingerprint: HashMap<Fingerprint, &Alert> =
-        alerts.iter().map(|(f, a)| (*f, a)).collect();
 
     let rss_before = rss_kib()?;
     let mut groups = GroupSet::default();
@@ -166,9 +163,15 @@ fn main() -> Result<()> {
     let first = cpu_time()? - cpu;
     let rss_after = rss_kib()?;
 
+    // For comparison: what the same alerts take unpacked, as a request brings them.
+    let rss_alerts = rss_kib()?;
+    let unpacked = alerts.clone();
+    let alerts_kib = rss_kib()?.saturating_sub(rss_alerts);
+    drop(unpacked);
+
     let cpu = cpu_time()?;
     for (fingerprint, alert) in &alerts {
-        groups.add(&routes, *fingerprint, alert, start);
+        groups.update(*fingerprint, alert);
     }
     let resend = cpu_time()? - cpu;
 
@@ -184,21 +187,30 @@ fn main() -> Result<()> {
     let cpu = cpu_time()?;
     let mut sent = 0usize;
     for id in &due {
-        let Some(group) = groups.get(id) else {
-            continue;
-        };
-        let members: Vec<(Fingerprint, Alert)> = group
-            .members
-            .iter()
-            .filter_map(|f| by_fingerprint.get(f).map(|a| (*f, (*a).clone())))
-            .collect();
-        if let Some(flush) = groups.flush(id, members, &Held::default(), true, flush_at)
+        if let Some((flush, _)) = groups.flush(id, &Held::default(), true, flush_at)
             && let Some((_, alerts)) = flush.send
+            && let (Some(group), Some(entry)) = (groups.get(id), flush.entry)
         {
             sent += alerts.len();
+            let (receiver, key) = (group.receiver.clone(), group.key.clone());
+            groups.record(&receiver, &key, entry);
         }
     }
     let flush = cpu_time()? - cpu;
+
+    // The next tick: nothing changed, so every group flushes and sends nothing (the cost of an idle group).
+    let tick_at = flush_at + chrono::Duration::minutes(5);
+    let ticking = groups.due(tick_at);
+    let cpu = cpu_time()?;
+    let mut resent_alerts = 0usize;
+    for id in &ticking {
+        if let Some((flush, _)) = groups.flush(id, &Held::default(), true, tick_at)
+            && let Some((_, alerts)) = flush.send
+        {
+            resent_alerts += alerts.len();
+        }
+    }
+    let tick = cpu_time()? - cpu;
 
     println!(
         "routing and grouping: {count} alerts, {} groups, {matched} route matches",
@@ -224,18 +236,28 @@ fn main() -> Result<()> {
         due.len()
     );
     println!(
-        "  memory of the group state      {} KiB ({} bytes per alert)",
+        "  idle tick of every group       {} per group ({resent_alerts} alerts sent again in {} groups)",
+        per_alert(tick, ticking.len().max(1)),
+        ticking.len()
+    );
+    println!(
+        "  the same alerts unpacked       {alerts_kib} KiB ({} bytes per alert)",
+        alerts_kib * 1024 / count as u64
+    );
+    println!(
+        "  memory of the group state      {} KiB ({} bytes per alert, the alerts held included)",
         rss_after.saturating_sub(rss_before),
         rss_after.saturating_sub(rss_before) * 1024 / count as u64
     );
     println!(
         "RESULT bench=routing alerts={count} groups={} first_us={:.3} resend_us={:.3} match_us={:.3} flush_us={:.3} \
-         group_state_kib={}",
+         tick_us_per_group={:.3} group_state_kib={} alerts_kib={alerts_kib}",
         groups.len(),
         first.as_secs_f64() * 1e6 / count as f64,
         resend.as_secs_f64() * 1e6 / count as f64,
         matching.as_secs_f64() * 1e6 / count as f64,
         flush.as_secs_f64() * 1e6 / count as f64,
+        tick.as_secs_f64() * 1e6 / ticking.len().max(1) as f64,
         rss_after.saturating_sub(rss_before),
     );
     Ok(())

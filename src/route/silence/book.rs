@@ -10,7 +10,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::{PostableSilence, Silence, SilenceError, SilenceState, Silences};
-use crate::alert::Labels;
+use crate::alert::LabelSource;
 use crate::clock::Clock;
 use crate::store::{Store, StoreError};
 
@@ -115,8 +115,13 @@ impl SilenceBook {
         self.read().get(id).cloned()
     }
 
+    /// Whether no silence is kept at all (none can mute anything).
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
     /// Ids of the silences that mute `labels` at `now`, sorted.
-    pub fn muted_by(&self, labels: &Labels, now: DateTime<Utc>) -> Vec<String> {
+    pub fn muted_by<L: LabelSource + ?Sized>(&self, labels: &L, now: DateTime<Utc>) -> Vec<String> {
         self.read().muted_by(labels, now)
     }
 
@@ -192,7 +197,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir).await;
         let book = SilenceBook::load(Arc::clone(&store)).await.unwrap();
-        let api = Labels::from([("job".to_string(), "api".to_string())]);
+        let api = crate::alert::Labels::from([("job".to_string(), "api".to_string())]);
 
         let id = book.upsert(posted(None, 0, 500), t(100)).await.unwrap();
         assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);

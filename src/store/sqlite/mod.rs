@@ -23,15 +23,15 @@ use self::rows::{
     ALERT_COLUMNS, from_micros, json_column, key, read_alert, to_micros, unavailable,
 };
 use self::timing::TimingIndex;
-use self::writer::{Command, Op, Outcome, Writer};
+use self::writer::{Command, Op, Outcome, Shared, Writer};
 use super::{
-    AlertCounts, AlertQuery, GroupRecord, Health, SentRecord, SilenceRecord, StateChange, Store,
-    StoreError, StoredAlert,
+    AlertCounts, AlertQuery, Dispatched, GroupRecord, Health, SentRecord, SilenceRecord,
+    StateChange, Store, StoreError, StoredAlert,
 };
 use crate::alert::{Alert, Fingerprint};
 use crate::store::delivery::{
-    AttemptInput, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
-    Queued, RetrySelection,
+    Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
+    RetrySelection,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_silences.sql"),
     include_str!("../migrations/0005_deliveries.sql"),
     include_str!("../migrations/0006_integration_state.sql"),
+    include_str!("../migrations/0007_group_first_flush.sql"),
 ];
 
 /// Page size for new databases, in bytes.
@@ -88,6 +89,7 @@ impl HealthState {
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
+    shared: Arc<Shared>,
     sender: Mutex<Option<mpsc::Sender<Command>>>,
     reader: Arc<Mutex<Connection>>,
     health: Arc<HealthState>,
@@ -187,9 +189,11 @@ impl SqliteStore {
         let health = Arc::new(HealthState::default());
         health.set(Ok(()));
         let (sender, receiver) = mpsc::channel();
+        let shared = Arc::new(Shared::new(&timing));
         let writer = Writer {
             connection,
             timing,
+            shared: Arc::clone(&shared),
             committed,
         };
         let writer_health = Arc::clone(&health);
@@ -199,6 +203,7 @@ impl SqliteStore {
             .map_err(|error| StoreError::Open(format!("cannot start writer thread: {error}")))?;
         Ok(SqliteStore {
             path,
+            shared,
             sender: Mutex::new(Some(sender)),
             reader: Arc::new(Mutex::new(reader)),
             health,
@@ -208,6 +213,11 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Transactions the writer committed or attempted since the store was opened.
+    pub fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
     }
 
     async fn submit(&self, op: Op) -> Result<Outcome, StoreError> {
@@ -280,6 +290,10 @@ impl Store for SqliteStore {
     }
 
     async fn resolve_expired(&self, now: DateTime<Utc>) -> Result<Vec<StateChange>, StoreError> {
+        // Nothing ends before the earliest end: no transaction at all.
+        if self.shared.earliest_expiry.load(Ordering::Relaxed) > to_micros(now) {
+            return Ok(Vec::new());
+        }
         expect_changes(self.submit(Op::ResolveExpired(now)).await?)
     }
 
@@ -334,18 +348,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn save_groups(
-        &self,
-        changed: Vec<GroupRecord>,
-        deleted: Vec<String>,
-    ) -> Result<(), StoreError> {
-        expect_count(self.submit(Op::SaveGroups(changed, deleted)).await?).map(|_| ())
-    }
-
     async fn groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT id, group_key, route_id, receiver, labels, next_flush, flushed FROM groups ORDER BY id",
+                "SELECT id, group_key, route_id, receiver, labels, first_flush, flushed FROM groups ORDER BY id",
             )?;
             let rows = statement.query_map([], |row| {
                 Ok(GroupRecord {
@@ -354,7 +360,7 @@ impl Store for SqliteStore {
                     route_id: row.get(2)?,
                     receiver: row.get(3)?,
                     labels: json_column(4, &row.get::<_, String>(4)?)?,
-                    next_flush: from_micros(row.get(5)?)?,
+                    first_flush: from_micros(row.get(5)?)?,
                     flushed: row.get(6)?,
                 })
             })?;
@@ -434,12 +440,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn enqueue(
+    async fn dispatch(
         &self,
-        notifications: Vec<Queued>,
+        dispatched: Dispatched,
         now: DateTime<Utc>,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        expect_deliveries(self.submit(Op::Enqueue(notifications, now)).await?)
+        expect_deliveries(self.submit(Op::Dispatch(Box::new(dispatched), now)).await?)
     }
 
     async fn claim(
@@ -447,10 +453,10 @@ impl Store for SqliteStore {
         ids: Vec<i64>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Vec<Claimed>, StoreError> {
         match self.submit(Op::Claim(ids, now, lease_until)).await? {
-            Outcome::Ids(ids) => Ok(ids),
-            _ => mismatch("ids"),
+            Outcome::Claimed(claimed) => Ok(claimed),
+            _ => mismatch("claimed deliveries"),
         }
     }
 
@@ -483,11 +489,6 @@ impl Store for SqliteStore {
 
     async fn open_deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.read(outbox::open_deliveries).await
-    }
-
-    async fn attempt_input(&self, id: i64) -> Result<Option<AttemptInput>, StoreError> {
-        self.read(move |connection| outbox::attempt_input(connection, id))
-            .await
     }
 
     async fn deliveries(&self, query: DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {

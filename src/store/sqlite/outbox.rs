@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::rows::{from_micros, json_text, to_micros, unavailable};
 use crate::store::delivery::{
-    AttemptInput, AttemptRecord, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState,
-    Discard, Finished, NewDelivery, Queued, RetrySelection, Settle,
+    AttemptInput, AttemptRecord, Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord,
+    DeliveryState, Discard, Finished, Queued, RetrySelection, Settle,
 };
 use crate::store::{SentRecord, StoreError};
 
@@ -68,20 +68,6 @@ pub(super) fn enqueue(
     notifications: Vec<Queued>,
     now: DateTime<Utc>,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
-    let mut records = Vec::new();
-    for Queued { deliveries, sent } in notifications {
-        records.extend(enqueue_one(connection, deliveries, sent, now)?);
-    }
-    Ok(records)
-}
-
-fn enqueue_one(
-    connection: &Connection,
-    deliveries: Vec<NewDelivery>,
-    sent: Option<SentRecord>,
-    now: DateTime<Utc>,
-) -> Result<Vec<DeliveryRecord>, StoreError> {
-    let now = to_micros(now);
     let mut insert = connection
         .prepare_cached(
             "INSERT INTO deliveries (receiver, integration, integration_key, destination, group_key, status, \
@@ -89,27 +75,47 @@ fn enqueue_one(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9, ?9)",
         )
         .map_err(unavailable)?;
-    let mut ids = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
-        insert
-            .execute(params![
-                delivery.receiver,
-                delivery.integration,
-                delivery.integration_key,
-                delivery.destination,
-                delivery.group_key,
-                delivery.status,
-                delivery.alert_count as i64,
-                delivery.payload,
-                now,
-            ])
-            .map_err(unavailable)?;
-        ids.push(connection.last_insert_rowid());
+    let micros = to_micros(now);
+    let mut records = Vec::new();
+    for Queued { deliveries, sent } in notifications {
+        for delivery in deliveries {
+            insert
+                .execute(params![
+                    delivery.receiver,
+                    delivery.integration,
+                    delivery.integration_key,
+                    delivery.destination,
+                    delivery.group_key,
+                    delivery.status,
+                    delivery.alert_count as i64,
+                    delivery.payload,
+                    micros,
+                ])
+                .map_err(unavailable)?;
+            records.push(DeliveryRecord {
+                id: connection.last_insert_rowid(),
+                receiver: delivery.receiver,
+                integration: delivery.integration,
+                integration_key: delivery.integration_key,
+                destination: delivery.destination,
+                group_key: delivery.group_key,
+                status: delivery.status,
+                alert_count: delivery.alert_count,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                created_at: now,
+                queued_at: now,
+                next_attempt_at: now,
+                lease_until: None,
+                updated_at: now,
+                last_error: None,
+            });
+        }
+        if let Some(sent) = sent {
+            record_sent(connection, sent)?;
+        }
     }
-    if let Some(sent) = sent {
-        record_sent(connection, sent)?;
-    }
-    select_by_ids(connection, &ids)
+    Ok(records)
 }
 
 /// Records what a receiver was told about a group (the notification log entry), replacing the last one.
@@ -134,13 +140,14 @@ fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreE
     Ok(())
 }
 
-/// Moves pending deliveries to in flight; returns the ids that were pending.
+/// Moves pending deliveries (and in-flight ones whose lease ended) to in flight; returns those it took, with their
+/// notification and their integration's state for their group.
 pub(super) fn claim(
     connection: &Connection,
     ids: Vec<i64>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Claimed>, StoreError> {
     let mut update = connection
         .prepare_cached(
             "UPDATE deliveries SET state = 'in_flight', lease_until = ?2, updated_at = ?3 \
@@ -153,8 +160,9 @@ pub(super) fn claim(
             .execute(params![id, to_micros(lease_until), to_micros(now)])
             .map_err(unavailable)?
             == 1
+            && let Some(input) = attempt_input(connection, id).map_err(unavailable)?
         {
-            claimed.push(id);
+            claimed.push(Claimed { id, input });
         }
     }
     Ok(claimed)
@@ -341,10 +349,7 @@ pub(super) fn open_deliveries(connection: &Connection) -> rusqlite::Result<Vec<D
     statement.query_map([], read_delivery)?.collect()
 }
 
-pub(super) fn attempt_input(
-    connection: &Connection,
-    id: i64,
-) -> rusqlite::Result<Option<AttemptInput>> {
+fn attempt_input(connection: &Connection, id: i64) -> rusqlite::Result<Option<AttemptInput>> {
     connection
         .prepare_cached(
             "SELECT d.payload, s.state FROM deliveries d LEFT JOIN integration_state s \

@@ -28,19 +28,31 @@ fn new_delivery(group: &str) -> NewDelivery {
     }
 }
 
+/// Queues notifications the way the dispatcher does, with no group records.
+async fn enqueue(store: &SqliteStore, queued: Vec<Queued>) -> Vec<DeliveryRecord> {
+    let dispatched = Dispatched {
+        queued,
+        ..Dispatched::default()
+    };
+    store.dispatch(dispatched, t(0)).await.unwrap()
+}
+
 /// Queues one notification with a delivery per group in `groups` and no log entry.
 async fn queue(store: &SqliteStore, groups: &[&str]) -> Vec<DeliveryRecord> {
     let deliveries = groups.iter().map(|group| new_delivery(group)).collect();
-    store
-        .enqueue(
-            vec![Queued {
-                deliveries,
-                sent: None,
-            }],
-            t(0),
-        )
-        .await
-        .unwrap()
+    enqueue(
+        store,
+        vec![Queued {
+            deliveries,
+            sent: None,
+        }],
+    )
+    .await
+}
+
+/// The ids a claim took.
+fn ids(claimed: Vec<Claimed>) -> Vec<i64> {
+    claimed.into_iter().map(|claimed| claimed.id).collect()
 }
 
 fn sent(group: &str) -> SentRecord {
@@ -68,16 +80,14 @@ fn attempt(outcome: &str) -> AttemptRecord {
 async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let queued = store
-        .enqueue(
-            vec![Queued {
-                deliveries: vec![new_delivery("g1"), new_delivery("g1")],
-                sent: Some(sent("g1")),
-            }],
-            t(0),
-        )
-        .await
-        .unwrap();
+    let queued = enqueue(
+        &store,
+        vec![Queued {
+            deliveries: vec![new_delivery("g1"), new_delivery("g1")],
+            sent: Some(sent("g1")),
+        }],
+    )
+    .await;
     assert_eq!(queued.len(), 2);
     assert!(
         queued
@@ -87,10 +97,14 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
     assert_eq!(queued[0].next_attempt_at, t(0));
     assert_eq!(store.sent().await.unwrap(), vec![sent("g1")]);
     assert_eq!(store.open_deliveries().await.unwrap(), queued);
-    let input = store.attempt_input(queued[0].id).await.unwrap().unwrap();
+    let claimed = store.claim(vec![queued[0].id], t(1), t(10)).await.unwrap();
     assert_eq!(
-        (input.payload.as_str(), input.state),
-        (r#"{"receiver":"team"}"#, None)
+        (
+            claimed[0].input.payload.as_str(),
+            claimed[0].input.state.as_deref()
+        ),
+        (r#"{"receiver":"team"}"#, None),
+        "the claim reads the payload"
     );
     store.close().await.unwrap();
 }
@@ -100,13 +114,16 @@ async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id = queue(&store, &["g"]).await[0].id;
-    assert_eq!(store.claim(vec![id], t(1), t(10)).await.unwrap(), vec![id]);
+    assert_eq!(
+        ids(store.claim(vec![id], t(1), t(10)).await.unwrap()),
+        vec![id]
+    );
     assert!(
         store.claim(vec![id], t(5), t(20)).await.unwrap().is_empty(),
         "leased"
     );
     assert_eq!(
-        store.claim(vec![id], t(10), t(20)).await.unwrap(),
+        ids(store.claim(vec![id], t(10), t(20)).await.unwrap()),
         vec![id],
         "lease ended"
     );
@@ -270,21 +287,19 @@ async fn listing_filters_and_pages_newest_first() {
     let store = open(&dir).await;
     let mut other = new_delivery("x");
     other.receiver = "other".into();
-    store
-        .enqueue(
-            vec![Queued {
-                deliveries: vec![
-                    new_delivery("a"),
-                    other,
-                    new_delivery("b"),
-                    new_delivery("c"),
-                ],
-                sent: None,
-            }],
-            t(0),
-        )
-        .await
-        .unwrap();
+    enqueue(
+        &store,
+        vec![Queued {
+            deliveries: vec![
+                new_delivery("a"),
+                other,
+                new_delivery("b"),
+                new_delivery("c"),
+            ],
+            sent: None,
+        }],
+    )
+    .await;
     let query = |receiver: Option<&str>, before: Option<i64>, limit: usize| DeliveryQuery {
         state: Some(DeliveryState::Pending),
         receiver: receiver.map(str::to_owned),
@@ -337,14 +352,23 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
         now: t(2),
     };
     store.finish(finished).await.unwrap();
-    let same_group = store.attempt_input(ids[1]).await.unwrap().unwrap();
-    assert_eq!(same_group.state.as_deref(), Some(r#"{"ts":"1.2"}"#));
-    let other_group = store.attempt_input(ids[2]).await.unwrap().unwrap();
-    assert_eq!(other_group.state, None);
+    let claimed = store.claim(vec![ids[1], ids[2]], t(2), t(3)).await.unwrap();
+    let state = |id: i64| {
+        claimed
+            .iter()
+            .find(|claimed| claimed.id == id)
+            .and_then(|claimed| claimed.input.state.clone())
+    };
+    assert_eq!(
+        state(ids[1]).as_deref(),
+        Some(r#"{"ts":"1.2"}"#),
+        "same group"
+    );
+    assert_eq!(state(ids[2]), None, "other group");
     // Kept until retention, like the deliveries.
     assert_eq!(store.purge_deliveries(t(3)).await.unwrap(), 1);
-    let purged = store.attempt_input(ids[1]).await.unwrap().unwrap();
-    assert_eq!(purged.state, None);
+    let again = store.claim(vec![ids[1]], t(3), t(4)).await.unwrap();
+    assert_eq!(again[0].input.state, None, "purged with the delivery");
     store.close().await.unwrap();
 }
 
@@ -362,17 +386,21 @@ async fn old_log_entries_of_groups_that_are_gone_are_purged() {
             sent: Some(sent),
         })
         .collect();
-    store.enqueue(logged, t(0)).await.unwrap();
     let live = GroupRecord {
         id: "g1".into(),
         key: "live".into(),
         route_id: "r".into(),
         receiver: "team".into(),
         labels: Default::default(),
-        next_flush: t(0),
+        first_flush: t(0),
         flushed: true,
     };
-    store.save_groups(vec![live], vec![]).await.unwrap();
+    let dispatched = Dispatched {
+        groups: vec![live],
+        dropped: vec![],
+        queued: logged,
+    };
+    store.dispatch(dispatched, t(0)).await.unwrap();
     assert_eq!(store.purge_sent(t(50)).await.unwrap(), 1);
     let kept: Vec<String> = store
         .sent()

@@ -38,7 +38,7 @@ fn all(now: DateTime<Utc>) -> AlertQuery {
 }
 
 #[tokio::test]
-async fn upsert_dedupes_resends_and_reports_changes() {
+async fn upsert_merges_resends_and_reports_each_alert_with_its_status_change() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let changes = store
@@ -58,7 +58,14 @@ async fn upsert_dedupes_resends_and_reports_changes() {
         )
         .await
         .unwrap();
-    assert!(changes.is_empty(), "re-sends change nothing: {changes:?}");
+    assert_eq!(changes.len(), 2, "each alert of the write, as stored");
+    assert!(
+        changes.iter().all(
+            |change| change.previous == Some(Status::Firing) && change.status == Status::Firing
+        ),
+        "re-sends keep their status: {changes:?}"
+    );
+    assert_eq!(changes[1].alert.ends_at, Some(t(360)), "the new version");
     let stored = store.alerts(all(t(70))).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].alert.ends_at, Some(t(360)));

@@ -71,6 +71,11 @@ impl TimingIndex {
         }
     }
 
+    /// The earliest end (microseconds) of a firing alert, if any has one.
+    pub(super) fn earliest_expiry(&self) -> Option<i64> {
+        self.expiries.first().map(|(end, _)| *end)
+    }
+
     /// Keys of firing alerts whose end is at or before `now` (microseconds).
     pub(super) fn expired(&self, now: i64) -> impl Iterator<Item = i64> + '_ {
         self.expiries.range(..=(now, i64::MAX)).map(|(_, key)| *key)

@@ -1,7 +1,8 @@
 //! The single writer: receives write commands, folds those already queued into one transaction (group commit),
 //! commits once, then answers each; keeps the timing cache in step with what was committed.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,8 +14,10 @@ use super::outbox;
 use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
-use crate::store::delivery::{DeliveryRecord, Discard, Finished, Queued, RetrySelection};
-use crate::store::{Existing, GroupRecord, Health, SilenceRecord, StateChange, StoreError, merge};
+use crate::store::delivery::{Claimed, DeliveryRecord, Discard, Finished, RetrySelection};
+use crate::store::{
+    Dispatched, Existing, GroupRecord, Health, SilenceRecord, StateChange, StoreError, merge,
+};
 
 /// Most commands folded into one transaction.
 const MAX_BATCH: usize = 256;
@@ -22,15 +25,43 @@ const MAX_BATCH: usize = 256;
 /// How often a writer whose last commit failed checks whether the database takes writes again.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
+/// The writer's state callers read without a round trip to its thread.
+#[derive(Debug)]
+pub(super) struct Shared {
+    /// Transactions committed or attempted.
+    pub(super) commits: AtomicU64,
+    /// The earliest end (microseconds) of a committed firing alert, `i64::MAX` when none has one: a sweep before it
+    /// has nothing to resolve.
+    pub(super) earliest_expiry: AtomicI64,
+}
+
+impl Shared {
+    pub(super) fn new(timing: &TimingIndex) -> Self {
+        let shared = Shared {
+            commits: AtomicU64::new(0),
+            earliest_expiry: AtomicI64::new(i64::MAX),
+        };
+        shared.committed(timing);
+        shared
+    }
+
+    fn committed(&self, timing: &TimingIndex) {
+        self.earliest_expiry.store(
+            timing.earliest_expiry().unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 pub(super) enum Op {
     Upsert(Vec<Alert>, DateTime<Utc>),
     ResolveExpired(DateTime<Utc>),
     Purge(DateTime<Utc>),
-    SaveGroups(Vec<GroupRecord>, Vec<String>),
+
     PurgeSent(DateTime<Utc>),
     SaveSilences(Vec<SilenceRecord>),
     PurgeSilences(DateTime<Utc>),
-    Enqueue(Vec<Queued>, DateTime<Utc>),
+    Dispatch(Box<Dispatched>, DateTime<Utc>),
     Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>),
     Finish(Box<Finished>),
     Release(Vec<i64>, DateTime<Utc>),
@@ -43,7 +74,7 @@ pub(super) enum Outcome {
     Changes(Vec<StateChange>),
     Count(u64),
     Deliveries(Vec<DeliveryRecord>),
-    Ids(Vec<i64>),
+    Claimed(Vec<Claimed>),
     Discard(Discard),
 }
 
@@ -55,6 +86,8 @@ pub(super) struct Command {
 pub(super) struct Writer {
     pub(super) connection: Connection,
     pub(super) timing: TimingIndex,
+    /// What callers may read of the writer's state without asking it.
+    pub(super) shared: Arc<Shared>,
     /// Told after each commit, so WAL checkpoints happen off this thread.
     pub(super) committed: mpsc::SyncSender<()>,
 }
@@ -112,6 +145,7 @@ impl Writer {
             .map(|command| (command.op, command.reply))
             .unzip();
         metrics::counter!("herald_store_commits_total").increment(1);
+        self.shared.commits.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("herald_store_writes_total").increment(replies.len() as u64);
         let timing = &self.timing;
         let committed = (|| -> Result<(Vec<Result<Outcome, StoreError>>, Pending), StoreError> {
@@ -145,6 +179,7 @@ impl Writer {
         match committed {
             Ok((outcomes, pending)) => {
                 self.timing.apply(pending);
+                self.shared.committed(&self.timing);
                 let _ = self.committed.try_send(());
                 let failed = outcomes.iter().find_map(|outcome| match outcome {
                     Err(error @ StoreError::Unavailable(_)) => Some(error.clone()),
@@ -177,16 +212,21 @@ fn run_isolated(
         Op::Upsert(alerts, now) => upsert(&savepoint, view, alerts, now).map(Outcome::Changes),
         Op::ResolveExpired(now) => resolve_expired(&savepoint, view, now).map(Outcome::Changes),
         Op::Purge(before) => purge(&savepoint, view, before).map(Outcome::Count),
-        Op::SaveGroups(changed, deleted) => {
-            save_groups(&savepoint, changed, deleted).map(Outcome::Count)
-        }
         Op::PurgeSent(before) => purge_sent(&savepoint, before).map(Outcome::Count),
         Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
         Op::PurgeSilences(before) => purge_silences(&savepoint, before).map(Outcome::Count),
-        Op::Enqueue(notifications, now) => {
-            outbox::enqueue(&savepoint, notifications, now).map(Outcome::Deliveries)
+        Op::Dispatch(dispatched, now) => {
+            let Dispatched {
+                groups,
+                dropped,
+                queued,
+            } = *dispatched;
+            save_groups(&savepoint, groups, dropped)?;
+            outbox::enqueue(&savepoint, queued, now).map(Outcome::Deliveries)
         }
-        Op::Claim(ids, now, lease) => outbox::claim(&savepoint, ids, now, lease).map(Outcome::Ids),
+        Op::Claim(ids, now, lease) => {
+            outbox::claim(&savepoint, ids, now, lease).map(Outcome::Claimed)
+        }
         Op::Finish(finished) => outbox::finish(&savepoint, *finished).map(|()| Outcome::Count(1)),
         Op::Release(ids, now) => outbox::release(&savepoint, ids, now).map(Outcome::Count),
         Op::Retry(selection, now) => {
@@ -216,7 +256,7 @@ fn upsert(
              updated_at = excluded.updated_at",
         )
         .map_err(unavailable)?;
-    let mut changes = Vec::new();
+    let mut changes = Vec::with_capacity(alerts.len());
     for incoming in alerts {
         let fingerprint = incoming.fingerprint();
         let row = key(fingerprint);
@@ -247,16 +287,13 @@ fn upsert(
                 state: status,
             }),
         );
-        let previous = existing.map(|existing| existing.state);
-        if previous != Some(status) {
-            changes.push(StateChange {
-                fingerprint,
-                alert,
-                previous,
-                status,
-                at: now,
-            });
-        }
+        changes.push(StateChange {
+            fingerprint,
+            alert,
+            previous: existing.map(|existing| existing.state),
+            status,
+            at: now,
+        });
     }
     Ok(changes)
 }
@@ -332,8 +369,8 @@ fn save_groups(
 ) -> Result<u64, StoreError> {
     let mut upsert = connection
         .prepare_cached(
-            "INSERT INTO groups (id, group_key, route_id, receiver, labels, next_flush, flushed) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET next_flush = excluded.next_flush, \
+            "INSERT INTO groups (id, group_key, route_id, receiver, labels, first_flush, flushed) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET first_flush = excluded.first_flush, \
              flushed = excluded.flushed",
         )
         .map_err(unavailable)?;
@@ -349,7 +386,7 @@ fn save_groups(
                 group.route_id,
                 group.receiver,
                 json_text(&group.labels)?,
-                to_micros(group.next_flush),
+                to_micros(group.first_flush),
                 group.flushed,
             ])
             .map_err(unavailable)? as u64;
