@@ -1,5 +1,5 @@
-//! One attempt at a delivery: read its notification, send it through its integration within the timeout, decide
-//! what becomes of it, and store the attempt and the outcome together.
+//! One attempt at a delivery: send its notification (read when it was claimed) through its integration within the
+//! timeout, and decide what becomes of it; the engine stores the attempt and the outcome, many in one transaction.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +12,6 @@ use crate::config::format_duration;
 use crate::notification::Notification;
 use crate::sinks::integrations::Integration;
 use crate::sinks::{Context, Receipt, SinkError};
-use crate::store::Store;
 use crate::store::delivery::{AttemptInput, AttemptRecord, Finished, Settle};
 
 /// What an attempt needs.
@@ -28,25 +27,18 @@ pub(crate) struct Job {
     pub input: AttemptInput,
     /// `None` when the delivery's integration is no longer configured.
     pub integration: Option<Integration>,
-    pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     /// A random number in [0, 1) for the backoff's jitter.
     pub jitter: f64,
 }
 
-/// What came of an attempt.
-#[derive(Debug)]
-pub(crate) enum Done {
-    /// Stored: the delivery's new state.
-    Settled(Settle),
-    /// The store could not take the result: the delivery stays in flight until its lease ends, then goes again.
-    Unrecorded,
-}
-
+/// What came of an attempt, to store.
 #[derive(Debug)]
 pub(crate) struct Completion {
     pub id: i64,
-    pub done: Done,
+    pub receiver: String,
+    /// The attempt and the delivery's new state, as stored.
+    pub finished: Finished,
     /// The destination must not be sent to before this.
     pub pause: Option<(String, DateTime<Utc>)>,
 }
@@ -155,7 +147,6 @@ pub(crate) async fn run(job: Job) -> Completion {
         result.as_ref().err(),
         kind,
     )
-    .await
 }
 
 /// What an attempt decided, to store.
@@ -167,7 +158,7 @@ struct Outcome {
     state: Option<String>,
 }
 
-async fn record(
+fn record(
     job: Job,
     started_at: DateTime<Utc>,
     duration: std::time::Duration,
@@ -219,21 +210,15 @@ async fn record(
     let finished = Finished {
         id: job.id,
         attempt,
-        settle: settle.clone(),
+        settle,
         pause: pause.clone(),
         state,
         now: job.clock.now(),
     };
-    let done = match job.store.finish(finished).await {
-        Ok(()) => Done::Settled(settle),
-        Err(error) => {
-            tracing::error!(%error, "cannot store the outcome of a delivery attempt; it will be retried when its lease ends");
-            Done::Unrecorded
-        }
-    };
     Completion {
         id: job.id,
-        done,
+        receiver: job.receiver,
+        finished,
         pause,
     }
 }

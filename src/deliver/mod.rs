@@ -1,13 +1,16 @@
 //! The delivery engine: takes queued deliveries from the outbox, sends each through its integration when it is due
 //! and its destination's rate limit allows, keeps every group and integration in order, bounds sends in flight per
-//! receiver, and settles each attempt in the store. Its memory is a cache of the store, rebuilt at start.
+//! receiver, and settles each attempt in the store. Store work is batched and never waited on inline: one claim (of
+//! every delivery that may start, with their payloads) and one settling (of every attempt that ended) are in
+//! flight at a time, and what comes meanwhile joins the next, so a delivery costs a small share of a commit. Its
+//! memory is a bounded cache of the store: at most `MAX_TRACKED` open deliveries, the rest read back in id order.
 
 mod attempt;
 mod limiter;
 pub mod policy;
 mod queue;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,21 +19,32 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::attempt::{Completion, Done, Job};
+use self::attempt::{Completion, Job};
 use self::limiter::Destinations;
 use self::queue::Queue;
 use crate::clock::Clock;
 use crate::config::DeliverySettings;
 use crate::reload::Applied;
 use crate::sinks::integrations::Integrations;
-use crate::store::Store;
-use crate::store::delivery::{AttemptInput, DeliveryRecord, Settle};
+use crate::store::delivery::{AttemptInput, Claimed, DeliveryRecord, Finished, Settle};
+use crate::store::{Store, StoreError};
 
 /// How long past its timeout an in-flight delivery stays leased: a later start takes it back after that.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How long the engine waits before trying again when the store could not claim deliveries.
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
+
+/// Deliveries claimed ahead per receiver, as a multiple of `delivery.concurrency`: the next sends are ready when
+/// slots free up, while the next claim is being committed.
+const CLAIM_AHEAD: usize = 2;
+
+/// Open deliveries the engine keeps in memory. Beyond this, they wait in the store and are read back in id order
+/// as the engine works through the ones it holds, so a backlog costs disk, not memory.
+pub const MAX_TRACKED: usize = 100_000;
+
+/// When it holds fewer than this, the engine reads back deliveries left in the store.
+const REFILL_BELOW: usize = MAX_TRACKED / 2;
 
 enum Command {
     /// Newly queued or replayed deliveries.
@@ -73,6 +87,38 @@ impl DeliveryHandle {
     }
 }
 
+/// A claimed delivery waiting for a send slot.
+struct Ready {
+    id: i64,
+    input: AttemptInput,
+}
+
+/// Store work the engine started and did not wait for.
+enum StoreDone {
+    Claimed {
+        picked: Vec<i64>,
+        result: Result<Vec<Claimed>, StoreError>,
+    },
+    Settled {
+        completions: Vec<Completion>,
+        result: Result<(), StoreError>,
+    },
+    Read {
+        from: i64,
+        limit: usize,
+        result: Result<Vec<DeliveryRecord>, StoreError>,
+    },
+}
+
+/// Deliveries of one receiver the engine works on.
+#[derive(Debug, Default, Clone, Copy)]
+struct Load {
+    /// Being sent.
+    sending: usize,
+    /// Picked or claimed, not yet being sent.
+    reserved: usize,
+}
+
 struct Engine {
     queue: Queue,
     destinations: Destinations,
@@ -80,12 +126,27 @@ struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: DeliverySettings,
-    /// Sends in flight per receiver.
-    in_flight: HashMap<String, usize>,
-    running: JoinSet<Completion>,
-    running_ids: HashSet<i64>,
+    load: HashMap<String, Load>,
+    /// Claimed deliveries waiting for a send slot, per receiver, oldest claim first.
+    ready: HashMap<String, VecDeque<Ready>>,
+    sends: JoinSet<Completion>,
+    /// Deliveries picked, claimed, being sent or being settled: the store's answer about them is awaited.
+    busy: HashSet<i64>,
+    store_work: JoinSet<StoreDone>,
+    claiming: bool,
+    settling: bool,
+    reading: bool,
+    /// Sends that ended, waiting for the next settling.
+    ended: Vec<Completion>,
     /// Earliest time to try claiming again after the store failed.
     claim_blocked_until: Option<DateTime<Utc>>,
+    /// Earliest time to try reading back again after the store failed.
+    read_blocked_until: Option<DateTime<Utc>>,
+    /// The smallest id of an open delivery that may be only in the store (memory was full); `None` when memory
+    /// holds every open delivery.
+    unread_from: Option<i64>,
+    /// Records queued while a read back was in flight, with ids it may not have seen.
+    queued_while_reading: Vec<DeliveryRecord>,
 }
 
 fn add(now: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
@@ -106,11 +167,7 @@ impl Engine {
         self.destinations.apply_limits(&limits);
     }
 
-    fn track(&mut self, record: &DeliveryRecord, now: DateTime<Utc>) {
-        self.queue.insert(record, now);
-    }
-
-    /// Loads open deliveries and destination pauses from the store.
+    /// Loads destination pauses; open deliveries are read back in pages as for a backlog.
     async fn restore(&mut self) {
         let now = self.clock.now();
         match self.store.pauses(now).await {
@@ -121,62 +178,39 @@ impl Engine {
             }
             Err(error) => tracing::error!(%error, "cannot read destination pauses"),
         }
-        match self.store.open_deliveries().await {
-            Ok(records) => {
-                let count = records.len();
-                for record in &records {
-                    self.track(record, now);
+        self.unread_from = Some(i64::MIN);
+    }
+
+    /// Tracks queued deliveries, as far as memory allows; the others stay in the store until read back.
+    fn track(&mut self, records: Vec<DeliveryRecord>) {
+        let now = self.clock.now();
+        for record in records {
+            match self.unread_from {
+                Some(from) if record.id >= from => {
+                    if self.reading {
+                        self.queued_while_reading.push(record);
+                    }
                 }
-                if count > 0 {
-                    tracing::info!(count, "resuming open deliveries");
+                Some(_) => self.queue.insert(&record, now),
+                None if self.queue.len() < MAX_TRACKED => self.queue.insert(&record, now),
+                None => {
+                    tracing::warn!(
+                        tracked = MAX_TRACKED,
+                        "delivery backlog exceeds what is kept in memory; the rest waits in the store"
+                    );
+                    self.unread_from = Some(record.id);
                 }
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot read open deliveries; they go out at the next start")
             }
         }
     }
 
     fn command(&mut self, command: Command) {
-        let now = self.clock.now();
         match command {
-            Command::Queued(records) => {
-                for record in &records {
-                    self.track(record, now);
-                }
-            }
+            Command::Queued(records) => self.track(records),
             Command::Forget(id) => {
-                if !self.running_ids.contains(&id) {
+                if !self.busy.contains(&id) {
                     self.queue.remove(id);
                 }
-            }
-        }
-    }
-
-    fn completed(&mut self, completion: Completion) {
-        let id = completion.id;
-        self.running_ids.remove(&id);
-        if let Some(entry) = self.queue.get(id)
-            && let Some(count) = self.in_flight.get_mut(&entry.receiver)
-        {
-            *count = count.saturating_sub(1);
-        }
-        if let Some((destination, until)) = &completion.pause {
-            self.destinations.pause(destination, *until);
-        }
-        match completion.done {
-            Done::Settled(Settle::Retry {
-                next_attempt_at, ..
-            }) => {
-                self.queue.reschedule(id, next_attempt_at, true);
-            }
-            Done::Settled(Settle::Delivered | Settle::Dead { .. }) => {
-                self.queue.remove(id);
-            }
-            Done::Unrecorded => {
-                let lease = self.lease(id);
-                self.queue
-                    .reschedule(id, add(self.clock.now(), lease), false);
             }
         }
     }
@@ -195,10 +229,14 @@ impl Engine {
         timeout + LEASE_MARGIN
     }
 
-    /// Starts every delivery that may go now; returns when something next may. Looks, per receiver with free
-    /// send slots, at no more due deliveries per destination than it has slots; a destination that must wait is
-    /// passed over whole.
-    async fn launch(&mut self) -> Option<DateTime<Utc>> {
+    fn load(&mut self, receiver: &str) -> &mut Load {
+        self.load.entry(receiver.to_owned()).or_default()
+    }
+
+    /// Picks every due delivery that may be claimed now (per receiver, up to `CLAIM_AHEAD` times its concurrency
+    /// less what it already works on; per destination, what its rate limit allows) and claims them in one store
+    /// transaction, without waiting for it. Returns when something next may be picked.
+    fn claim(&mut self) -> Option<DateTime<Utc>> {
         let now = self.clock.now();
         if let Some(until) = self.claim_blocked_until {
             if until > now {
@@ -207,15 +245,19 @@ impl Engine {
             self.claim_blocked_until = None;
         }
         let mut wake = self.queue.next_due_after(now);
-        let concurrency = self.settings.concurrency;
-        let in_flight = &self.in_flight;
-        let free = |receiver: &str| {
-            concurrency.saturating_sub(in_flight.get(receiver).copied().unwrap_or(0))
+        if self.claiming {
+            return wake;
+        }
+        let window = self.settings.concurrency.saturating_mul(CLAIM_AHEAD);
+        let load = &self.load;
+        let room = |receiver: &str| {
+            let load = load.get(receiver).copied().unwrap_or_default();
+            window.saturating_sub(load.sending + load.reserved)
         };
         let mut picked = Vec::new();
         let mut waiting: HashSet<&str> = HashSet::new();
-        for (receiver, destinations) in self.queue.due_by_receiver(now, free) {
-            let slots = free(receiver);
+        for (receiver, destinations) in self.queue.due_by_receiver(now, room) {
+            let slots = room(receiver);
             let mut candidates: Vec<(DateTime<Utc>, i64, &str)> = destinations
                 .into_iter()
                 .flat_map(|(destination, heads)| {
@@ -236,7 +278,7 @@ impl Engine {
                 match self.destinations.acquire(destination, now) {
                     Ok(()) => {
                         taken += 1;
-                        picked.push(id);
+                        picked.push((id, receiver.to_owned()));
                     }
                     Err(at) => {
                         waiting.insert(destination);
@@ -245,40 +287,96 @@ impl Engine {
                 }
             }
         }
-        // Due deliveries not picked wait for a send slot (a completion wakes the engine) or for `wake`.
+        // Due deliveries not picked wait for room (an ended send wakes the engine) or for `wake`.
         if picked.is_empty() {
             return wake;
         }
         let lease = picked
             .iter()
-            .map(|id| self.lease(*id))
+            .map(|(id, _)| self.lease(*id))
             .max()
             .unwrap_or(self.settings.timeout + LEASE_MARGIN);
-        let mut claimed: HashMap<i64, AttemptInput> =
-            match self.store.claim(picked.clone(), now, add(now, lease)).await {
-                Ok(claimed) => claimed
-                    .into_iter()
-                    .map(|claimed| (claimed.id, claimed.input))
-                    .collect(),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot claim deliveries; trying again shortly");
-                    let until = add(now, CLAIM_RETRY);
-                    self.claim_blocked_until = Some(until);
-                    return Some(until);
-                }
-            };
+        let ids: Vec<i64> = picked.iter().map(|(id, _)| *id).collect();
+        for (id, receiver) in picked {
+            self.queue.start(id);
+            self.busy.insert(id);
+            self.load(&receiver).reserved += 1;
+        }
+        self.claiming = true;
+        let store = Arc::clone(&self.store);
+        self.store_work.spawn(async move {
+            let result = store.claim(ids.clone(), now, add(now, lease)).await;
+            StoreDone::Claimed {
+                picked: ids,
+                result,
+            }
+        });
+        wake
+    }
+
+    /// Takes a claim's answer: claimed deliveries wait for a send slot; those the store no longer had open are
+    /// forgotten; after a failure they are due again shortly.
+    fn claimed(&mut self, picked: Vec<i64>, result: Result<Vec<Claimed>, StoreError>) {
+        self.claiming = false;
+        let now = self.clock.now();
+        let mut claimed: HashMap<i64, AttemptInput> = match result {
+            Ok(claimed) => claimed
+                .into_iter()
+                .map(|claimed| (claimed.id, claimed.input))
+                .collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot claim deliveries; trying again shortly");
+                self.claim_blocked_until = Some(add(now, CLAIM_RETRY));
+                HashMap::new()
+            }
+        };
+        let failed = self.claim_blocked_until.is_some();
         for id in picked {
-            let Some(input) = claimed.remove(&id) else {
-                // Settled or discarded meanwhile.
-                self.queue.remove(id);
+            let Some(receiver) = self.queue.get(id).map(|entry| entry.receiver.clone()) else {
+                self.busy.remove(&id);
                 continue;
             };
+            match claimed.remove(&id) {
+                Some(input) => self
+                    .ready
+                    .entry(receiver)
+                    .or_default()
+                    .push_back(Ready { id, input }),
+                None => {
+                    let load = self.load(&receiver);
+                    load.reserved = load.reserved.saturating_sub(1);
+                    self.busy.remove(&id);
+                    if failed {
+                        self.queue.reschedule(id, add(now, CLAIM_RETRY), false);
+                    } else {
+                        // Settled or discarded meanwhile.
+                        self.queue.remove(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts sending claimed deliveries while their receivers have free send slots.
+    fn send(&mut self) {
+        let concurrency = self.settings.concurrency;
+        let mut jobs = Vec::new();
+        for (receiver, ready) in &mut self.ready {
+            let load = self.load.entry(receiver.clone()).or_default();
+            while load.sending < concurrency {
+                let Some(Ready { id, input }) = ready.pop_front() else {
+                    break;
+                };
+                load.reserved = load.reserved.saturating_sub(1);
+                load.sending += 1;
+                jobs.push((id, input));
+            }
+        }
+        self.ready.retain(|_, ready| !ready.is_empty());
+        for (id, input) in jobs {
             let Some(entry) = self.queue.get(id).cloned() else {
                 continue;
             };
-            self.queue.start(id);
-            *self.in_flight.entry(entry.receiver.clone()).or_default() += 1;
-            self.running_ids.insert(id);
             let job = Job {
                 id,
                 integration: self
@@ -291,28 +389,186 @@ impl Engine {
                 attempts: entry.attempts,
                 queued_at: entry.queued_at,
                 input,
-                store: Arc::clone(&self.store),
                 clock: Arc::clone(&self.clock),
                 jitter: rand::random::<f64>(),
             };
-            self.running.spawn(attempt::run(job));
+            self.sends.spawn(attempt::run(job));
         }
-        wake
     }
 
-    /// On shutdown: lets sends in flight finish within the drain time, then returns the rest to pending.
+    /// A send ended: its slot is free at once; its outcome waits for the next settling.
+    fn ended(&mut self, joined: Result<Completion, tokio::task::JoinError>) {
+        let completion = match joined {
+            Ok(completion) => completion,
+            Err(error) => {
+                tracing::error!(%error, "delivery task failed");
+                return;
+            }
+        };
+        let load = self.load(&completion.receiver);
+        load.sending = load.sending.saturating_sub(1);
+        if let Some((destination, until)) = &completion.pause {
+            self.destinations.pause(destination, *until);
+        }
+        self.ended.push(completion);
+    }
+
+    /// Stores every ended attempt in one transaction, without waiting for it.
+    fn settle(&mut self) {
+        if self.settling || self.ended.is_empty() {
+            return;
+        }
+        let completions = std::mem::take(&mut self.ended);
+        let finished: Vec<Finished> = completions
+            .iter()
+            .map(|completion| completion.finished.clone())
+            .collect();
+        self.settling = true;
+        let store = Arc::clone(&self.store);
+        self.store_work.spawn(async move {
+            let result = store.finish(finished).await;
+            StoreDone::Settled {
+                completions,
+                result,
+            }
+        });
+    }
+
+    /// Takes a settling's answer: each lane moves on (or its delivery waits for its retry); when the store failed,
+    /// the deliveries stay in flight until their lease ends and go again then.
+    fn settled(&mut self, completions: Vec<Completion>, result: Result<(), StoreError>) {
+        self.settling = false;
+        let now = self.clock.now();
+        if let Err(error) = &result {
+            tracing::error!(%error, count = completions.len(),
+                "cannot store the outcome of delivery attempts; they will be retried when their lease ends");
+        }
+        for completion in completions {
+            let id = completion.id;
+            self.busy.remove(&id);
+            match (&result, completion.finished.settle) {
+                (
+                    Ok(()),
+                    Settle::Retry {
+                        next_attempt_at, ..
+                    },
+                ) => self.queue.reschedule(id, next_attempt_at, true),
+                (Ok(()), Settle::Delivered | Settle::Dead { .. }) => self.queue.remove(id),
+                (Err(_), _) => {
+                    let lease = self.lease(id);
+                    self.queue.reschedule(id, add(now, lease), false);
+                }
+            }
+        }
+    }
+
+    /// Reads back open deliveries left in the store when memory has room for them, without waiting.
+    fn read_back(&mut self) {
+        let Some(from) = self.unread_from else {
+            return;
+        };
+        if self.reading || self.queue.len() >= REFILL_BELOW {
+            return;
+        }
+        if let Some(until) = self.read_blocked_until {
+            if until > self.clock.now() {
+                return;
+            }
+            self.read_blocked_until = None;
+        }
+        let limit = MAX_TRACKED - self.queue.len();
+        self.reading = true;
+        let store = Arc::clone(&self.store);
+        self.store_work.spawn(async move {
+            let result = store.open_deliveries(from, limit).await;
+            StoreDone::Read {
+                from,
+                limit,
+                result,
+            }
+        });
+    }
+
+    fn read(&mut self, from: i64, limit: usize, result: Result<Vec<DeliveryRecord>, StoreError>) {
+        self.reading = false;
+        let records = match result {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::error!(%error, "cannot read open deliveries; trying again shortly");
+                self.read_blocked_until = Some(add(self.clock.now(), CLAIM_RETRY));
+                self.queued_while_reading.clear();
+                return;
+            }
+        };
+        let now = self.clock.now();
+        if from == i64::MIN && !records.is_empty() {
+            tracing::info!(count = records.len(), "resuming open deliveries");
+        }
+        // All open deliveries from `from` on were read, or those up to the last one read.
+        let next = (records.len() >= limit)
+            .then(|| records.last().map(|record| record.id.saturating_add(1)))
+            .flatten();
+        for record in &records {
+            if !self.busy.contains(&record.id) {
+                self.queue.insert(record, now);
+            }
+        }
+        self.unread_from = next;
+        for record in std::mem::take(&mut self.queued_while_reading) {
+            if next.is_none_or(|next| record.id < next) && !self.busy.contains(&record.id) {
+                self.queue.insert(&record, now);
+            }
+        }
+    }
+
+    fn store_done(&mut self, done: Result<StoreDone, tokio::task::JoinError>) {
+        match done {
+            Ok(StoreDone::Claimed { picked, result }) => self.claimed(picked, result),
+            Ok(StoreDone::Settled {
+                completions,
+                result,
+            }) => self.settled(completions, result),
+            Ok(StoreDone::Read {
+                from,
+                limit,
+                result,
+            }) => self.read(from, limit, result),
+            Err(error) => tracing::error!(%error, "delivery store task failed"),
+        }
+    }
+
+    /// Starts what can start now; returns when something next may.
+    fn step(&mut self) -> Option<DateTime<Utc>> {
+        self.read_back();
+        self.send();
+        self.settle();
+        let wake = self.claim();
+        match (wake, self.read_blocked_until) {
+            (Some(wake), Some(read)) => Some(wake.min(read)),
+            (wake, read) => wake.or(read),
+        }
+    }
+
+    /// On shutdown: lets sends in flight finish within the drain time and stores their outcomes; returns the rest
+    /// (claimed, or still being sent) to pending.
     async fn drain(&mut self) {
         let drain = self.settings.drain_timeout;
         let deadline = tokio::time::Instant::now() + drain;
-        while !self.running.is_empty() {
-            match tokio::time::timeout_at(deadline, self.running.join_next()).await {
-                Ok(Some(Ok(completion))) => self.completed(completion),
-                Ok(Some(Err(error))) => tracing::error!(%error, "delivery task failed"),
+        while !self.sends.is_empty() {
+            match tokio::time::timeout_at(deadline, self.sends.join_next()).await {
+                Ok(Some(joined)) => self.ended(joined),
                 Ok(None) | Err(_) => break,
             }
         }
-        self.running.abort_all();
-        let abandoned: Vec<i64> = self.running_ids.drain().collect();
+        self.sends.abort_all();
+        while let Some(done) = self.store_work.join_next().await {
+            self.store_done(done);
+        }
+        self.settle();
+        while let Some(done) = self.store_work.join_next().await {
+            self.store_done(done);
+        }
+        let abandoned: Vec<i64> = self.busy.drain().collect();
         if abandoned.is_empty() {
             return;
         }
@@ -345,16 +601,25 @@ pub fn start(
         store,
         clock,
         settings: current.settings.delivery.clone(),
-        in_flight: HashMap::new(),
-        running: JoinSet::new(),
-        running_ids: HashSet::new(),
+        load: HashMap::new(),
+        ready: HashMap::new(),
+        sends: JoinSet::new(),
+        busy: HashSet::new(),
+        store_work: JoinSet::new(),
+        claiming: false,
+        settling: false,
+        reading: false,
+        ended: Vec::new(),
         claim_blocked_until: None,
+        read_blocked_until: None,
+        unread_from: None,
+        queued_while_reading: Vec::new(),
     };
     engine.configure(&current);
     let task = tokio::spawn(async move {
         engine.restore().await;
         loop {
-            let wake = engine.launch().await;
+            let wake = engine.step();
             let clock = Arc::clone(&engine.clock);
             let timer = async {
                 match wake {
@@ -373,11 +638,21 @@ pub fn start(
                     Some(command) => engine.command(command),
                     None => break,
                 },
-                Some(joined) = engine.running.join_next(), if !engine.running.is_empty() => match joined {
-                    Ok(completion) => engine.completed(completion),
-                    Err(error) => tracing::error!(%error, "delivery task failed"),
-                },
+                Some(joined) = engine.sends.join_next(), if !engine.sends.is_empty() => engine.ended(joined),
+                Some(done) = engine.store_work.join_next(), if !engine.store_work.is_empty() => {
+                    engine.store_done(done);
+                }
                 () = timer => {}
+            }
+            // Everything else that is ready too, so the next claim and settling take all of it.
+            while let Some(joined) = engine.sends.try_join_next() {
+                engine.ended(joined);
+            }
+            while let Some(done) = engine.store_work.try_join_next() {
+                engine.store_done(done);
+            }
+            while let Ok(command) = commands.try_recv() {
+                engine.command(command);
             }
         }
         engine.drain().await;

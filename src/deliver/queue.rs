@@ -56,6 +56,11 @@ impl Queue {
         self.entries.get(&id)
     }
 
+    /// Open deliveries held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Adds an open delivery (or updates one already known). An in-flight one from an earlier run is due when its
     /// lease ends.
     pub(crate) fn insert(&mut self, record: &DeliveryRecord, now: DateTime<Utc>) {

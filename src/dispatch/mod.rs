@@ -596,7 +596,16 @@ pub fn start(
                     None => std::future::pending().await,
                 }
             };
+            // Changes first: a flush sees everything handed over before it (flushes run after every round anyway).
             tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    receiver.close();
+                    while let Some(handed) = receiver.recv().await {
+                        dispatcher.take(handed.changes);
+                    }
+                    break;
+                }
                 handed = receiver.recv() => match handed {
                     Some(handed) => {
                         // Everything already handed over is taken in at once (up to a bound), so its groups
@@ -618,13 +627,6 @@ pub fn start(
                     dispatcher.reconfigure(&current).await;
                 }
                 () = due => {}
-                () = shutdown.cancelled() => {
-                    receiver.close();
-                    while let Some(handed) = receiver.recv().await {
-                        dispatcher.take(handed.changes);
-                    }
-                    break;
-                }
             }
             dispatcher.flush_due().await;
             dispatcher.prune_log();

@@ -193,8 +193,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, StoreError>;
 
-    /// Stores an attempt and what became of its delivery (and a pause of its destination), in one transaction.
-    async fn finish(&self, finished: Finished) -> Result<(), StoreError>;
+    /// Stores attempts and what became of their deliveries (and pauses of their destinations), all in one
+    /// transaction.
+    async fn finish(&self, finished: Vec<Finished>) -> Result<(), StoreError>;
 
     /// Returns in-flight deliveries to pending, due at `now`; returns how many.
     async fn release(&self, ids: Vec<i64>, now: DateTime<Utc>) -> Result<u64, StoreError>;
@@ -214,8 +215,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// many deliveries.
     async fn purge_deliveries(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    /// Pending and in-flight deliveries, oldest first: the work to resume at start.
-    async fn open_deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError>;
+    /// Pending and in-flight deliveries with ids from `from` on, at most `limit`, in id order: the work to resume
+    /// at start, read in pages.
+    async fn open_deliveries(
+        &self,
+        from: i64,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
     /// Deliveries, newest first.
     async fn deliveries(&self, query: DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;

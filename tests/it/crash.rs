@@ -108,10 +108,9 @@ async fn sigkill_with_deliveries_pending_and_in_flight_loses_nothing() {
     }
     let queued = deliveries(&client, &address).await;
     let count = |state: &str| queued.iter().filter(|d| d["state"] == state).count();
-    assert_eq!(
-        (count("in_flight"), count("pending")),
-        (CONCURRENCY, GROUPS - CONCURRENCY)
-    );
+    // In flight: being sent, or claimed to be sent next (the engine claims ahead of its free slots).
+    assert_eq!(count("in_flight") + count("pending"), GROUPS, "{queued:#?}");
+    assert!(count("in_flight") >= CONCURRENCY, "{queued:#?}");
     first.kill().unwrap();
     first.wait().unwrap();
     let in_flight_at_kill = receiver.requests().len();

@@ -460,8 +460,11 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn finish(&self, finished: Finished) -> Result<(), StoreError> {
-        expect_count(self.submit(Op::Finish(Box::new(finished))).await?).map(|_| ())
+    async fn finish(&self, finished: Vec<Finished>) -> Result<(), StoreError> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        expect_count(self.submit(Op::Finish(finished)).await?).map(|_| ())
     }
 
     async fn release(&self, ids: Vec<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -487,8 +490,13 @@ impl Store for SqliteStore {
         expect_count(self.submit(Op::PurgeDeliveries(before)).await?)
     }
 
-    async fn open_deliveries(&self) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.read(outbox::open_deliveries).await
+    async fn open_deliveries(
+        &self,
+        from: i64,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.read(move |connection| outbox::open_deliveries(connection, from, limit))
+            .await
     }
 
     async fn deliveries(&self, query: DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError> {

@@ -342,11 +342,23 @@ pub(super) fn purge(connection: &Connection, before: DateTime<Utc>) -> Result<u6
     Ok(count as u64)
 }
 
-pub(super) fn open_deliveries(connection: &Connection) -> rusqlite::Result<Vec<DeliveryRecord>> {
+pub(super) fn open_deliveries(
+    connection: &Connection,
+    from: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<DeliveryRecord>> {
+    // One ordered index range per state, each cut at the limit, so a page costs its size, not the backlog's.
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state IN ('pending', 'in_flight') ORDER BY id"
+        "SELECT * FROM (SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' AND id >= ?1 \
+         ORDER BY id LIMIT ?2) UNION ALL SELECT * FROM (SELECT {DELIVERY_COLUMNS} FROM deliveries \
+         WHERE state = 'in_flight' AND id >= ?1 ORDER BY id LIMIT ?2) ORDER BY id LIMIT ?2"
     ))?;
-    statement.query_map([], read_delivery)?.collect()
+    statement
+        .query_map(
+            params![from, i64::try_from(limit).unwrap_or(i64::MAX)],
+            read_delivery,
+        )?
+        .collect()
 }
 
 fn attempt_input(connection: &Connection, id: i64) -> rusqlite::Result<Option<AttemptInput>> {

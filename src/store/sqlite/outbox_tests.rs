@@ -96,7 +96,10 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
     );
     assert_eq!(queued[0].next_attempt_at, t(0));
     assert_eq!(store.sent().await.unwrap(), vec![sent("g1")]);
-    assert_eq!(store.open_deliveries().await.unwrap(), queued);
+    assert_eq!(
+        store.open_deliveries(i64::MIN, usize::MAX).await.unwrap(),
+        queued
+    );
     let claimed = store.claim(vec![queued[0].id], t(1), t(10)).await.unwrap();
     assert_eq!(
         (
@@ -128,7 +131,7 @@ async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
         "lease ended"
     );
     assert_eq!(store.release(vec![id], t(11)).await.unwrap(), 1);
-    let open_now = store.open_deliveries().await.unwrap();
+    let open_now = store.open_deliveries(i64::MIN, usize::MAX).await.unwrap();
     assert_eq!(
         (
             open_now[0].state,
@@ -147,7 +150,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
     let id = queue(&store, &["g"]).await[0].id;
     store.claim(vec![id], t(1), t(30)).await.unwrap();
     store
-        .finish(Finished {
+        .finish(vec![Finished {
             id,
             attempt: attempt("rate_limited"),
             settle: Settle::Retry {
@@ -157,7 +160,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
             pause: Some(("webhook:0123".into(), t(60))),
             state: None,
             now: t(2),
-        })
+        }])
         .await
         .unwrap();
     assert_eq!(
@@ -167,7 +170,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
     assert!(store.pauses(t(61)).await.unwrap().is_empty());
     store.claim(vec![id], t(60), t(90)).await.unwrap();
     store
-        .finish(Finished {
+        .finish(vec![Finished {
             id,
             attempt: attempt("permanent"),
             settle: Settle::Dead {
@@ -176,7 +179,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
             pause: None,
             state: None,
             now: t(61),
-        })
+        }])
         .await
         .unwrap();
     let detail = store.delivery(id).await.unwrap().unwrap();
@@ -188,7 +191,13 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
     );
     assert_eq!(detail.attempts.len(), 2);
     assert_eq!(detail.attempts[0], attempt("rate_limited"));
-    assert!(store.open_deliveries().await.unwrap().is_empty());
+    assert!(
+        store
+            .open_deliveries(i64::MIN, usize::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store.delivery_counts().await.unwrap(),
         vec![(DeliveryState::Dead, 1)]
@@ -218,7 +227,7 @@ async fn replay_discard_and_retention() {
             state: None,
             now: t(2),
         };
-        store.finish(finished).await.unwrap();
+        store.finish(vec![finished]).await.unwrap();
     }
     // In flight: neither replayed nor discarded.
     assert_eq!(
@@ -267,7 +276,7 @@ async fn replay_discard_and_retention() {
         now: t(4),
     };
     store.claim(vec![ids[1]], t(4), t(100)).await.unwrap();
-    store.finish(finished).await.unwrap();
+    store.finish(vec![finished]).await.unwrap();
     assert_eq!(store.purge_deliveries(t(4)).await.unwrap(), 0);
     assert_eq!(store.purge_deliveries(t(5)).await.unwrap(), 1);
     let left = store
@@ -351,7 +360,7 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
         state: Some(r#"{"ts":"1.2"}"#.into()),
         now: t(2),
     };
-    store.finish(finished).await.unwrap();
+    store.finish(vec![finished]).await.unwrap();
     let claimed = store.claim(vec![ids[1], ids[2]], t(2), t(3)).await.unwrap();
     let state = |id: i64| {
         claimed

@@ -63,7 +63,7 @@ pub(super) enum Op {
     PurgeSilences(DateTime<Utc>),
     Dispatch(Box<Dispatched>, DateTime<Utc>),
     Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>),
-    Finish(Box<Finished>),
+    Finish(Vec<Finished>),
     Release(Vec<i64>, DateTime<Utc>),
     Retry(RetrySelection, DateTime<Utc>),
     Discard(i64),
@@ -227,7 +227,13 @@ fn run_isolated(
         Op::Claim(ids, now, lease) => {
             outbox::claim(&savepoint, ids, now, lease).map(Outcome::Claimed)
         }
-        Op::Finish(finished) => outbox::finish(&savepoint, *finished).map(|()| Outcome::Count(1)),
+        Op::Finish(finished) => {
+            let count = finished.len() as u64;
+            for finished in finished {
+                outbox::finish(&savepoint, finished)?;
+            }
+            Ok(Outcome::Count(count))
+        }
         Op::Release(ids, now) => outbox::release(&savepoint, ids, now).map(Outcome::Count),
         Op::Retry(selection, now) => {
             outbox::retry(&savepoint, selection, now).map(Outcome::Deliveries)
