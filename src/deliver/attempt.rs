@@ -12,7 +12,7 @@ use crate::config::format_duration;
 use crate::notification::Notification;
 use crate::sinks::integrations::Integration;
 use crate::sinks::{Context, Receipt, SinkError};
-use crate::store::delivery::{AttemptInput, AttemptRecord, Finished, Settle};
+use crate::store::delivery::{AttemptRecord, Finished, Settle};
 
 /// What an attempt needs.
 pub(crate) struct Job {
@@ -23,8 +23,10 @@ pub(crate) struct Job {
     /// Attempts made before this one.
     pub attempts: u32,
     pub queued_at: DateTime<Utc>,
-    /// Its notification and its integration's state for its group, read when it was claimed.
-    pub input: AttemptInput,
+    /// Its notification (JSON), as queued or read when it was claimed.
+    pub payload: Arc<str>,
+    /// Its integration's state for its group (JSON), read when it was claimed.
+    pub state: Option<String>,
     /// `None` when the delivery's integration is no longer configured.
     pub integration: Option<Integration>,
     pub clock: Arc<dyn Clock>,
@@ -50,12 +52,11 @@ async fn send(job: &Job) -> Result<Receipt, SinkError> {
             job.integration_key, job.receiver
         )));
     };
-    let input = &job.input;
-    let notification: Notification = serde_json::from_str(&input.payload).map_err(|error| {
+    let notification: Notification = serde_json::from_str(&job.payload).map_err(|error| {
         SinkError::permanent(format!("the stored notification cannot be read: {error}"))
     })?;
     let context = Context {
-        state: input
+        state: job
             .state
             .as_deref()
             .and_then(|state| serde_json::from_str(state).ok()),

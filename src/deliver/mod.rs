@@ -37,7 +37,7 @@ const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
 /// Deliveries claimed ahead per receiver, as a multiple of `delivery.concurrency`: the next sends are ready when
 /// slots free up, while the next claim is being committed.
-const CLAIM_AHEAD: usize = 2;
+const CLAIM_AHEAD: usize = 8;
 
 /// Open deliveries the engine keeps in memory. Beyond this, they wait in the store and are read back in id order
 /// as the engine works through the ones it holds, so a backlog costs disk, not memory.
@@ -46,9 +46,13 @@ pub const MAX_TRACKED: usize = 100_000;
 /// When it holds fewer than this, the engine reads back deliveries left in the store.
 const REFILL_BELOW: usize = MAX_TRACKED / 2;
 
+/// Notifications the engine keeps with their deliveries (bytes of JSON), so claims need not read them back; beyond
+/// this, claims read them.
+const MAX_PAYLOAD_BYTES: usize = 64 << 20;
+
 enum Command {
-    /// Newly queued or replayed deliveries.
-    Queued(Vec<DeliveryRecord>),
+    /// Newly queued or replayed deliveries, with their notifications when the sender has them.
+    Queued(Vec<(DeliveryRecord, Option<Arc<str>>)>),
     /// A discarded delivery.
     Forget(i64),
 }
@@ -69,8 +73,13 @@ impl std::fmt::Debug for Command {
 }
 
 impl DeliveryHandle {
-    /// Deliveries stored as pending (new or replayed).
+    /// Deliveries stored as pending (new or replayed); their notifications are read when they are claimed.
     pub fn queued(&self, records: Vec<DeliveryRecord>) {
+        self.queued_with(records.into_iter().map(|record| (record, None)).collect());
+    }
+
+    /// Deliveries stored as pending, with the notifications they carry.
+    pub fn queued_with(&self, records: Vec<(DeliveryRecord, Option<Arc<str>>)>) {
         if records.is_empty() {
             return;
         }
@@ -90,7 +99,8 @@ impl DeliveryHandle {
 /// A claimed delivery waiting for a send slot.
 struct Ready {
     id: i64,
-    input: AttemptInput,
+    payload: Arc<str>,
+    state: Option<String>,
 }
 
 /// Store work the engine started and did not wait for.
@@ -147,6 +157,9 @@ struct Engine {
     unread_from: Option<i64>,
     /// Records queued while a read back was in flight, with ids it may not have seen.
     queued_while_reading: Vec<DeliveryRecord>,
+    /// Notifications of tracked deliveries, as the dispatcher queued them (up to `MAX_PAYLOAD_BYTES`).
+    payloads: HashMap<i64, Arc<str>>,
+    payload_bytes: usize,
 }
 
 fn add(now: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
@@ -181,18 +194,47 @@ impl Engine {
         self.unread_from = Some(i64::MIN);
     }
 
+    /// Keeps a tracked delivery's notification, within the budget.
+    fn keep_payload(&mut self, id: i64, payload: Option<Arc<str>>) {
+        if let Some(payload) = payload
+            && self.payload_bytes + payload.len() <= MAX_PAYLOAD_BYTES
+            && !self.payloads.contains_key(&id)
+        {
+            self.payload_bytes += payload.len();
+            self.payloads.insert(id, payload);
+        }
+    }
+
+    fn drop_payload(&mut self, id: i64) {
+        if let Some(payload) = self.payloads.remove(&id) {
+            self.payload_bytes -= payload.len();
+        }
+    }
+
+    /// Forgets a delivery that is settled for good (or deleted).
+    fn forget(&mut self, id: i64) {
+        self.queue.remove(id);
+        self.drop_payload(id);
+    }
+
     /// Tracks queued deliveries, as far as memory allows; the others stay in the store until read back.
-    fn track(&mut self, records: Vec<DeliveryRecord>) {
+    fn track(&mut self, records: Vec<(DeliveryRecord, Option<Arc<str>>)>) {
         let now = self.clock.now();
-        for record in records {
+        for (record, payload) in records {
             match self.unread_from {
                 Some(from) if record.id >= from => {
                     if self.reading {
                         self.queued_while_reading.push(record);
                     }
                 }
-                Some(_) => self.queue.insert(&record, now),
-                None if self.queue.len() < MAX_TRACKED => self.queue.insert(&record, now),
+                Some(_) => {
+                    self.queue.insert(&record, now);
+                    self.keep_payload(record.id, payload);
+                }
+                None if self.queue.len() < MAX_TRACKED => {
+                    self.queue.insert(&record, now);
+                    self.keep_payload(record.id, payload);
+                }
                 None => {
                     tracing::warn!(
                         tracked = MAX_TRACKED,
@@ -209,7 +251,7 @@ impl Engine {
             Command::Queued(records) => self.track(records),
             Command::Forget(id) => {
                 if !self.busy.contains(&id) {
-                    self.queue.remove(id);
+                    self.forget(id);
                 }
             }
         }
@@ -303,9 +345,12 @@ impl Engine {
             self.load(&receiver).reserved += 1;
         }
         self.claiming = true;
+        let read_payloads = ids.iter().any(|id| !self.payloads.contains_key(id));
         let store = Arc::clone(&self.store);
         self.store_work.spawn(async move {
-            let result = store.claim(ids.clone(), now, add(now, lease)).await;
+            let result = store
+                .claim(ids.clone(), now, add(now, lease), read_payloads)
+                .await;
             StoreDone::Claimed {
                 picked: ids,
                 result,
@@ -336,24 +381,47 @@ impl Engine {
                 self.busy.remove(&id);
                 continue;
             };
-            match claimed.remove(&id) {
-                Some(input) => self
-                    .ready
-                    .entry(receiver)
-                    .or_default()
-                    .push_back(Ready { id, input }),
-                None => {
-                    let load = self.load(&receiver);
-                    load.reserved = load.reserved.saturating_sub(1);
+            // Claimed: the notification as read, or as queued.
+            let ready = match claimed.remove(&id) {
+                Some(input) => match input.payload {
+                    Some(payload) => Ok(Some((Arc::from(payload), input.state))),
+                    None => self
+                        .payloads
+                        .get(&id)
+                        .map(|payload| Some((Arc::clone(payload), input.state)))
+                        .ok_or(()),
+                },
+                None => Ok(None),
+            };
+            match ready {
+                Ok(Some((payload, state))) => {
+                    self.ready.entry(receiver).or_default().push_back(Ready {
+                        id,
+                        payload,
+                        state,
+                    });
+                    continue;
+                }
+                Ok(None) if !failed => {
+                    // Settled or discarded meanwhile.
                     self.busy.remove(&id);
-                    if failed {
-                        self.queue.reschedule(id, add(now, CLAIM_RETRY), false);
-                    } else {
-                        // Settled or discarded meanwhile.
-                        self.queue.remove(id);
-                    }
+                    self.forget(id);
+                }
+                Ok(None) => {
+                    self.busy.remove(&id);
+                    self.queue.reschedule(id, add(now, CLAIM_RETRY), false);
+                }
+                Err(()) => {
+                    // Claimed without its notification (which is never dropped while claimed): it goes again when
+                    // its lease ends, and that claim reads it.
+                    tracing::error!(delivery = id, "claimed a delivery without its notification");
+                    self.busy.remove(&id);
+                    let lease = self.lease(id);
+                    self.queue.reschedule(id, add(now, lease), false);
                 }
             }
+            let load = self.load(&receiver);
+            load.reserved = load.reserved.saturating_sub(1);
         }
     }
 
@@ -364,16 +432,16 @@ impl Engine {
         for (receiver, ready) in &mut self.ready {
             let load = self.load.entry(receiver.clone()).or_default();
             while load.sending < concurrency {
-                let Some(Ready { id, input }) = ready.pop_front() else {
+                let Some(ready) = ready.pop_front() else {
                     break;
                 };
                 load.reserved = load.reserved.saturating_sub(1);
                 load.sending += 1;
-                jobs.push((id, input));
+                jobs.push(ready);
             }
         }
         self.ready.retain(|_, ready| !ready.is_empty());
-        for (id, input) in jobs {
+        for Ready { id, payload, state } in jobs {
             let Some(entry) = self.queue.get(id).cloned() else {
                 continue;
             };
@@ -388,7 +456,8 @@ impl Engine {
                 destination: entry.destination,
                 attempts: entry.attempts,
                 queued_at: entry.queued_at,
-                input,
+                payload,
+                state,
                 clock: Arc::clone(&self.clock),
                 jitter: rand::random::<f64>(),
             };
@@ -453,7 +522,7 @@ impl Engine {
                         next_attempt_at, ..
                     },
                 ) => self.queue.reschedule(id, next_attempt_at, true),
-                (Ok(()), Settle::Delivered | Settle::Dead { .. }) => self.queue.remove(id),
+                (Ok(()), Settle::Delivered | Settle::Dead { .. }) => self.forget(id),
                 (Err(_), _) => {
                     let lease = self.lease(id);
                     self.queue.reschedule(id, add(now, lease), false);
@@ -614,6 +683,8 @@ pub fn start(
         read_blocked_until: None,
         unread_from: None,
         queued_while_reading: Vec::new(),
+        payloads: HashMap::new(),
+        payload_bytes: 0,
     };
     engine.configure(&current);
     let task = tokio::spawn(async move {

@@ -234,11 +234,12 @@ impl GroupSet {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    /// Groups due at `now`, earliest first.
-    pub fn due(&self, now: DateTime<Utc>) -> Vec<GroupId> {
+    /// Up to `limit` groups due at `now`, earliest first.
+    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Vec<GroupId> {
         self.timers
             .iter()
             .take_while(|(at, _)| *at <= now)
+            .take(limit)
             .map(|(_, id)| id.clone())
             .collect()
     }
@@ -446,10 +447,10 @@ receivers: [{name: default}, {name: pager}]
             Some(t(0)),
             "pager flushes at once (group_wait 0s)"
         );
-        let due = set.due(t(0));
+        let due = set.due(t(0), usize::MAX);
         assert_eq!(due.len(), 1);
         assert_eq!(set.get(&due[0]).unwrap().receiver, "pager");
-        assert_eq!(set.due(t(10)).len(), 3);
+        assert_eq!(set.due(t(10), usize::MAX).len(), 3);
         let pager = set.get(&due[0]).unwrap();
         assert_eq!(pager.key, r#"{}/{severity="page"}:{alertname="Down"}"#);
     }
@@ -460,7 +461,7 @@ receivers: [{name: default}, {name: pager}]
         let mut set = GroupSet::default();
         let (fp, down) = alert("Down", "warn");
         set.add(&routes, fp, &down, t(0));
-        let id = set.due(t(10)).remove(0);
+        let id = set.due(t(10), usize::MAX).remove(0);
         let group = set.get(&id).unwrap().clone();
         let entry = |at| SentEntry {
             firing: [fp].into(),
@@ -488,7 +489,7 @@ receivers: [{name: default}, {name: pager}]
         let mut set = GroupSet::default();
         let (fp, down) = alert("Down", "warn");
         set.add(&routes, fp, &down, t(0));
-        let id = set.due(t(10)).remove(0);
+        let id = set.due(t(10), usize::MAX).remove(0);
         let (flush, _) = set.flush(&id, &Held::default(), true, t(10)).unwrap();
         assert!(flush.send.is_some());
         let group = set.get(&id).unwrap().clone();
@@ -527,7 +528,7 @@ receivers: [{name: default}, {name: pager}]
             t(10),
             "stored at creation: group_wait ahead"
         );
-        let id = set.due(t(10)).remove(0);
+        let id = set.due(t(10), usize::MAX).remove(0);
         set.flush(&id, &Held::default(), true, t(10)).unwrap();
         let (flushed, _) = set.take_dirty();
         assert_eq!((flushed[0].first_flush, flushed[0].flushed), (t(10), true));

@@ -42,7 +42,11 @@ pub const BACKLOG_ALERTS: usize = 20_000;
 
 /// Most changes the dispatcher takes in before it flushes what is due, so a flood of changes does not hold up
 /// notifications.
-const TAKE_BATCH: usize = 20_000;
+const TAKE_BATCH: usize = 5_000;
+
+/// Most groups flushed in one round (and so stored in one transaction): a burst of due groups goes out in a series
+/// of moderate commits, which the store interleaves with claims and ingest, rather than one that holds them up.
+const FLUSH_BATCH: usize = 1_000;
 
 /// Changes handed to the dispatcher, with the room they take in its backlog.
 struct Handed {
@@ -172,7 +176,7 @@ fn deliveries(integrations: &[Integration], notification: &Notification) -> Vec<
             group_key: notification.group_key.clone(),
             status: notification.status.as_str().to_owned(),
             alert_count: notification.alerts.len(),
-            payload,
+            payload: payload.into(),
         });
     }
     deliveries
@@ -434,7 +438,7 @@ impl Dispatcher {
     /// changes no record touches no store.
     async fn flush_due(&mut self) {
         let now = self.clock.now();
-        let due = self.groups.due(now);
+        let due = self.groups.due(now, FLUSH_BATCH);
         let mut batch = Vec::new();
         let mut logged = Vec::new();
         for id in due {
@@ -517,6 +521,11 @@ impl Dispatcher {
         }
         let (groups, dropped) = self.groups.take_dirty();
         let changed: Vec<String> = groups.iter().map(|group| group.id.clone()).collect();
+        let queued_payloads: Vec<Arc<str>> = queued
+            .iter()
+            .flat_map(|queued| &queued.deliveries)
+            .map(|delivery| Arc::clone(&delivery.payload))
+            .collect();
         let dispatched = Dispatched {
             groups,
             dropped: dropped.clone(),
@@ -524,7 +533,10 @@ impl Dispatcher {
         };
         match self.store.dispatch(dispatched, now).await {
             Ok(records) => {
-                self.deliveries.queued(records);
+                // The engine gets each notification with its delivery, so it sends without reading it back.
+                let payloads = queued_payloads.into_iter().map(Some);
+                self.deliveries
+                    .queued_with(records.into_iter().zip(payloads).collect());
                 for logged in logged {
                     if let Some(entry) = logged.entry {
                         self.groups.record(

@@ -71,8 +71,8 @@ pub struct NewDelivery {
     /// `firing` or `resolved`.
     pub status: String,
     pub alert_count: usize,
-    /// The notification as JSON.
-    pub payload: String,
+    /// The notification as JSON (shared with the delivery engine, which sends it without reading it back).
+    pub payload: std::sync::Arc<str>,
 }
 
 /// The notification log's entry for one receiver and group.
@@ -165,8 +165,8 @@ pub struct Claimed {
 /// What an attempt reads before it sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptInput {
-    /// The notification as JSON.
-    pub payload: String,
+    /// The notification as JSON, when the claim was asked to read it.
+    pub payload: Option<String>,
     /// The integration's state for the delivery's group (JSON), when it kept one.
     pub state: Option<String>,
 }

@@ -185,12 +185,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
     /// Moves pending deliveries (and in-flight ones whose lease has passed) to in flight until `lease_until`, in one
-    /// transaction; returns those it took with what their attempts need.
+    /// transaction; returns those it took with what their attempts need (their notifications only when
+    /// `read_payloads`).
     async fn claim(
         &self,
         ids: Vec<i64>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        read_payloads: bool,
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Stores attempts and what became of their deliveries (and pauses of their destinations), all in one

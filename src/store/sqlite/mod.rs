@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_deliveries.sql"),
     include_str!("../migrations/0006_integration_state.sql"),
     include_str!("../migrations/0007_group_first_flush.sql"),
+    include_str!("../migrations/0008_delivery_payloads.sql"),
 ];
 
 /// Page size for new databases, in bytes.
@@ -96,8 +97,12 @@ pub struct SqliteStore {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// Prepared statements kept per connection: more than herald's writer uses, so none is prepared twice.
+const STATEMENT_CACHE: usize = 64;
+
 fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
     connection.busy_timeout(busy_timeout)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Each re-sent alert rewrites the page that holds it, so smaller pages write less per alert; 2 KiB measured best
     // (bench/). Takes effect when the database is created.
     connection.pragma_update(None, "page_size", PAGE_SIZE)?;
@@ -180,6 +185,7 @@ impl SqliteStore {
         )
         .map_err(open_error)?;
         reader.busy_timeout(busy_timeout).map_err(open_error)?;
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         reader
             .pragma_update(None, "cache_size", -CACHE_KIB)
             .map_err(open_error)?;
@@ -195,6 +201,7 @@ impl SqliteStore {
             timing,
             shared: Arc::clone(&shared),
             committed,
+            synced: true,
         };
         let writer_health = Arc::clone(&health);
         let writer = std::thread::Builder::new()
@@ -453,8 +460,12 @@ impl Store for SqliteStore {
         ids: Vec<i64>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
+        read_payloads: bool,
     ) -> Result<Vec<Claimed>, StoreError> {
-        match self.submit(Op::Claim(ids, now, lease_until)).await? {
+        match self
+            .submit(Op::Claim(ids, now, lease_until, read_payloads))
+            .await?
+        {
             Outcome::Claimed(claimed) => Ok(claimed),
             _ => mismatch("claimed deliveries"),
         }

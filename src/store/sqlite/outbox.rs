@@ -71,9 +71,12 @@ pub(super) fn enqueue(
     let mut insert = connection
         .prepare_cached(
             "INSERT INTO deliveries (receiver, integration, integration_key, destination, group_key, status, \
-             alert_count, payload, state, attempts, created_at, queued_at, next_attempt_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, ?9, ?9, ?9)",
+             alert_count, state, attempts, created_at, queued_at, next_attempt_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8, ?8)",
         )
+        .map_err(unavailable)?;
+    let mut insert_payload = connection
+        .prepare_cached("INSERT INTO delivery_payloads (delivery_id, payload) VALUES (?1, ?2)")
         .map_err(unavailable)?;
     let micros = to_micros(now);
     let mut records = Vec::new();
@@ -88,12 +91,15 @@ pub(super) fn enqueue(
                     delivery.group_key,
                     delivery.status,
                     delivery.alert_count as i64,
-                    delivery.payload,
                     micros,
                 ])
                 .map_err(unavailable)?;
+            let id = connection.last_insert_rowid();
+            insert_payload
+                .execute(params![id, &*delivery.payload])
+                .map_err(unavailable)?;
             records.push(DeliveryRecord {
-                id: connection.last_insert_rowid(),
+                id,
                 receiver: delivery.receiver,
                 integration: delivery.integration,
                 integration_key: delivery.integration_key,
@@ -147,6 +153,7 @@ pub(super) fn claim(
     ids: Vec<i64>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
+    read_payloads: bool,
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut update = connection
         .prepare_cached(
@@ -160,7 +167,7 @@ pub(super) fn claim(
             .execute(params![id, to_micros(lease_until), to_micros(now)])
             .map_err(unavailable)?
             == 1
-            && let Some(input) = attempt_input(connection, id).map_err(unavailable)?
+            && let Some(input) = attempt_input(connection, id, read_payloads).map_err(unavailable)?
         {
             claimed.push(Claimed { id, input });
         }
@@ -361,13 +368,23 @@ pub(super) fn open_deliveries(
         .collect()
 }
 
-fn attempt_input(connection: &Connection, id: i64) -> rusqlite::Result<Option<AttemptInput>> {
+fn attempt_input(
+    connection: &Connection,
+    id: i64,
+    read_payload: bool,
+) -> rusqlite::Result<Option<AttemptInput>> {
+    let sql = if read_payload {
+        "SELECT p.payload, s.state FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id \
+         LEFT JOIN integration_state s \
+         ON s.receiver = d.receiver AND s.integration_key = d.integration_key AND s.group_key = d.group_key \
+         WHERE d.id = ?1"
+    } else {
+        "SELECT NULL, s.state FROM deliveries d LEFT JOIN integration_state s \
+         ON s.receiver = d.receiver AND s.integration_key = d.integration_key AND s.group_key = d.group_key \
+         WHERE d.id = ?1"
+    };
     connection
-        .prepare_cached(
-            "SELECT d.payload, s.state FROM deliveries d LEFT JOIN integration_state s \
-             ON s.receiver = d.receiver AND s.integration_key = d.integration_key AND s.group_key = d.group_key \
-             WHERE d.id = ?1",
-        )?
+        .prepare_cached(sql)?
         .query_row(params![id], |row| {
             Ok(AttemptInput {
                 payload: row.get(0)?,
@@ -379,7 +396,7 @@ fn attempt_input(connection: &Connection, id: i64) -> rusqlite::Result<Option<At
 
 fn payload(connection: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
     connection
-        .prepare_cached("SELECT payload FROM deliveries WHERE id = ?1")?
+        .prepare_cached("SELECT payload FROM delivery_payloads WHERE delivery_id = ?1")?
         .query_row(params![id], |row| row.get(0))
         .optional()
 }

@@ -100,14 +100,23 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
         store.open_deliveries(i64::MIN, usize::MAX).await.unwrap(),
         queued
     );
-    let claimed = store.claim(vec![queued[0].id], t(1), t(10)).await.unwrap();
+    let claimed = store.claim(vec![queued[0].id], t(1), t(10), true).await.unwrap();
     assert_eq!(
         (
-            claimed[0].input.payload.as_str(),
+            claimed[0].input.payload.as_deref().unwrap(),
             claimed[0].input.state.as_deref()
         ),
         (r#"{"receiver":"team"}"#, None),
         "the claim reads the payload"
+    );
+    let without = store
+        .claim(vec![queued[1].id], t(1), t(10), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (without[0].id, without[0].input.payload.as_deref()),
+        (queued[1].id, None),
+        "a claim whose caller has the payload does not read it"
     );
     store.close().await.unwrap();
 }
@@ -118,15 +127,15 @@ async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
     let store = open(&dir).await;
     let id = queue(&store, &["g"]).await[0].id;
     assert_eq!(
-        ids(store.claim(vec![id], t(1), t(10)).await.unwrap()),
+        ids(store.claim(vec![id], t(1), t(10), true).await.unwrap()),
         vec![id]
     );
     assert!(
-        store.claim(vec![id], t(5), t(20)).await.unwrap().is_empty(),
+        store.claim(vec![id], t(5), t(20), true).await.unwrap().is_empty(),
         "leased"
     );
     assert_eq!(
-        ids(store.claim(vec![id], t(10), t(20)).await.unwrap()),
+        ids(store.claim(vec![id], t(10), t(20), true).await.unwrap()),
         vec![id],
         "lease ended"
     );
@@ -148,7 +157,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id = queue(&store, &["g"]).await[0].id;
-    store.claim(vec![id], t(1), t(30)).await.unwrap();
+    store.claim(vec![id], t(1), t(30), true).await.unwrap();
     store
         .finish(vec![Finished {
             id,
@@ -168,7 +177,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
         vec![("webhook:0123".to_string(), t(60))]
     );
     assert!(store.pauses(t(61)).await.unwrap().is_empty());
-    store.claim(vec![id], t(60), t(90)).await.unwrap();
+    store.claim(vec![id], t(60), t(90), true).await.unwrap();
     store
         .finish(vec![Finished {
             id,
@@ -214,7 +223,7 @@ async fn replay_discard_and_retention() {
         .iter()
         .map(|d| d.id)
         .collect();
-    store.claim(ids.clone(), t(1), t(100)).await.unwrap();
+    store.claim(ids.clone(), t(1), t(100), true).await.unwrap();
     for id in &ids[..2] {
         let settle = Settle::Dead {
             error: "gave up".into(),
@@ -275,7 +284,7 @@ async fn replay_discard_and_retention() {
         state: None,
         now: t(4),
     };
-    store.claim(vec![ids[1]], t(4), t(100)).await.unwrap();
+    store.claim(vec![ids[1]], t(4), t(100), true).await.unwrap();
     store.finish(vec![finished]).await.unwrap();
     assert_eq!(store.purge_deliveries(t(4)).await.unwrap(), 0);
     assert_eq!(store.purge_deliveries(t(5)).await.unwrap(), 1);
@@ -351,7 +360,7 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
         .iter()
         .map(|d| d.id)
         .collect();
-    store.claim(vec![ids[0]], t(1), t(30)).await.unwrap();
+    store.claim(vec![ids[0]], t(1), t(30), true).await.unwrap();
     let finished = Finished {
         id: ids[0],
         attempt: attempt("delivered"),
@@ -361,7 +370,7 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
         now: t(2),
     };
     store.finish(vec![finished]).await.unwrap();
-    let claimed = store.claim(vec![ids[1], ids[2]], t(2), t(3)).await.unwrap();
+    let claimed = store.claim(vec![ids[1], ids[2]], t(2), t(3), true).await.unwrap();
     let state = |id: i64| {
         claimed
             .iter()
@@ -376,7 +385,7 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
     assert_eq!(state(ids[2]), None, "other group");
     // Kept until retention, like the deliveries.
     assert_eq!(store.purge_deliveries(t(3)).await.unwrap(), 1);
-    let again = store.claim(vec![ids[1]], t(3), t(4)).await.unwrap();
+    let again = store.claim(vec![ids[1]], t(3), t(4), true).await.unwrap();
     assert_eq!(again[0].input.state, None, "purged with the delivery");
     store.close().await.unwrap();
 }

@@ -62,12 +62,32 @@ pub(super) enum Op {
     SaveSilences(Vec<SilenceRecord>),
     PurgeSilences(DateTime<Utc>),
     Dispatch(Box<Dispatched>, DateTime<Utc>),
-    Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>),
+    Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>, bool),
     Finish(Vec<Finished>),
     Release(Vec<i64>, DateTime<Utc>),
     Retry(RetrySelection, DateTime<Utc>),
     Discard(i64),
     PurgeDeliveries(DateTime<Utc>),
+}
+
+impl Op {
+    /// Whether the commit that holds this must be synced before it is answered: what is acknowledged to a sender
+    /// or an operator (alerts, silences, replays, discards). The dispatcher's and the delivery engine's progress
+    /// need not be: lost by a power failure (never by a crash of the process, as the write reached the operating
+    /// system), it is rebuilt at the next start from synced facts (stored alerts rejoin their groups, and what the
+    /// notification log had not recorded is notified again), so at worst a notification is sent once more. The
+    /// next synced commit or checkpoint syncs it anyway. So notifications move at the pace of writes, not fsyncs.
+    fn must_sync(&self) -> bool {
+        !matches!(
+            self,
+            Op::Dispatch(..)
+                | Op::Claim(..)
+                | Op::Finish(..)
+                | Op::Purge(..)
+                | Op::PurgeSent(..)
+                | Op::PurgeDeliveries(..)
+        )
+    }
 }
 
 pub(super) enum Outcome {
@@ -90,6 +110,8 @@ pub(super) struct Writer {
     pub(super) shared: Arc<Shared>,
     /// Told after each commit, so WAL checkpoints happen off this thread.
     pub(super) committed: mpsc::SyncSender<()>,
+    /// Whether commits are synced now (`synchronous=FULL`, as the connection opens).
+    pub(super) synced: bool,
 }
 
 impl Writer {
@@ -139,6 +161,20 @@ impl Writer {
         transaction.commit().map_err(unavailable)
     }
 
+    /// Commits that must survive a power failure are synced (`synchronous=FULL`); the others only reach the
+    /// operating system (`NORMAL`, still safe when the process is killed) and are synced by the next synced commit
+    /// or checkpoint.
+    fn set_sync(&mut self, sync: bool) {
+        if self.synced == sync {
+            return;
+        }
+        let level = if sync { "FULL" } else { "NORMAL" };
+        match self.connection.pragma_update(None, "synchronous", level) {
+            Ok(()) => self.synced = sync,
+            Err(error) => tracing::warn!(%error, level, "cannot change the store's synchronous mode"),
+        }
+    }
+
     fn run_batch(&mut self, batch: Vec<Command>, health: &HealthState) {
         let (ops, replies): (Vec<Op>, Vec<_>) = batch
             .into_iter()
@@ -147,6 +183,7 @@ impl Writer {
         metrics::counter!("herald_store_commits_total").increment(1);
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("herald_store_writes_total").increment(replies.len() as u64);
+        self.set_sync(ops.iter().any(Op::must_sync));
         let timing = &self.timing;
         let committed = (|| -> Result<(Vec<Result<Outcome, StoreError>>, Pending), StoreError> {
             let mut transaction = self
@@ -224,8 +261,8 @@ fn run_isolated(
             save_groups(&savepoint, groups, dropped)?;
             outbox::enqueue(&savepoint, queued, now).map(Outcome::Deliveries)
         }
-        Op::Claim(ids, now, lease) => {
-            outbox::claim(&savepoint, ids, now, lease).map(Outcome::Claimed)
+        Op::Claim(ids, now, lease, read_payloads) => {
+            outbox::claim(&savepoint, ids, now, lease, read_payloads).map(Outcome::Claimed)
         }
         Op::Finish(finished) => {
             let count = finished.len() as u64;
