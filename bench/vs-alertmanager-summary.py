@@ -99,6 +99,7 @@ SPECS = {
         ("peak RSS, VmHWM at the end", "memory.hwm_kib", "MiB", "lower", None),
         ("alerts not delivered / delivered twice", delivery_pair, "pair", "lower", None),
         ("posts answered non-2xx / retries", refusal_pair, "pair", "lower", None),
+        ("CPU of other processes meanwhile, cores (noise)", "probe.others.cores", "noise", None, None),
     ]),
     "burst-1s": (f"Burst: {burst}, group_interval 1s", [
         ("time from the first post until all delivered", "all_delivered_s", "s", "lower", "burst_1s_s"),
@@ -107,6 +108,7 @@ SPECS = {
         ("peak RSS, VmHWM at the end", "memory.hwm_kib", "MiB", "lower", None),
         ("alerts not delivered / delivered twice", delivery_pair, "pair", "lower", None),
         ("posts answered non-2xx / retries", refusal_pair, "pair", "lower", None),
+        ("CPU of other processes meanwhile, cores (noise)", "probe.others.cores", "noise", None, None),
     ]),
     "overload": (f"Overload: {overload}", [
         ("alerts delivered when the load ended", "delivered_at_load_end", "n", "higher", None),
@@ -126,12 +128,14 @@ SPECS = {
         ("alerts finally refused / without a final answer", lambda d: (d["rejected"], d["unsettled"]), "pair",
          "lower", None),
         ("alerts not delivered / delivered twice", delivery_pair, "pair", "lower", None),
+        ("CPU of other processes meanwhile, cores (noise)", "probe.others.cores", "noise", None, None),
     ]),
     "resend": (f"Re-sends: single-alert posts, {ENV['RESEND_CONNECTIONS']} connections (closed loop), from "
                f"{int(ENV['RESEND_DISTINCT']):,} recurring alerts", [
         ("accepted posts/s", "posts_per_s", "/s", "higher", "resend_posts_per_s"),
         ("post latency p99", "post_latency.p99_ms", "ms", "lower", None),
         ("server CPU, cores busy", "probe.server.cores", "n2", None, None),
+        ("CPU of other processes meanwhile, cores (noise)", "probe.others.cores", "noise", None, None),
     ]),
     "idle": (f"Idle: {int(ENV['IDLE_ALERTS']):,} groups, group_interval {ENV['IDLE_INTERVAL']}s, nothing changing", [
         (f"CPU over {ENV['IDLE_SECONDS']} s, % of one core", "idle.core_percent", "%", "lower", "idle_cpu_percent"),
@@ -140,6 +144,7 @@ SPECS = {
         ("deliveries while idle (settling and window)",
          lambda d: d["idle"]["deliveries_settling"] + d["idle"]["deliveries_in_window"], "n", "lower", None),
         ("alerts not delivered / delivered twice", delivery_pair, "pair", "lower", None),
+        ("CPU of other processes in the window, cores (noise)", "idle.probe.others.cores", "noise", None, None),
     ]),
     "sustained": (f"Sustained: {int(ENV['SUSTAINED_RATE']):,} alerts/s in {batch}-alert batches for "
                   f"{ENV['SUSTAINED_SECONDS']} s (open loop), group_interval 5m", [
@@ -156,18 +161,20 @@ SPECS = {
          "sustained_oldest_open_s"),
         ("posts answered non-2xx / retries", refusal_pair, "pair", "lower", None),
         ("peak RSS, VmHWM", "memory.hwm_kib", "MiB", "lower", None),
+        ("CPU of other processes meanwhile, cores (noise)", "probe.others.cores", "noise", None, None),
     ]),
     "latency": (f"Latency: single-alert posts at {ENV['LATENCY_RATE']}/s (open loop)", [
         ("ingest-to-delivery p50", "end_to_end.p50_ms", "ms", "lower", "latency_p50_ms"),
         ("ingest-to-delivery p99", "end_to_end.p99_ms", "ms", "lower", "latency_p99_ms"),
         ("ingest-to-delivery max", "end_to_end.max_ms", "ms", "lower", None),
         ("alerts not delivered / delivered twice", delivery_pair, "pair", "lower", None),
+        ("CPU of other processes meanwhile, cores (noise)", "probe.others.cores", "noise", None, None),
     ]),
 }
 
 
 def ratio(am, herald, unit):
-    if unit == "pair" or am is None or herald is None:
+    if unit in ("pair", "noise") or am is None or herald is None:
         return None
     if am == 0:
         return None
@@ -192,7 +199,7 @@ for workload in WORKLOADS:
     heading, rows = SPECS[workload]
     print(f"| **{heading}** |" + " |" * (len(header) - 1))
     for label, path, unit, better, key in rows:
-        shown = "n" if unit == "n2" else unit
+        shown = "n" if unit in ("n2", "noise") else unit
         per_system, medians = {}, {}
         for system in SYSTEMS:
             values = [get(result(workload, system, r), path) for r in range(1, RUNS + 1)]
@@ -200,7 +207,7 @@ for workload in WORKLOADS:
             medians[system] = median(values, unit)
         am, herald = medians.get("alertmanager"), medians.get("herald")
         r = ratio(am, herald, unit)
-        if unit == "n2":
+        if unit in ("n2", "noise"):
             cells = {s: ", ".join("n/a" if v is None else f"{v:.2f}" for v in per_system[s]) for s in SYSTEMS}
             med = {s: "n/a" if medians[s] is None else f"{medians[s]:.2f}" for s in SYSTEMS}
         else:

@@ -49,6 +49,9 @@
 #   BENCH_RETRY_ATTEMPTS [10]       posts of a refused batch at most (429, 5xx, no answer), the first included
 #   BENCH_RETRY_MAX_WAIT [30]       longest wait in seconds before such a retry, whatever Retry-After says
 #   BENCH_THREADS [1]               runtime threads of the benchmark (generator and receiver)
+#   BENCH_QUIET [30]                before each workload, wait until other processes use at most this % of one
+#   BENCH_QUIET_WAIT [120]          core (over 2 s), at most this many seconds (0: don't wait); each run's table
+#                                   row "CPU of other processes" shows what they took anyway
 #   BENCH_DIR [/tmp]                where the temp dir (stores, data dirs, configs, logs) goes
 #   BENCH_READY_TIMEOUT [30]        seconds a system may take to answer /-/ready
 #   BENCH_BUILD [1]                 0 skips the build
@@ -102,6 +105,8 @@ MAX_IN_FLIGHT=${BENCH_MAX_IN_FLIGHT:-1000}
 RETRY_ATTEMPTS=${BENCH_RETRY_ATTEMPTS:-10}
 RETRY_MAX_WAIT=${BENCH_RETRY_MAX_WAIT:-30}
 THREADS=${BENCH_THREADS:-1}
+QUIET=${BENCH_QUIET:-30}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-120}
 BENCH_DIR=${BENCH_DIR:-/tmp}
 BENCH=$ROOT/target/release/herald-bench-delivery
 
@@ -110,7 +115,7 @@ require_whole_numbers BENCH_RUNS BENCH_BATCH BENCH_POSTERS BENCH_BURST_ALERTS BE
     BENCH_RESEND_DISTINCT BENCH_RESEND_SECONDS BENCH_IDLE_ALERTS BENCH_IDLE_INTERVAL BENCH_IDLE_SETTLE \
     BENCH_IDLE_SECONDS BENCH_SUSTAINED_RATE BENCH_SUSTAINED_SECONDS BENCH_SUSTAINED_WAIT BENCH_LATENCY_RATE \
     BENCH_LATENCY_SECONDS BENCH_LATENCY_SETTLE BENCH_MAX_IN_FLIGHT BENCH_RETRY_ATTEMPTS BENCH_RETRY_MAX_WAIT \
-    BENCH_THREADS BENCH_READY_TIMEOUT
+    BENCH_THREADS BENCH_QUIET BENCH_QUIET_WAIT BENCH_READY_TIMEOUT
 ((RUNS >= 1 && RUNS <= 20)) || die "BENCH_RUNS must be between 1 and 20"
 for n in BATCH POSTERS BURST_ALERTS OVERLOAD_ALERTS OVERLOAD_SECONDS RESEND_CONNECTIONS RESEND_DISTINCT \
     RESEND_SECONDS IDLE_ALERTS IDLE_INTERVAL IDLE_SECONDS SUSTAINED_RATE SUSTAINED_SECONDS LATENCY_RATE \
@@ -180,6 +185,30 @@ EOF
     echo "$system ready at $URL (pid $SUT_PID, group_interval $group_interval, receiver $RECEIVER)"
 }
 
+# Busy ticks of all CPUs (user, nice, system, irq, softirq, steal; 100 a second per busy core).
+machine_busy() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# Waits until the machine is quiet (nothing of ours runs now): at most QUIET % of one core busy over 2 s, for at most
+# QUIET_WAIT seconds; then goes ahead anyway.
+wait_quiet() {
+    ((QUIET_WAIT > 0)) || return 0
+    local deadline=$((SECONDS + QUIET_WAIT)) before after percent
+    while true; do
+        before=$(machine_busy)
+        sleep 2
+        after=$(machine_busy)
+        percent=$(((after - before) / 2))
+        ((percent <= QUIET)) && return 0
+        if ((SECONDS >= deadline)); then
+            echo "the machine is still busy (other processes use ${percent}% of one core); going ahead"
+            return 0
+        fi
+        echo "waiting for the machine to be quiet (other processes use ${percent}% of one core)"
+    done
+}
+
 stop_system() {
     if [[ $1 == herald ]]; then stop_herald; else stop_alertmanager; fi
     SUT_PID=
@@ -211,6 +240,7 @@ run_workload() {
     gi=$(group_interval "$workload")
     echo
     echo "=== run $run: $workload on $system (group_interval $gi) ==="
+    wait_quiet
     start_system "$system" "$name" "$gi"
     case $workload in
     burst | burst-1s)

@@ -174,9 +174,10 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     println!("  post answered ms      {}", line(&ingest));
     println!("  answer to delivery ms {}", line(&after_ack));
     println!(
-        "  server CPU            {} cores busy; bench CPU {}; server {}",
+        "  server CPU            {} cores busy; bench CPU {}; others {}; server {}",
         probe["server"]["cores"],
         probe["bench"]["cores"],
+        probe["others"]["cores"],
         context.memory.line()
     );
 

@@ -326,9 +326,10 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         );
     }
     println!(
-        "  server CPU            {} cores busy; bench CPU {}; server {}",
+        "  server CPU            {} cores busy; bench CPU {}; others {}; server {}",
         probe["server"]["cores"],
         probe["bench"]["cores"],
+        probe["others"]["cores"],
         context.memory.line()
     );
 

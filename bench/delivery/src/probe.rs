@@ -40,6 +40,8 @@ pub(crate) struct Sample {
     threads: BTreeMap<String, u64>,
     /// This process's ticks.
     own: Option<u64>,
+    /// Busy ticks of the whole machine (all CPUs), to tell what other processes took.
+    machine: Option<u64>,
     /// The server's counters by name.
     counters: BTreeMap<String, f64>,
 }
@@ -83,18 +85,34 @@ impl Probe {
             server,
             threads,
             own: process_ticks("/proc/self/stat"),
+            machine: std::fs::read_to_string("/proc/stat")
+                .ok()
+                .and_then(|text| machine_busy(&text)),
             counters,
         }
     }
 }
 
-/// What happened between two samples, as JSON: CPU seconds and utilisation (1.0 = one core busy), and counter
-/// deltas.
+/// What happened between two samples, as JSON: CPU seconds and utilisation (1.0 = one core busy) of the server,
+/// this process, the whole machine and the rest of it (`others`), and counter deltas.
 pub(crate) fn between(before: &Sample, after: &Sample) -> Value {
     let wall = after.at.duration_since(before.at).as_secs_f64();
     let cpu = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => {
             let secs = b.saturating_sub(a) as f64 / TICKS_PER_SEC;
+            json!({"cpu_s": round3(secs), "cores": round3(secs / wall.max(1e-9))})
+        }
+        _ => Value::Null,
+    };
+    // What neither the server nor this process used: other processes, and kernel work not charged to either.
+    let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+    let others = match (
+        delta(before.machine, after.machine),
+        delta(before.server, after.server),
+        delta(before.own, after.own),
+    ) {
+        (Some(machine), Some(server), Some(own)) => {
+            let secs = machine.saturating_sub(server + own) as f64 / TICKS_PER_SEC;
             json!({"cpu_s": round3(secs), "cores": round3(secs / wall.max(1e-9))})
         }
         _ => Value::Null,
@@ -127,6 +145,8 @@ pub(crate) fn between(before: &Sample, after: &Sample) -> Value {
         "server": cpu(before.server, after.server),
         "server_threads_cpu_s": threads,
         "bench": cpu(before.own, after.own),
+        "machine": cpu(before.machine, after.machine),
+        "others": others,
         "counters": counters,
         "herald_mean_send_ms": mean_send_ms,
     })
@@ -181,6 +201,20 @@ fn parse_gauge(text: &str, name: &str) -> Option<f64> {
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
+}
+
+/// Busy ticks of all CPUs from `/proc/stat`'s `cpu` line: user, nice, system, irq, softirq and steal (not idle or
+/// iowait).
+fn machine_busy(text: &str) -> Option<u64> {
+    let fields: Vec<u64> = text
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+    Some(at(0) + at(1) + at(2) + at(5) + at(6) + at(7))
 }
 
 /// utime + stime of a `/proc/.../stat` file.
@@ -265,6 +299,13 @@ mod tests {
         let outbox = parse_outbox(text);
         assert_eq!(outbox.pending, 7.0);
         assert_eq!(outbox.queued(), 100.0);
+    }
+
+    #[test]
+    fn reads_the_machine_busy_time() {
+        let text = "cpu  100 5 50 1000 7 3 2 1 0 0\ncpu0 50 2 25 500 3 1 1 0 0 0\n";
+        assert_eq!(machine_busy(text), Some(161));
+        assert_eq!(machine_busy("intr 1 2 3\n"), None);
     }
 
     #[test]

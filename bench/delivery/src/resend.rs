@@ -172,9 +172,10 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         arrivals.delivered, arrivals.duplicates
     );
     println!(
-        "  server CPU            {} cores busy in the window; bench CPU {}; server {}",
+        "  server CPU            {} cores busy in the window; bench CPU {}; others {}; server {}",
         probe["server"]["cores"],
         probe["bench"]["cores"],
+        probe["others"]["cores"],
         context.memory.line()
     );
 

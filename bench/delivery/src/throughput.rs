@@ -179,8 +179,8 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     }
     let max_pending = outbox.iter().map(|s| s.outbox.pending).fold(0.0, f64::max);
     println!(
-        "  server CPU            {} (cores busy, whole run); bench CPU {}",
-        probe["server"]["cores"], probe["bench"]["cores"]
+        "  server CPU            {} (cores busy, whole run); bench CPU {}; others {}",
+        probe["server"]["cores"], probe["bench"]["cores"], probe["others"]["cores"]
     );
     println!(
         "  server memory         {} (at the end of the wait), {} sampled peak, {} VmHWM",
@@ -196,12 +196,13 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     if !idle.is_null() {
         println!(
             "  idle CPU              {} % of one core over {} s; {} deliveries while settling, {} in the window; \
-             RSS {}",
+             RSS {}; others {} cores",
             fmt_opt(idle["core_percent"].as_f64()),
             idle["window_s"],
             idle["deliveries_settling"],
             idle["deliveries_in_window"],
-            fmt_mib(idle["rss_kib"].as_u64())
+            fmt_mib(idle["rss_kib"].as_u64()),
+            idle["probe"]["others"]["cores"]
         );
     }
 
