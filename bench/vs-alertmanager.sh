@@ -25,7 +25,7 @@
 #               p50/p99/max
 #
 # Environment (defaults in brackets):
-#   BENCH_SMOKE [0]                 1: a quick smoke run (1 run, small counts and short times; about 5 minutes);
+#   BENCH_SMOKE [0]                 1: a quick smoke run (1 run, small counts, short times: a minute or two);
 #                                   any knob below still overrides it
 #   BENCH_RUNS [3]                  runs of every workload on each system (the summary gives each and the median)
 #   BENCH_WORKLOADS [all]           which workloads, e.g. "burst overload"
@@ -61,7 +61,8 @@
 #
 # Quick smoke run:    BENCH_SMOKE=1 bench/vs-alertmanager.sh
 # One workload:       BENCH_RUNS=1 BENCH_WORKLOADS=overload bench/vs-alertmanager.sh
-# Full run (3 runs of everything; about 1.5-2 hours with today's herald): bench/vs-alertmanager.sh | tee out.txt
+# Full run (3 runs of everything; about an hour with today's herald, more while the machine is busy):
+#                     bench/vs-alertmanager.sh | tee out.txt
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
