@@ -88,7 +88,7 @@ EOF
 bench() {
     local name=$1 status=0
     shift
-    run_logged "$name" "$BENCH" "$@" --url "$URL" --listen "$RECEIVER" --herald-pid "$HERALD_PID" || status=$?
+    run_logged "$name" "$BENCH" "$@" --url "$URL" --listen "$RECEIVER" --pid "$HERALD_PID" || status=$?
     require_alive "$name"
     return "$status"
 }
@@ -174,7 +174,7 @@ for i, c in enumerate(concurrencies):
     row(f"deliveries/s, {os.environ['ALERTS']} alerts, delivery.concurrency {c} (first to last arrival)",
         docs, "deliveries_per_s", "/s", key=f"deliveries_per_s_c{c}", bold=first)
     row(f"  steady (10th-90th percentile arrival), concurrency {c}", docs, "steady_deliveries_per_s", "/s")
-    row(f"  herald CPU (cores busy), concurrency {c}", docs, "probe.herald.cores", "cores")
+    row(f"  herald CPU (cores busy), concurrency {c}", docs, "probe.server.cores", "cores")
     row(f"  outbox backlog, most pending deliveries seen (sampled each second), concurrency {c}", docs,
         "outbox_max_pending", "n")
     row(f"  alerts not delivered / delivered twice, concurrency {c}", docs,
@@ -192,7 +192,7 @@ row(f"  post answered p99", docs, "post_answered.p99_ms", "ms")
 row(f"  alerts not delivered within {os.environ['SETTLE']} s / delivered twice", docs,
     lambda d: (d["missing"], d["duplicates"]), "pair", key="latency_missing_duplicates")
 row(f"  answer-to-delivery p50 (dispatch, outbox, send)", docs, "answer_to_delivery.p50_ms", "ms")
-row(f"  herald CPU (cores busy) at {rate} alerts/s", docs, "probe.herald.cores", "cores")
+row(f"  herald CPU (cores busy) at {rate} alerts/s", docs, "probe.server.cores", "cores")
 
 header = ["measure"] + [f"run {r}" for r in range(1, runs + 1)] + ["median"]
 print("| " + " | ".join(header) + " |")

@@ -1,14 +1,17 @@
-# Shared by the benchmark scripts (bench/ingest.sh, bench/delivery.sh), which source it with `set -euo pipefail` on:
-# it moves to the repository root (ROOT) and holds the settings they all take, the temp dir and the cleanup on every
-# exit (Ctrl-C included), starting herald on a free loopback port and stopping it, running a benchmark binary with its
-# output kept, and the head of the summary (the machine and commit the numbers come from).
+# Shared by the benchmark scripts (bench/ingest.sh, bench/delivery.sh, bench/vs-alertmanager.sh), which source it
+# with `set -euo pipefail` on: it moves to the repository root (ROOT) and holds the settings they all take, the temp
+# dir and the cleanup on every exit (Ctrl-C included), starting herald (or Alertmanager) on a free loopback port and
+# stopping it, running a benchmark binary with its output kept, and the head of the summary (the machine and commit
+# the numbers come from).
 #
 # Environment (defaults in brackets):
-#   BENCH_READY_TIMEOUT [30]    seconds herald may take to answer /-/ready
+#   BENCH_READY_TIMEOUT [30]    seconds herald (or Alertmanager) may take to answer /-/ready
 #   BENCH_BUILD [1]             0 skips the build
 #   BENCH_KEEP [0]              1 keeps the temp dir (configs, stores, logs, raw outputs)
 #   HERALD_BIN [target/release/herald]   the daemon to benchmark
 #   HERALD_LOG [warn]           herald's log filter
+#   ALERTMANAGER_BIN [/usr/bin/prometheus-alertmanager]   Alertmanager, for the side-by-side runs
+#   ALERTMANAGER_LOG [warn]     Alertmanager's --log.level
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -19,13 +22,17 @@ BUILD=${BENCH_BUILD:-1}
 KEEP=${BENCH_KEEP:-0}
 HERALD=${HERALD_BIN:-$ROOT/target/release/herald}
 export HERALD_LOG=${HERALD_LOG:-warn}
+ALERTMANAGER=${ALERTMANAGER_BIN:-/usr/bin/prometheus-alertmanager}
+ALERTMANAGER_LOG=${ALERTMANAGER_LOG:-warn}
 
-STOP_TIMEOUT=10 # seconds herald gets to exit after SIGTERM before SIGKILL
+STOP_TIMEOUT=10 # seconds herald (or Alertmanager) gets to exit after SIGTERM before SIGKILL
 
 WORK=       # the temp dir (start_work)
 HERALD_PID= # the running herald, its dir in WORK and its base URL (start_herald)
 HERALD_DIR=
 URL=
+AM_PID= # the running Alertmanager and its dir in WORK (start_alertmanager; URL as for herald)
+AM_DIR=
 RUN_PID= # the running benchmark binary (run_logged)
 
 die() {
@@ -56,22 +63,34 @@ start_work() {
     trap 'exit 143' TERM
 }
 
-# Stops the running herald: SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT.
-stop_herald() {
-    [[ -n $HERALD_PID ]] || return 0
-    if kill -0 "$HERALD_PID" 2>/dev/null; then
-        kill -TERM "$HERALD_PID" 2>/dev/null || true
+# Stops our child process PID (called NAME in messages): SIGTERM, then SIGKILL if it has not exited within
+# STOP_TIMEOUT.
+stop_process() {
+    local pid=$1 name=$2
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
         local tries=$((STOP_TIMEOUT * 10))
-        while kill -0 "$HERALD_PID" 2>/dev/null && ((tries-- > 0)); do
+        while kill -0 "$pid" 2>/dev/null && ((tries-- > 0)); do
             sleep 0.1
         done
-        if kill -0 "$HERALD_PID" 2>/dev/null; then
-            echo "$SCRIPT: herald did not stop within ${STOP_TIMEOUT}s of SIGTERM; killing it" >&2
-            kill -KILL "$HERALD_PID" 2>/dev/null || true
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "$SCRIPT: $name did not stop within ${STOP_TIMEOUT}s of SIGTERM; killing it" >&2
+            kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
-    wait "$HERALD_PID" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_herald() {
+    [[ -n $HERALD_PID ]] || return 0
+    stop_process "$HERALD_PID" herald
     HERALD_PID=
+}
+
+stop_alertmanager() {
+    [[ -n $AM_PID ]] || return 0
+    stop_process "$AM_PID" Alertmanager
+    AM_PID=
 }
 
 # On exit: stops the benchmark binary and herald, shows the end of herald's log after a failure, removes WORK
@@ -87,9 +106,14 @@ cleanup() {
         wait "$RUN_PID" 2>/dev/null || true
     fi
     stop_herald
+    stop_alertmanager
     if ((status != 0)) && [[ -n $HERALD_DIR && -s $HERALD_DIR/herald.log ]]; then
         echo "--- last lines of herald's log ($HERALD_DIR/herald.log) ---" >&2
         tail -n 20 "$HERALD_DIR/herald.log" >&2
+    fi
+    if ((status != 0)) && [[ -n $AM_DIR && -s $AM_DIR/alertmanager.log ]]; then
+        echo "--- last lines of Alertmanager's log ($AM_DIR/alertmanager.log) ---" >&2
+        tail -n 20 "$AM_DIR/alertmanager.log" >&2
     fi
     if [[ $KEEP == 1 ]]; then
         echo "kept $WORK" >&2
@@ -125,13 +149,42 @@ start_herald() {
     URL=http://127.0.0.1:$port
     "$HERALD" serve -c "$HERALD_DIR/herald.yaml" >>"$HERALD_DIR/herald.log" 2>&1 &
     HERALD_PID=$!
+    wait_ready herald "$HERALD_PID"
+}
 
+# Waits until the server NAME (process PID) answers $URL/-/ready, at most READY_TIMEOUT seconds.
+wait_ready() {
+    local name=$1 pid=$2
     local deadline=$((SECONDS + READY_TIMEOUT))
     until curl -fsS -o /dev/null --max-time 1 "$URL/-/ready" 2>/dev/null; do
-        kill -0 "$HERALD_PID" 2>/dev/null || die "herald exited before it became ready (see its log below)"
-        ((SECONDS < deadline)) || die "herald was not ready at $URL/-/ready within ${READY_TIMEOUT}s"
+        kill -0 "$pid" 2>/dev/null || die "$name exited before it became ready (see its log below)"
+        ((SECONDS < deadline)) || die "$name was not ready at $URL/-/ready within ${READY_TIMEOUT}s"
         sleep 0.1
     done
+}
+
+# Fails with the package to install unless ALERTMANAGER is an Alertmanager that runs.
+require_alertmanager() {
+    if [[ ! -x $ALERTMANAGER ]] && ! command -v "$ALERTMANAGER" >/dev/null; then
+        die "no Alertmanager at $ALERTMANAGER: install the Debian package prometheus-alertmanager \
+(apt-get install prometheus-alertmanager), or point ALERTMANAGER_BIN at an alertmanager binary"
+    fi
+    "$ALERTMANAGER" --version >/dev/null 2>&1 || die "$ALERTMANAGER --version failed: is it Alertmanager?"
+}
+
+# Starts Alertmanager with a fresh data dir in $WORK/NAME, listening on 127.0.0.1:PORT with gossip clustering off,
+# its whole config (route, receivers) read from stdin, and waits until it is ready. Sets AM_PID, AM_DIR and URL.
+start_alertmanager() {
+    local name=$1 port=$2
+    AM_DIR=$WORK/$name
+    mkdir -p "$AM_DIR/data"
+    cat >"$AM_DIR/alertmanager.yml"
+    URL=http://127.0.0.1:$port
+    "$ALERTMANAGER" --config.file="$AM_DIR/alertmanager.yml" --storage.path="$AM_DIR/data" \
+        --web.listen-address="127.0.0.1:$port" --cluster.listen-address= --log.level="$ALERTMANAGER_LOG" \
+        >>"$AM_DIR/alertmanager.log" 2>&1 &
+    AM_PID=$!
+    wait_ready Alertmanager "$AM_PID"
 }
 
 require_alive() {

@@ -1,6 +1,7 @@
-//! The HTTP side towards herald: one pooled HTTP/1.1 client (cheap to clone) bound to a [`Target`], that posts alert
-//! batches and reads `/metrics`. Every request is bounded by a timeout, connection included; the answer is the
-//! status with the body read to the end (so the connection goes back to the pool), or why no answer came back.
+//! The HTTP side towards herald (or Alertmanager, which takes the same requests): one pooled HTTP/1.1 client (cheap
+//! to clone) bound to a [`Target`], that posts alert batches and reads `/metrics`. Every request is bounded by a
+//! timeout, connection included; the answer is the status with the body read to the end (so the connection goes back
+//! to the pool), or why no answer came back.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -31,6 +32,22 @@ impl fmt::Display for Failure {
 
 /// How a request ended: the status and the body, or why no answer came back.
 pub type Answer = Result<(u16, Bytes), Failure>;
+
+/// An answer with what a retry needs: the status, the body and the server's `Retry-After` (delta-seconds only; an
+/// HTTP date is ignored).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+    pub retry_after: Option<Duration>,
+}
+
+impl Reply {
+    /// The status and body, as [`Answer`] holds them.
+    pub fn answer(result: Result<Self, Failure>) -> Answer {
+        result.map(|reply| (reply.status, reply.body))
+    }
+}
 
 /// True for a 2xx answer, the only one that means herald stored the alerts.
 pub fn accepted(answer: &Answer) -> bool {
@@ -62,19 +79,27 @@ impl Client {
 
     /// `POST`s `body`, a JSON array of alerts, to the alerts endpoint.
     pub async fn post_alerts(&self, body: Bytes) -> Answer {
+        Reply::answer(self.post_alerts_reply(body).await)
+    }
+
+    /// [`Client::post_alerts`], keeping the server's `Retry-After`.
+    pub async fn post_alerts_reply(&self, body: Bytes) -> Result<Reply, Failure> {
         let request = Request::post(self.target.alerts.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(body));
         self.send(request).await
     }
 
-    /// `GET`s herald's metrics.
+    /// `GET`s the server's metrics.
     pub async fn get_metrics(&self) -> Answer {
         let request = Request::get(self.target.metrics.clone()).body(Full::new(Bytes::new()));
-        self.send(request).await
+        Reply::answer(self.send(request).await)
     }
 
-    async fn send(&self, request: hyper::http::Result<Request<Full<Bytes>>>) -> Answer {
+    async fn send(
+        &self,
+        request: hyper::http::Result<Request<Full<Bytes>>>,
+    ) -> Result<Reply, Failure> {
         let request = request.map_err(|error| Failure {
             kind: "request",
             detail: error.to_string(),
@@ -91,7 +116,7 @@ impl Client {
         }
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Answer {
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Reply, Failure> {
         let response = self.inner.request(request).await.map_err(|error| Failure {
             kind: if error.is_connect() {
                 "connect"
@@ -101,6 +126,11 @@ impl Client {
             detail: error_chain(&error),
         })?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_retry_after);
         let body = response
             .into_body()
             .collect()
@@ -110,8 +140,18 @@ impl Client {
                 detail: error_chain(&error),
             })?
             .to_bytes();
-        Ok((status, body))
+        Ok(Reply {
+            status,
+            body,
+            retry_after,
+        })
     }
+}
+
+/// `Retry-After` as delta-seconds (a whole or decimal number); `None` for an HTTP date or anything else.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 /// An error and its sources on one line.
@@ -141,6 +181,14 @@ mod tests {
         };
         assert_eq!(failure.to_string(), "timeout: slow");
         assert!(!accepted(&Err(failure)));
+    }
+
+    #[test]
+    fn reads_retry_after_in_seconds() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[tokio::test]

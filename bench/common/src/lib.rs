@@ -5,12 +5,14 @@
 //! - [`pacing`]: the open-loop timetable and the pacing thread that keeps it;
 //! - [`latency`]: latency histograms in milliseconds;
 //! - [`alerts`]: the envelope of an alert in Alertmanager's v2 API and the request body of a batch;
+//! - [`retry`]: posting a batch again after 429, 5xx (honouring `Retry-After`) or a lost answer, within bounds;
 //! - [`run`]: the async runtime and the exit code of a run.
 
 pub mod alerts;
 pub mod client;
 pub mod latency;
 pub mod pacing;
+pub mod retry;
 pub mod target;
 
 use std::future::Future;

@@ -1,6 +1,9 @@
 //! The alerts posted: alert number `seq` carries the labels `seq` and `bench_run` (unique to this process), so every
 //! alert is a distinct label set, forms its own group under `group_by: ['...']`, and can be told apart when its
 //! notification arrives. The other labels and annotations look like real rule output (about 400 bytes of JSON).
+//! Each alert also has its own `(alertname, instance)` pair, so `group_by: [alertname, instance]` puts every alert in
+//! its own group too. `startsAt` is when the run began, the same on every post of an alert, as Prometheus keeps it
+//! while an alert fires.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +29,8 @@ const RULES: [(&str, &str, &str, &str); 6] = [
 #[derive(Clone)]
 pub(crate) struct AlertFactory {
     run: String,
+    /// `startsAt` of every alert (RFC 3339).
+    starts_at: String,
 }
 
 impl AlertFactory {
@@ -35,6 +40,7 @@ impl AlertFactory {
             .map_or(0, |d| d.as_nanos());
         Self {
             run: format!("{:x}", nanos & 0xffff_ffff_ffff),
+            starts_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         }
     }
 
@@ -45,11 +51,9 @@ impl AlertFactory {
 
     /// The v2 API body (a JSON array) with alerts `first .. first + len`.
     pub(crate) fn batch(&self, first: u64, len: u64) -> Result<Bytes> {
-        let now = SystemTime::now();
-        let starts_at = humantime::format_rfc3339_millis(now).to_string();
-        let ends_at = humantime::format_rfc3339_seconds(now + ENDS_IN).to_string();
+        let ends_at = humantime::format_rfc3339_seconds(SystemTime::now() + ENDS_IN).to_string();
         let alerts: Vec<Alert<'_>> = (first..first + len)
-            .map(|seq| self.alert(seq, &starts_at, &ends_at))
+            .map(|seq| self.alert(seq, &self.starts_at, &ends_at))
             .collect();
         body(&alerts)
     }
@@ -117,6 +121,17 @@ mod tests {
         assert_eq!(alerts[0]["labels"]["bench_run"], factory.run_id());
         let distinct: HashSet<String> = alerts.iter().map(|a| a["labels"].to_string()).collect();
         assert_eq!(distinct.len(), 100);
+        let groups: HashSet<String> = alerts
+            .iter()
+            .map(|a| format!("{}/{}", a["labels"]["alertname"], a["labels"]["instance"]))
+            .collect();
+        assert_eq!(
+            groups.len(),
+            100,
+            "alertname and instance tell every alert apart"
+        );
+        let again: Vec<Value> = serde_json::from_slice(&factory.batch(10, 1).unwrap()).unwrap();
+        assert_eq!(again[0]["startsAt"], alerts[0]["startsAt"]);
         for key in ["startsAt", "endsAt", "generatorURL"] {
             assert!(alerts[0][key].is_string(), "{key} missing");
         }

@@ -1,7 +1,7 @@
 //! End-to-end latency at a fixed rate: single-alert posts on an open-loop timetable (`rate` per second) kept by the
 //! shared pacer (`herald_bench_common::pacing`), each in its own task so a slow answer never delays the next send.
 //! Alert `i` is due at `start + i / rate`; its latency is its first arrival at the receiver minus that scheduled
-//! time, so time herald makes alerts wait, at ingest or on the way out, is counted rather than hidden (no
+//! time, so time the server makes alerts wait, at ingest or on the way out, is counted rather than hidden (no
 //! coordinated omission). Alerts that do not arrive within `settle` after the last scheduled send are counted as
 //! missing.
 
@@ -174,8 +174,11 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     println!("  post answered ms      {}", line(&ingest));
     println!("  answer to delivery ms {}", line(&after_ack));
     println!(
-        "  herald CPU            {} cores busy; bench CPU {}",
-        probe["herald"]["cores"], probe["bench"]["cores"]
+        "  server CPU            {} cores busy; bench CPU {}; others {}; server {}",
+        probe["server"]["cores"],
+        probe["bench"]["cores"],
+        probe["others"]["cores"],
+        context.memory.line()
     );
 
     let json = json!({
@@ -205,6 +208,7 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         "answer_to_delivery": summary(&after_ack),
         "delivered_before_answer": before_ack,
         "probe": probe,
+        "memory": context.memory.json(),
     });
     let ok = end_to_end.count() > 0;
     Ok(Outcome {

@@ -1,5 +1,6 @@
-//! Where the time went: CPU time of herald (whole process, and per thread name) and of this process from
-//! `/proc`, and counters from herald's `/metrics`, each read before and after a measurement.
+//! Where the time went: CPU time of the server under test (herald or Alertmanager; whole process, and per thread
+//! name) and of this process from `/proc`, and counters from the server's `/metrics` (herald's or Alertmanager's,
+//! whichever are there), each read before and after a measurement; and single gauges of `/metrics` read on demand.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,18 +11,22 @@ use serde_json::{Value, json};
 /// Kernel clock ticks per second in `/proc/*/stat` (USER_HZ, 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// Counters read from herald's metrics (summed over their labels).
-const COUNTERS: [&str; 5] = [
+/// Counters read from the server's metrics (summed over their labels): herald's, then Alertmanager's.
+const COUNTERS: [&str; 8] = [
     "herald_store_commits_total",
     "herald_store_writes_total",
     "herald_delivery_attempts_total",
     "herald_notifications_total",
     "herald_alerts_received_total",
+    "alertmanager_alerts_received_total",
+    "alertmanager_notifications_total",
+    "alertmanager_notifications_failed_total",
 ];
 
 /// Sum and count of this histogram give the mean time of one send (the webhook POST alone).
 const SEND_HISTOGRAM: &str = "herald_delivery_latency_seconds";
 
+#[derive(Clone, Copy)]
 pub(crate) struct Probe {
     pid: Option<u32>,
 }
@@ -29,13 +34,15 @@ pub(crate) struct Probe {
 /// One reading.
 pub(crate) struct Sample {
     at: Instant,
-    /// herald's user + system ticks (all threads, dead ones included).
-    herald: Option<u64>,
-    /// herald's live threads: ticks by thread name.
+    /// The server's user + system ticks (all threads, dead ones included).
+    server: Option<u64>,
+    /// The server's live threads: ticks by thread name.
     threads: BTreeMap<String, u64>,
     /// This process's ticks.
     own: Option<u64>,
-    /// herald's counters by name.
+    /// Busy ticks of the whole machine (all CPUs), to tell what other processes took.
+    machine: Option<u64>,
+    /// The server's counters by name.
     counters: BTreeMap<String, f64>,
 }
 
@@ -52,12 +59,21 @@ impl Probe {
         }
     }
 
+    /// The value of gauge `name` (a series without labels) in the server's `/metrics`, or `None` when it cannot be
+    /// read or the server has no such gauge.
+    pub(crate) async fn gauge(&self, client: &Client, name: &str) -> Option<f64> {
+        match client.get_metrics().await {
+            Ok((200, body)) => parse_gauge(&String::from_utf8_lossy(&body), name),
+            _ => None,
+        }
+    }
+
     pub(crate) async fn sample(&self, client: &Client) -> Sample {
         let counters = match client.get_metrics().await {
             Ok((200, body)) => parse_counters(&String::from_utf8_lossy(&body)),
             _ => BTreeMap::new(),
         };
-        let (herald, threads) = match self.pid {
+        let (server, threads) = match self.pid {
             Some(pid) => (
                 process_ticks(&format!("/proc/{pid}/stat")),
                 thread_ticks(pid),
@@ -66,21 +82,37 @@ impl Probe {
         };
         Sample {
             at: Instant::now(),
-            herald,
+            server,
             threads,
             own: process_ticks("/proc/self/stat"),
+            machine: std::fs::read_to_string("/proc/stat")
+                .ok()
+                .and_then(|text| machine_busy(&text)),
             counters,
         }
     }
 }
 
-/// What happened between two samples, as JSON: CPU seconds and utilisation (1.0 = one core busy), and counter
-/// deltas.
+/// What happened between two samples, as JSON: CPU seconds and utilisation (1.0 = one core busy) of the server,
+/// this process, the whole machine and the rest of it (`others`), and counter deltas.
 pub(crate) fn between(before: &Sample, after: &Sample) -> Value {
     let wall = after.at.duration_since(before.at).as_secs_f64();
     let cpu = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => {
             let secs = b.saturating_sub(a) as f64 / TICKS_PER_SEC;
+            json!({"cpu_s": round3(secs), "cores": round3(secs / wall.max(1e-9))})
+        }
+        _ => Value::Null,
+    };
+    // What neither the server nor this process used: other processes, and kernel work not charged to either.
+    let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+    let others = match (
+        delta(before.machine, after.machine),
+        delta(before.server, after.server),
+        delta(before.own, after.own),
+    ) {
+        (Some(machine), Some(server), Some(own)) => {
+            let secs = machine.saturating_sub(server + own) as f64 / TICKS_PER_SEC;
             json!({"cpu_s": round3(secs), "cores": round3(secs / wall.max(1e-9))})
         }
         _ => Value::Null,
@@ -110,10 +142,12 @@ pub(crate) fn between(before: &Sample, after: &Sample) -> Value {
     };
     json!({
         "wall_s": round3(wall),
-        "herald": cpu(before.herald, after.herald),
-        "herald_threads_cpu_s": threads,
+        "server": cpu(before.server, after.server),
+        "server_threads_cpu_s": threads,
         "bench": cpu(before.own, after.own),
-        "herald_counters": counters,
+        "machine": cpu(before.machine, after.machine),
+        "others": others,
+        "counters": counters,
         "herald_mean_send_ms": mean_send_ms,
     })
 }
@@ -161,6 +195,28 @@ fn parse_outbox(text: &str) -> Outbox {
     outbox
 }
 
+/// The value of the series `name` (no labels), from Prometheus text.
+fn parse_gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Busy ticks of all CPUs from `/proc/stat`'s `cpu` line: user, nice, system, irq, softirq and steal (not idle or
+/// iowait).
+fn machine_busy(text: &str) -> Option<u64> {
+    let fields: Vec<u64> = text
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+    Some(at(0) + at(1) + at(2) + at(5) + at(6) + at(7))
+}
+
 /// utime + stime of a `/proc/.../stat` file.
 fn process_ticks(path: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -179,7 +235,7 @@ fn parse_stat(text: &str) -> Option<(String, u64)> {
     Some((comm, utime + stime))
 }
 
-/// Ticks of herald's live threads, summed by thread name (tokio's workers and blocking threads share one).
+/// Ticks of the server's live threads, summed by thread name (tokio's workers and blocking threads share one).
 fn thread_ticks(pid: u32) -> BTreeMap<String, u64> {
     let mut by_name = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -243,6 +299,24 @@ mod tests {
         let outbox = parse_outbox(text);
         assert_eq!(outbox.pending, 7.0);
         assert_eq!(outbox.queued(), 100.0);
+    }
+
+    #[test]
+    fn reads_the_machine_busy_time() {
+        let text = "cpu  100 5 50 1000 7 3 2 1 0 0\ncpu0 50 2 25 500 3 1 1 0 0 0\n";
+        assert_eq!(machine_busy(text), Some(161));
+        assert_eq!(machine_busy("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn reads_a_gauge() {
+        let text = "# HELP herald_delivery_oldest_open_seconds x\n\
+            herald_delivery_oldest_open_seconds_total 9\nherald_delivery_oldest_open_seconds 2.5\n";
+        assert_eq!(
+            parse_gauge(text, "herald_delivery_oldest_open_seconds"),
+            Some(2.5)
+        );
+        assert_eq!(parse_gauge(text, "go_goroutines"), None);
     }
 
     #[test]

@@ -1,19 +1,25 @@
-//! Deliveries/s with no rate limit: post `alerts` distinct alerts in batches as fast as herald takes them, then
-//! wait until every accepted alert has arrived at the receiver (or the run's deadline, or no arrival for `idle`).
-//! With every alert in its own group, each is one notification, one outbox row and one webhook request.
+//! Deliveries/s with no rate limit: post `alerts` distinct alerts in batches as fast as the server takes them (a
+//! batch refused with 429 or 5xx is posted again after its `Retry-After`, within the retry bounds), then wait until
+//! every accepted alert has arrived at the receiver (or the run's deadline, or no arrival for `idle`). With every
+//! alert in its own group, each is one notification and one webhook request. Also the burst's time from the first
+//! post until every alert was delivered, and the server's memory (sampled peak and `VmHWM`).
 //!
 //! The rate is counted over arrivals: from the first to the last, and over the middle 80% (10th to 90th percentile
 //! arrival) as the steady state that leaves out the start-up and the tail.
+//!
+//! With `--cpu-window`, the run goes on once everything arrived: it lets the server settle for `--cpu-settle`, then
+//! measures the CPU it uses over the window while nothing changes (its groups only tick their timers), and counts
+//! any delivery that still arrives.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
-use herald_bench_common::client::accepted;
 use serde_json::json;
 use tokio::task::JoinSet;
 
+use crate::memory::fmt_mib;
 use crate::probe::{Outbox, between, round3};
 use crate::stats::Problems;
 use crate::{Context, Outcome};
@@ -42,6 +48,12 @@ pub(crate) struct Params {
     /// How often to read herald's outbox (`herald_deliveries` in /metrics) while waiting; 0s: never.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     pub(crate) outbox_every: Duration,
+    /// After every alert arrived, measure the server's CPU over this long with nothing changing; 0s: don't.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub(crate) cpu_window: Duration,
+    /// How long to let the server settle before that window.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    pub(crate) cpu_settle: Duration,
 }
 
 /// One reading of herald's outbox while deliveries arrive.
@@ -56,6 +68,10 @@ struct OutboxSample {
 #[derive(Default)]
 struct Posted {
     accepted: u64,
+    /// Posts of a batch after its first.
+    retries: u64,
+    /// Batches finally not accepted.
+    rejected_batches: u64,
     problems: Problems,
 }
 
@@ -80,22 +96,37 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     let posted = post_all(context, &params, deadline).await?;
     let posted_at = Instant::now();
     println!(
-        "  posted                {} accepted in {:.3} s ({} non-2xx requests, {} errors)",
+        "  posted                {} accepted in {:.3} s ({} non-2xx answers, {} errors, {} retries, {} batches \
+         finally refused)",
         posted.accepted,
         (posted_at - start).as_secs_f64(),
         posted.problems.non_2xx,
-        posted.problems.errors
+        posted.problems.errors,
+        posted.retries,
+        posted.rejected_batches
     );
     if let Some(first) = &posted.problems.first {
         println!("  first problem         {first}");
     }
 
     let (stopped, outbox) = wait(context, posted.accepted, posted_at, deadline, &params).await;
+    let waited_at = Instant::now();
     let after = context.probe.sample(&context.client).await;
     let probe = between(&before, &after);
+    let memory = context.memory.json();
+    let idle = if params.cpu_window.is_zero() {
+        serde_json::Value::Null
+    } else {
+        idle_cpu(context, &params).await
+    };
 
     let arrivals = context.receiver.lock();
-    let mut times = arrivals.requests.clone();
+    let mut times: Vec<Instant> = arrivals
+        .requests
+        .iter()
+        .copied()
+        .filter(|t| *t <= waited_at)
+        .collect();
     times.sort_unstable();
     let rates = Rates::of(&times, start);
     let timeline = per_second(&times, start);
@@ -148,9 +179,32 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     }
     let max_pending = outbox.iter().map(|s| s.outbox.pending).fold(0.0, f64::max);
     println!(
-        "  herald CPU            {} (cores busy, whole run); bench CPU {}",
-        probe["herald"]["cores"], probe["bench"]["cores"]
+        "  server CPU            {} (cores busy, whole run); bench CPU {}; others {}",
+        probe["server"]["cores"], probe["bench"]["cores"], probe["others"]["cores"]
     );
+    println!(
+        "  server memory         {} (at the end of the wait), {} sampled peak, {} VmHWM",
+        fmt_mib(memory["rss_kib"].as_u64()),
+        fmt_mib(memory["peak_rss_kib"].as_u64()),
+        fmt_mib(memory["hwm_kib"].as_u64()),
+    );
+    let all_delivered_s = (stopped == "all").then_some(rates.last_s).flatten();
+    println!(
+        "  all delivered         {} s after the first post",
+        fmt_opt(all_delivered_s)
+    );
+    if !idle.is_null() {
+        println!(
+            "  idle CPU              {} % of one core over {} s; {} deliveries while settling, {} in the window; \
+             RSS {}; others {} cores",
+            fmt_opt(idle["core_percent"].as_f64()),
+            idle["window_s"],
+            idle["deliveries_settling"],
+            idle["deliveries_in_window"],
+            fmt_mib(idle["rss_kib"].as_u64()),
+            idle["probe"]["others"]["cores"]
+        );
+    }
 
     let post_s = (posted_at - start).as_secs_f64();
     let json = json!({
@@ -162,6 +216,8 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         "accepted": posted.accepted,
         "non_2xx": posted.problems.non_2xx,
         "errors": posted.problems.errors,
+        "retries": posted.retries,
+        "rejected_batches": posted.rejected_batches,
         "post_s": round3(post_s),
         "ingest_alerts_per_s": round1(posted.accepted as f64 / post_s.max(1e-9)),
         "delivered": arrivals.delivered,
@@ -178,6 +234,7 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         "overall_deliveries_per_s": rates.overall.map(round1),
         "first_delivery_ms": rates.first_ms,
         "last_delivery_s": rates.last_s,
+        "all_delivered_s": all_delivered_s,
         "delivered_before_posting_ended": before_posted,
         "timeline_per_s": timeline,
         "outbox_max_pending": max_pending,
@@ -190,6 +247,8 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
             "arrived": s.arrived,
         })).collect::<Vec<_>>(),
         "probe": probe,
+        "memory": memory,
+        "idle": idle,
     });
     let ok = arrivals.delivered > 0;
     Ok(Outcome {
@@ -203,7 +262,7 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     })
 }
 
-/// Posts every batch with `concurrency` workers; returns how many alerts were accepted.
+/// Posts every batch with `concurrency` workers (retrying refused ones); returns how many alerts were accepted.
 async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Result<Posted> {
     let batches = params.alerts.div_ceil(params.batch);
     let next = Arc::new(AtomicU64::new(0));
@@ -212,6 +271,7 @@ async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Resu
         let next = Arc::clone(&next);
         let client = context.client.clone();
         let alerts = context.alerts.clone();
+        let retry = context.retry;
         let (total, batch) = (params.alerts, params.batch);
         workers.spawn(async move {
             let mut posted = Posted::default();
@@ -222,11 +282,18 @@ async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Resu
                 }
                 let first = index * batch;
                 let len = batch.min(total - first);
-                let answer = client.post_alerts(alerts.batch(first, len)?).await;
-                if accepted(&answer) {
+                let attempts = retry
+                    .post(&client, alerts.batch(first, len)?, Some(deadline))
+                    .await;
+                if attempts.accepted() {
                     posted.accepted += len;
+                } else {
+                    posted.rejected_batches += 1;
                 }
-                posted.problems.record(&answer);
+                posted.retries += attempts.retries();
+                for answer in &attempts.answers {
+                    posted.problems.record(answer);
+                }
             }
         });
     }
@@ -234,6 +301,8 @@ async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Resu
     while let Some(joined) = workers.join_next().await {
         let posted = joined.context("posting worker failed")??;
         all.accepted += posted.accepted;
+        all.retries += posted.retries;
+        all.rejected_batches += posted.rejected_batches;
         all.problems.non_2xx += posted.problems.non_2xx;
         all.problems.errors += posted.problems.errors;
         if all.problems.first.is_none() {
@@ -287,6 +356,42 @@ async fn wait(
     (stopped, samples)
 }
 
+/// Once everything arrived: waits `cpu_settle`, then measures the server's CPU over `cpu_window` (as % of one core)
+/// and counts the deliveries that still arrive meanwhile.
+async fn idle_cpu(context: &Context, params: &Params) -> serde_json::Value {
+    println!(
+        "  idle                  settling for {}, then measuring CPU for {}",
+        humantime::format_duration(params.cpu_settle),
+        humantime::format_duration(params.cpu_window)
+    );
+    let arrived = || {
+        let arrivals = context.receiver.lock();
+        arrivals.delivered + arrivals.duplicates + arrivals.resolved
+    };
+    let at_end = arrived();
+    tokio::time::sleep(params.cpu_settle).await;
+    let from = arrived();
+    let before = context.probe.sample(&context.client).await;
+    tokio::time::sleep(params.cpu_window).await;
+    let after = context.probe.sample(&context.client).await;
+    let during = arrived().saturating_sub(from);
+    let probe = between(&before, &after);
+    let percent = probe["server"]["cores"]
+        .as_f64()
+        .map(|cores| round3(cores * 100.0));
+    let rss = context.memory.rss_kib();
+    json!({
+        "settle_s": params.cpu_settle.as_secs_f64(),
+        "window_s": probe["wall_s"],
+        "cpu_s": probe["server"]["cpu_s"],
+        "core_percent": percent,
+        "deliveries_settling": from.saturating_sub(at_end),
+        "deliveries_in_window": during,
+        "rss_kib": rss,
+        "probe": probe,
+    })
+}
+
 /// Delivery rates from sorted arrival times.
 struct Rates {
     /// (n - 1) / (last - first).
@@ -332,7 +437,7 @@ impl Rates {
 }
 
 /// Arrivals in each whole second since `start`.
-fn per_second(times: &[Instant], start: Instant) -> Vec<u64> {
+pub(crate) fn per_second(times: &[Instant], start: Instant) -> Vec<u64> {
     let mut buckets = Vec::new();
     for time in times {
         let second = time.duration_since(start).as_secs() as usize;

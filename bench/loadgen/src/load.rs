@@ -1,22 +1,27 @@
 //! One-shot fill: posts alerts `0..alerts` of the population exactly once, in batches, as firing alerts that end an
 //! hour from now, so the server holds that many active alerts (for a memory measurement). A batch that is refused or
-//! gets no answer is retried a few times; the run fails if any batch is finally not accepted.
+//! gets no answer is retried a few times (`herald_bench_common::retry`); the run fails if any batch is finally not
+//! accepted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use herald_bench_common::client::{Answer, Client};
+use herald_bench_common::client::Client;
+use herald_bench_common::retry::RetryPolicy;
 use tokio::task::JoinSet;
 
 use crate::alerts::Population;
 use crate::report::{ResultLine, per_sec};
 use crate::stats::Recorder;
 
-/// Attempts per batch, and the pause before the n-th retry (times n).
-const ATTEMPTS: u32 = 4;
-const RETRY_PAUSE: Duration = Duration::from_millis(250);
+/// Attempts per batch, and the waits between them (`Retry-After` when the server gives one).
+const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    initial_wait: Duration::from_millis(250),
+    max_wait: Duration::from_secs(5),
+};
 
 pub(crate) struct Params {
     pub(crate) batch: u64,
@@ -101,23 +106,11 @@ async fn worker(
         let first = number * batch;
         let len = batch.min(population.distinct() - first);
         let body = population.batch(first, len)?;
-        for attempt in 1..=ATTEMPTS {
-            let sent = Instant::now();
-            let answer = client.post_alerts(body.clone()).await;
-            if attempt == ATTEMPTS || !retryable(&answer) {
-                recorder.record(&answer, sent.elapsed(), len);
-                break;
-            }
-            retries += 1;
-            tokio::time::sleep(RETRY_PAUSE * attempt).await;
+        let attempts = RETRY.post(&client, body, None).await;
+        let elapsed = attempts.last_sent.elapsed();
+        retries += attempts.retries();
+        if let Some(answer) = attempts.last() {
+            recorder.record(answer, elapsed, len);
         }
-    }
-}
-
-/// Worth another try: no answer, or a 5xx (the server could not commit).
-fn retryable(answer: &Answer) -> bool {
-    match answer {
-        Ok((code, _)) => *code >= 500,
-        Err(_) => true,
     }
 }
