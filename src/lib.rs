@@ -175,14 +175,16 @@ pub async fn run_with_reload(
     served.map_err(RunError::from)
 }
 
-/// Reloads the configuration on each SIGHUP, like `POST /-/reload`.
+/// Reloads the configuration on each SIGHUP, like `POST /-/reload`. The signal is watched before this returns, so
+/// a SIGHUP sent once herald says it listens is never missed.
 fn spawn_reload_on_sighup(
     reloader: reload::Reloader,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let hangups = signal(SignalKind::hangup());
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
+        let mut hangups = match hangups {
             Ok(hangups) => hangups,
             Err(error) => {
                 tracing::warn!(%error, "cannot watch SIGHUP; reload with POST /-/reload");

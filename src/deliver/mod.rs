@@ -395,11 +395,10 @@ impl Engine {
             };
             match ready {
                 Ok(Some((payload, state))) => {
-                    self.ready.entry(receiver).or_default().push_back(Ready {
-                        id,
-                        payload,
-                        state,
-                    });
+                    self.ready
+                        .entry(receiver)
+                        .or_default()
+                        .push_back(Ready { id, payload, state });
                     continue;
                 }
                 Ok(None) if !failed => {

@@ -96,6 +96,11 @@ pub struct Group {
     /// When it first flushed, once it has: later flushes tick every `group_interval` from here (new alerts wait
     /// for the next tick), so the schedule can be derived again after a restart.
     pub anchor: Option<DateTime<Utc>>,
+    /// Whether a notification was queued for it (or, after a restart, the log says one was): its schedule then
+    /// derives from the log's last send, and it needs no stored record.
+    pub announced: bool,
+    /// Whether the store holds a record of it.
+    pub stored: bool,
 }
 
 fn after(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
@@ -155,6 +160,8 @@ impl Group {
             members: BTreeSet::new(),
             next_flush: after(now, timers.group_wait),
             anchor: None,
+            announced: false,
+            stored: false,
         }
     }
 
@@ -232,20 +239,22 @@ impl Group {
                 done,
             };
         }
-        let Some(reason) = needs_update(
+        let reason = needs_update(
             last,
             &firing,
             &resolved,
             send_resolved,
             self.timers.repeat_interval,
             now,
-        ) else {
+        );
+        let Some(reason) = reason else {
             return Flush {
                 send: None,
                 entry: None,
                 done,
             };
         };
+        self.announced = true;
         let mut flushed: Vec<FlushedAlert> = sent_before
             .iter()
             .filter_map(|fingerprint| {

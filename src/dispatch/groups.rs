@@ -31,9 +31,10 @@ pub struct GroupSet {
     log: HashMap<String, HashMap<String, SentEntry>>,
     /// The current version of every alert a group holds.
     alerts: HashMap<Fingerprint, Member>,
-    /// Groups whose stored record changed (created, first flushed, first flush moved) since the last `take_dirty`.
+    /// Groups whose record may have to be written or deleted (created, first flushed, first flush moved) since the
+    /// last `take_dirty`.
     dirty: BTreeSet<GroupId>,
-    /// Groups dropped since the last `take_dirty`.
+    /// Groups with a stored record dropped since the last `take_dirty`.
     dropped: BTreeSet<GroupId>,
 }
 
@@ -74,6 +75,7 @@ impl GroupSet {
         } else {
             group.next_flush = record.first_flush;
         }
+        group.stored = true;
         self.timers.insert((group.next_flush, record.id.clone()));
         self.groups.insert(record.id, group);
         true
@@ -94,6 +96,40 @@ impl GroupSet {
 
     fn last_sent(&self, receiver: &str, key: &str) -> Option<&SentEntry> {
         self.log.get(receiver)?.get(key)
+    }
+
+    /// After a restart, groups without a stored record whose log entry still lists firing alerts had announced them
+    /// before: they tick on from the log's last send (every send happens on a tick of the group's schedule), not
+    /// from a new group_wait.
+    pub fn adopt_log_schedules(&mut self, now: DateTime<Utc>) {
+        let mut moved = Vec::new();
+        for (id, group) in &mut self.groups {
+            if group.stored || group.flushed() {
+                continue;
+            }
+            let Some(entry) = self
+                .log
+                .get(&group.receiver)
+                .and_then(|log| log.get(&group.key))
+                .filter(|entry| !entry.firing.is_empty())
+            else {
+                continue;
+            };
+            moved.push((group.next_flush, id.clone()));
+            group.anchor = Some(entry.at);
+            group.announced = true;
+            group.next_flush = next_tick(entry.at, group.timers.group_interval, now, true);
+            self.timers.insert((group.next_flush, id.clone()));
+        }
+        for (at, id) in moved {
+            if self
+                .groups
+                .get(&id)
+                .is_some_and(|group| group.next_flush != at)
+            {
+                self.timers.remove(&(at, id));
+            }
+        }
     }
 
     /// Log entries' firing alerts that no group holds now, by the group they were sent for: after a restart, those
@@ -160,27 +196,35 @@ impl GroupSet {
         }
     }
 
-    /// The groups changed and dropped since the last call, to be stored.
+    /// The group records to write and to delete since the last call. Only groups that have not announced anything
+    /// are stored (their timer must survive a restart); a group that has is derived from the log, and its record is
+    /// deleted.
     pub fn take_dirty(&mut self) -> (Vec<GroupRecord>, Vec<GroupId>) {
-        let changed = std::mem::take(&mut self.dirty)
-            .into_iter()
-            .filter_map(|id| {
-                let group = self.groups.get(&id)?;
-                Some(GroupRecord {
-                    id,
-                    key: group.key.clone(),
-                    route_id: group.route_id.clone(),
-                    receiver: group.receiver.clone(),
-                    labels: group.labels.clone(),
-                    first_flush: group.anchor.unwrap_or(group.next_flush),
-                    flushed: group.flushed(),
-                })
-            })
-            .collect();
-        (
-            changed,
-            std::mem::take(&mut self.dropped).into_iter().collect(),
-        )
+        let mut changed = Vec::new();
+        let mut deleted: Vec<GroupId> = std::mem::take(&mut self.dropped).into_iter().collect();
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(group) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            if group.announced {
+                if group.stored {
+                    group.stored = false;
+                    deleted.push(id);
+                }
+                continue;
+            }
+            group.stored = true;
+            changed.push(GroupRecord {
+                key: group.key.clone(),
+                route_id: group.route_id.clone(),
+                receiver: group.receiver.clone(),
+                labels: group.labels.clone(),
+                first_flush: group.anchor.unwrap_or(group.next_flush),
+                flushed: group.flushed(),
+                id,
+            });
+        }
+        (changed, deleted)
     }
 
     /// Whether a group record changed or was dropped since the last `take_dirty`.
@@ -286,7 +330,7 @@ impl GroupSet {
     ) -> Option<(Flush, Option<Group>)> {
         let group = self.groups.get_mut(id)?;
         self.timers.remove(&(group.next_flush, id.to_string()));
-        let first = !group.flushed();
+        let (first, announced) = (!group.flushed(), group.announced);
         let last = self
             .log
             .get(&group.receiver)
@@ -301,12 +345,15 @@ impl GroupSet {
         );
         let mut dropped = None;
         if group.is_empty() {
+            if group.stored {
+                self.dropped.insert(id.to_string());
+            }
             dropped = self.groups.remove(id);
             self.dirty.remove(id);
-            self.dropped.insert(id.to_string());
         } else {
             self.timers.insert((group.next_flush, id.to_string()));
-            if first {
+            // A record to write (its first flush) or to delete (the first announcement of a stored group).
+            if first || (group.stored && group.announced && !announced) {
                 self.dirty.insert(id.to_string());
             }
         }
@@ -316,16 +363,23 @@ impl GroupSet {
         Some((flush, dropped))
     }
 
-    /// Marks group records to be stored again (their last store failed).
-    pub fn mark_dirty(&mut self, changed: Vec<GroupId>, dropped: Vec<GroupId>) {
+    /// Marks group records to be written or deleted again (their last store failed): the store is as it was.
+    pub fn mark_dirty(&mut self, changed: Vec<GroupId>, deleted: Vec<GroupId>) {
         for id in changed {
-            if self.groups.contains_key(&id) {
+            if let Some(group) = self.groups.get_mut(&id) {
+                group.stored = false;
                 self.dirty.insert(id);
             }
         }
-        for id in dropped {
-            if !self.groups.contains_key(&id) {
-                self.dropped.insert(id);
+        for id in deleted {
+            match self.groups.get_mut(&id) {
+                Some(group) => {
+                    group.stored = true;
+                    self.dirty.insert(id);
+                }
+                None => {
+                    self.dropped.insert(id);
+                }
             }
         }
     }
@@ -370,20 +424,29 @@ impl GroupSet {
             .insert(key.to_string(), entry);
     }
 
-    /// Forgets log entries written before `before` whose group no longer exists; returns how many.
-    pub fn forget_sent(&mut self, before: DateTime<Utc>) -> usize {
+    /// Forgets log entries written before `before` whose group no longer exists; returns them as (receiver, group
+    /// key), to be deleted from the store too.
+    pub fn forget_sent(&mut self, before: DateTime<Utc>) -> Vec<(String, String)> {
         let live: std::collections::HashSet<(&str, &str)> = self
             .groups
             .values()
             .map(|group| (group.receiver.as_str(), group.key.as_str()))
             .collect();
-        let mut forgotten = 0;
-        for (receiver, entries) in &mut self.log {
-            let before_count = entries.len();
-            entries.retain(|key, entry| {
-                entry.at >= before || live.contains(&(receiver.as_str(), key.as_str()))
-            });
-            forgotten += before_count - entries.len();
+        let mut forgotten = Vec::new();
+        for (receiver, entries) in &self.log {
+            forgotten.extend(
+                entries
+                    .iter()
+                    .filter(|(key, entry)| {
+                        entry.at < before && !live.contains(&(receiver.as_str(), key.as_str()))
+                    })
+                    .map(|(key, _)| (receiver.clone(), key.clone())),
+            );
+        }
+        for (receiver, key) in &forgotten {
+            if let Some(entries) = self.log.get_mut(receiver) {
+                entries.remove(key);
+            }
         }
         self.log.retain(|_, entries| !entries.is_empty());
         forgotten
@@ -473,7 +536,7 @@ receivers: [{name: default}, {name: pager}]
         set.record("default", "{}:{alertname=\"Recent\"}", entry(t(100)));
         assert_eq!(
             set.forget_sent(t(50)),
-            1,
+            vec![("default".to_string(), "{}:{alertname=\"Gone\"}".to_string())],
             "only the old entry of a group that is gone"
         );
         assert!(set.last_sent(&group.receiver, &group.key).is_some());
@@ -511,13 +574,15 @@ receivers: [{name: default}, {name: pager}]
         );
         assert_eq!(set.next_deadline(), None);
         assert_eq!(set.alert_count(), 0, "no group holds the alert any more");
-        let (changed, dropped) = set.take_dirty();
-        assert!(changed.is_empty());
-        assert_eq!(dropped, vec![id]);
+        let (changed, deleted) = set.take_dirty();
+        assert!(
+            changed.is_empty() && deleted.is_empty(),
+            "never stored: it announced at its first flush"
+        );
     }
 
     #[test]
-    fn restored_groups_derive_their_next_flush_from_the_stored_times() {
+    fn only_groups_that_announced_nothing_are_stored_and_the_rest_derive_from_the_log() {
         let routes = routes();
         let (fp, down) = alert("Down", "warn");
         let mut set = GroupSet::default();
@@ -529,11 +594,20 @@ receivers: [{name: default}, {name: pager}]
             "stored at creation: group_wait ahead"
         );
         let id = set.due(t(10), usize::MAX).remove(0);
-        set.flush(&id, &Held::default(), true, t(10)).unwrap();
+
+        // Its first flush is silenced: nothing announced, so its record keeps when it first flushed.
+        let silenced = Held {
+            suppressed: [fp].into(),
+            muted: false,
+        };
+        set.flush(&id, &silenced, true, t(10)).unwrap();
         let (flushed, _) = set.take_dirty();
         assert_eq!((flushed[0].first_flush, flushed[0].flushed), (t(10), true));
-        set.flush(&id, &Held::default(), true, t(310)).unwrap();
-        assert!(!set.has_dirty(), "later flushes change no record");
+        let (flush, _) = set.flush(&id, &Held::default(), true, t(310)).unwrap();
+        assert!(flush.send.is_some());
+        let (changed, deleted) = set.take_dirty();
+        assert!(changed.is_empty());
+        assert_eq!(deleted, vec![id.clone()], "announced: its record goes");
 
         let mut restored = GroupSet::default();
         assert!(restored.restore(&routes, flushed[0].clone(), t(400)));
@@ -552,5 +626,21 @@ receivers: [{name: default}, {name: pager}]
             Some(t(10)),
             "a first flush missed while stopped is due at once"
         );
+
+        // Without a record, a group whose log lists firing alerts ticks on from the log's last send.
+        let mut derived = GroupSet::default();
+        let group = set.get(&id).unwrap().clone();
+        derived.restore_sent(SentRecord {
+            receiver: group.receiver.clone(),
+            group_key: group.key.clone(),
+            firing: vec![fp],
+            resolved: vec![],
+            at: t(310),
+        });
+        derived.add(&routes, fp, &down, t(1000));
+        derived.adopt_log_schedules(t(1000));
+        assert_eq!(derived.next_deadline(), Some(t(1210)));
+        assert_eq!(derived.due(t(1209), usize::MAX), Vec::<GroupId>::new());
+        assert!(derived.take_dirty().0.is_empty(), "announced: no record");
     }
 }

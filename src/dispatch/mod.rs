@@ -211,6 +211,8 @@ struct Dispatcher {
     log_retention: chrono::Duration,
     /// When the in-memory log was last pruned.
     pruned_at: DateTime<Utc>,
+    /// Log entries forgotten in memory, to delete from the store with the next commit.
+    forgotten: Vec<(String, String)>,
 }
 
 fn collect_intervals(route: &RouteNode, into: &mut HashMap<String, (Vec<String>, Vec<String>)>) {
@@ -322,6 +324,7 @@ impl Dispatcher {
             }
             Err(error) => tracing::error!(%error, "cannot read stored alerts to rebuild groups"),
         }
+        self.groups.adopt_log_schedules(now);
         let missing = self.groups.announced_missing();
         if !missing.is_empty() {
             let fingerprints: Vec<Fingerprint> = missing
@@ -360,11 +363,12 @@ impl Dispatcher {
             .checked_sub_signed(self.log_retention)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let forgotten = self.groups.forget_sent(before);
-        if forgotten > 0 {
+        if !forgotten.is_empty() {
             tracing::debug!(
-                forgotten,
-                "forgot notification log entries of groups gone past retention"
+                forgotten = forgotten.len(),
+                "forgetting notification log entries of groups gone past retention"
             );
+            self.forgotten.extend(forgotten);
         }
     }
 
@@ -516,9 +520,10 @@ impl Dispatcher {
     /// groups try again shortly (with the resolved alerts they were about to announce).
     async fn commit(&mut self, queued: Vec<Queued>, logged: Vec<Logged>, now: DateTime<Utc>) {
         metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
-        if queued.is_empty() && !self.groups.has_dirty() {
+        if queued.is_empty() && !self.groups.has_dirty() && self.forgotten.is_empty() {
             return;
         }
+        let forgotten = std::mem::take(&mut self.forgotten);
         let (groups, dropped) = self.groups.take_dirty();
         let changed: Vec<String> = groups.iter().map(|group| group.id.clone()).collect();
         let queued_payloads: Vec<Arc<str>> = queued
@@ -530,6 +535,7 @@ impl Dispatcher {
             groups,
             dropped: dropped.clone(),
             queued,
+            forgotten: forgotten.clone(),
         };
         match self.store.dispatch(dispatched, now).await {
             Ok(records) => {
@@ -551,6 +557,7 @@ impl Dispatcher {
                 tracing::warn!(%error, notifications = logged.len(),
                     "cannot store notifications and group timers; trying again shortly");
                 self.groups.mark_dirty(changed, dropped);
+                self.forgotten.extend(forgotten);
                 let retry_at = now + chrono::Duration::from_std(RETRY_STORE).unwrap_or_default();
                 for logged in logged {
                     let resolved = logged
@@ -595,6 +602,7 @@ pub fn start(
         groups: GroupSet::default(),
         log_retention: chrono::Duration::zero(),
         pruned_at: DateTime::<Utc>::MIN_UTC,
+        forgotten: Vec::new(),
     };
     dispatcher.configure(&current);
     let task = tokio::spawn(async move {

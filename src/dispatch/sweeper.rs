@@ -1,5 +1,5 @@
-//! The sweeper: resolves alerts whose `endsAt` passed without a re-send, and deletes resolved alerts, the notification
-//! log of groups that are gone, and delivered and dead deliveries, past their retention.
+//! The sweeper: resolves alerts whose `endsAt` passed without a re-send, and deletes resolved alerts and delivered and
+//! dead deliveries past their retention (the dispatcher forgets the notification log of groups that are gone).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ const PURGE_EVERY: u32 = 60;
 /// How long what the sweeper deletes is kept, as configured now (it follows reloads).
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
-    /// `storage.resolved_retention`: resolved alerts and the notification log of groups that are gone.
+    /// `storage.resolved_retention`: resolved alerts.
     pub resolved: Duration,
     /// `delivery.retention`: delivered and dead deliveries and integration state.
     pub deliveries: Duration,
@@ -63,16 +63,6 @@ pub fn start(
                     Ok(0) => {}
                     Ok(deleted) => tracing::debug!(deleted, "deleted deliveries past retention"),
                     Err(error) => tracing::warn!(%error, "deleting old deliveries failed"),
-                }
-                match store.purge_sent(cutoff(resolved_retention)).await {
-                    Ok(0) => {}
-                    Ok(deleted) => tracing::debug!(
-                        deleted,
-                        "forgot notification log entries of groups gone past retention"
-                    ),
-                    Err(error) => {
-                        tracing::warn!(%error, "deleting old notification log entries failed")
-                    }
                 }
                 match store.purge_resolved(cutoff(resolved_retention)).await {
                     Ok(0) => {}

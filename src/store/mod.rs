@@ -57,13 +57,14 @@ pub struct GroupRecord {
     pub flushed: bool,
 }
 
-/// What a round of the dispatcher stores in one transaction: group records that changed or were dropped, and the
-/// notifications it queued with their log entries.
+/// What a round of the dispatcher stores in one transaction: group records that changed or were dropped, the
+/// notifications it queued with their log entries, and log entries it forgot, by (receiver, group key).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dispatched {
     pub groups: Vec<GroupRecord>,
     pub dropped: Vec<String>,
     pub queued: Vec<Queued>,
+    pub forgotten: Vec<(String, String)>,
 }
 
 /// One matcher of a stored silence, in the v2 API's shape (`name`, `value`, `isRegex`, `isEqual`).
@@ -157,9 +158,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The whole notification log.
     async fn sent(&self) -> Result<Vec<SentRecord>, StoreError>;
-
-    /// Deletes log entries written before `before` whose group is no longer stored; returns how many.
-    async fn purge_sent(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Stores silences (new ones or new versions of stored ones, by id) in one transaction.
     async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError>;

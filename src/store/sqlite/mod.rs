@@ -396,10 +396,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn purge_sent(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        expect_count(self.submit(Op::PurgeSent(before)).await?)
-    }
-
     async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError> {
         expect_count(self.submit(Op::SaveSilences(silences)).await?).map(|_| ())
     }

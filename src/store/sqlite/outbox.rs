@@ -146,6 +146,22 @@ fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreE
     Ok(())
 }
 
+/// Deletes notification log entries by (receiver, group key).
+pub(super) fn forget_sent(
+    connection: &Connection,
+    forgotten: Vec<(String, String)>,
+) -> Result<(), StoreError> {
+    let mut delete = connection
+        .prepare_cached("DELETE FROM notification_log WHERE receiver = ?1 AND group_key = ?2")
+        .map_err(unavailable)?;
+    for (receiver, group_key) in forgotten {
+        delete
+            .execute(params![receiver, group_key])
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
 /// Moves pending deliveries (and in-flight ones whose lease ended) to in flight; returns those it took, with their
 /// notification and their integration's state for their group.
 pub(super) fn claim(
@@ -167,7 +183,8 @@ pub(super) fn claim(
             .execute(params![id, to_micros(lease_until), to_micros(now)])
             .map_err(unavailable)?
             == 1
-            && let Some(input) = attempt_input(connection, id, read_payloads).map_err(unavailable)?
+            && let Some(input) =
+                attempt_input(connection, id, read_payloads).map_err(unavailable)?
         {
             claimed.push(Claimed { id, input });
         }

@@ -100,7 +100,10 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
         store.open_deliveries(i64::MIN, usize::MAX).await.unwrap(),
         queued
     );
-    let claimed = store.claim(vec![queued[0].id], t(1), t(10), true).await.unwrap();
+    let claimed = store
+        .claim(vec![queued[0].id], t(1), t(10), true)
+        .await
+        .unwrap();
     assert_eq!(
         (
             claimed[0].input.payload.as_deref().unwrap(),
@@ -131,7 +134,11 @@ async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
         vec![id]
     );
     assert!(
-        store.claim(vec![id], t(5), t(20), true).await.unwrap().is_empty(),
+        store
+            .claim(vec![id], t(5), t(20), true)
+            .await
+            .unwrap()
+            .is_empty(),
         "leased"
     );
     assert_eq!(
@@ -370,7 +377,10 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
         now: t(2),
     };
     store.finish(vec![finished]).await.unwrap();
-    let claimed = store.claim(vec![ids[1], ids[2]], t(2), t(3), true).await.unwrap();
+    let claimed = store
+        .claim(vec![ids[1], ids[2]], t(2), t(3), true)
+        .await
+        .unwrap();
     let state = |id: i64| {
         claimed
             .iter()
@@ -391,35 +401,40 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
 }
 
 #[tokio::test]
-async fn old_log_entries_of_groups_that_are_gone_are_purged() {
+async fn group_records_and_log_entries_change_with_the_dispatch_that_decided_it() {
     use crate::store::GroupRecord;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let mut recent = sent("recent");
-    recent.at = t(100);
-    let logged = [sent("live"), sent("gone"), recent]
+    let logged = [sent("live"), sent("gone")]
         .into_iter()
         .map(|sent| Queued {
             deliveries: vec![],
             sent: Some(sent),
         })
         .collect();
-    let live = GroupRecord {
+    let waiting = GroupRecord {
         id: "g1".into(),
-        key: "live".into(),
+        key: "waiting".into(),
         route_id: "r".into(),
         receiver: "team".into(),
         labels: Default::default(),
-        first_flush: t(0),
-        flushed: true,
+        first_flush: t(30),
+        flushed: false,
     };
     let dispatched = Dispatched {
-        groups: vec![live],
-        dropped: vec![],
+        groups: vec![waiting.clone()],
         queued: logged,
+        ..Dispatched::default()
     };
     store.dispatch(dispatched, t(0)).await.unwrap();
-    assert_eq!(store.purge_sent(t(50)).await.unwrap(), 1);
+    assert_eq!(store.groups().await.unwrap(), vec![waiting]);
+    let forget = Dispatched {
+        dropped: vec!["g1".into()],
+        forgotten: vec![("team".into(), "gone".into())],
+        ..Dispatched::default()
+    };
+    store.dispatch(forget, t(1)).await.unwrap();
+    assert!(store.groups().await.unwrap().is_empty());
     let kept: Vec<String> = store
         .sent()
         .await
@@ -427,6 +442,6 @@ async fn old_log_entries_of_groups_that_are_gone_are_purged() {
         .into_iter()
         .map(|record| record.group_key)
         .collect();
-    assert_eq!(kept, ["live", "recent"]);
+    assert_eq!(kept, ["live"]);
     store.close().await.unwrap();
 }

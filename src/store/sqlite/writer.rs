@@ -58,7 +58,6 @@ pub(super) enum Op {
     ResolveExpired(DateTime<Utc>),
     Purge(DateTime<Utc>),
 
-    PurgeSent(DateTime<Utc>),
     SaveSilences(Vec<SilenceRecord>),
     PurgeSilences(DateTime<Utc>),
     Dispatch(Box<Dispatched>, DateTime<Utc>),
@@ -84,7 +83,6 @@ impl Op {
                 | Op::Claim(..)
                 | Op::Finish(..)
                 | Op::Purge(..)
-                | Op::PurgeSent(..)
                 | Op::PurgeDeliveries(..)
         )
     }
@@ -171,7 +169,9 @@ impl Writer {
         let level = if sync { "FULL" } else { "NORMAL" };
         match self.connection.pragma_update(None, "synchronous", level) {
             Ok(()) => self.synced = sync,
-            Err(error) => tracing::warn!(%error, level, "cannot change the store's synchronous mode"),
+            Err(error) => {
+                tracing::warn!(%error, level, "cannot change the store's synchronous mode")
+            }
         }
     }
 
@@ -249,7 +249,6 @@ fn run_isolated(
         Op::Upsert(alerts, now) => upsert(&savepoint, view, alerts, now).map(Outcome::Changes),
         Op::ResolveExpired(now) => resolve_expired(&savepoint, view, now).map(Outcome::Changes),
         Op::Purge(before) => purge(&savepoint, view, before).map(Outcome::Count),
-        Op::PurgeSent(before) => purge_sent(&savepoint, before).map(Outcome::Count),
         Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
         Op::PurgeSilences(before) => purge_silences(&savepoint, before).map(Outcome::Count),
         Op::Dispatch(dispatched, now) => {
@@ -257,8 +256,10 @@ fn run_isolated(
                 groups,
                 dropped,
                 queued,
+                forgotten,
             } = *dispatched;
             save_groups(&savepoint, groups, dropped)?;
+            outbox::forget_sent(&savepoint, forgotten)?;
             outbox::enqueue(&savepoint, queued, now).map(Outcome::Deliveries)
         }
         Op::Claim(ids, now, lease, read_payloads) => {
@@ -438,19 +439,6 @@ fn save_groups(
         count += delete.execute(params![id]).map_err(unavailable)? as u64;
     }
     Ok(count)
-}
-
-fn purge_sent(connection: &Connection, before: DateTime<Utc>) -> Result<u64, StoreError> {
-    let deleted = connection
-        .prepare_cached(
-            "DELETE FROM notification_log WHERE sent_at < ?1 AND NOT EXISTS \
-             (SELECT 1 FROM groups g WHERE g.receiver = notification_log.receiver \
-             AND g.group_key = notification_log.group_key)",
-        )
-        .map_err(unavailable)?
-        .execute(params![to_micros(before)])
-        .map_err(unavailable)?;
-    Ok(deleted as u64)
 }
 
 fn save_silences(connection: &Connection, silences: Vec<SilenceRecord>) -> Result<u64, StoreError> {
