@@ -128,9 +128,14 @@ async fn ingest(
                 retry_after: RETRY_AFTER_SECONDS,
             })?;
         let statuses: Vec<_> = alerts.iter().map(|alert| alert.status_at(now)).collect();
-        let changes = state
+        // The dispatcher takes the changes as soon as they are committed; the answer waits until they are durable.
+        state
             .store
-            .upsert_alerts(alerts, now)
+            .upsert_alerts_then(
+                alerts,
+                now,
+                Box::new(move |changes| reservation.submit(changes)),
+            )
             .await
             .map_err(|error| {
                 ApiError::Unavailable(format!(
@@ -142,7 +147,6 @@ async fn ingest(
                 "status" => status.as_str())
             .increment(1);
         }
-        reservation.submit(changes);
     }
     if rejected.is_empty() {
         Ok(StatusCode::OK)

@@ -82,6 +82,10 @@ fn describe() {
         "Store transactions committed or attempted."
     );
     metrics::describe_counter!(
+        "herald_store_syncs_total",
+        "Syncs (fsync) that made committed writes durable; each covers every commit made while the one before ran."
+    );
+    metrics::describe_counter!(
         "herald_store_writes_total",
         "Store write requests; divided by commits, how many writes share a commit."
     );

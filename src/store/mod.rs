@@ -138,6 +138,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<Vec<StateChange>, StoreError>;
 
+    /// Like `upsert_alerts`, but hands the changes to `committed` as soon as the transaction is committed (they may
+    /// not be durable yet), and returns once they are, with how many there were.
+    async fn upsert_alerts_then(
+        &self,
+        alerts: Vec<Alert>,
+        now: DateTime<Utc>,
+        committed: Box<dyn FnOnce(Vec<StateChange>) + Send>,
+    ) -> Result<u64, StoreError> {
+        let changes = self.upsert_alerts(alerts, now).await?;
+        let count = changes.len() as u64;
+        committed(changes);
+        Ok(count)
+    }
+
     /// Marks firing alerts whose end has passed by `now` as resolved and returns those changes.
     async fn resolve_expired(&self, now: DateTime<Utc>) -> Result<Vec<StateChange>, StoreError>;
 

@@ -10,6 +10,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::HealthState;
+use super::sync::Waiting;
 use super::outbox;
 use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
 use super::timing::{Pending, TimingIndex, View};
@@ -53,8 +54,12 @@ impl Shared {
     }
 }
 
+/// Takes the changes of a write as soon as it is committed, on the writer's thread.
+pub(super) type Committed = Box<dyn FnOnce(Vec<StateChange>) + Send>;
+
 pub(super) enum Op {
-    Upsert(Vec<Alert>, DateTime<Utc>),
+    /// Alerts to store, and what to do with their changes once committed (before they are durable).
+    Upsert(Vec<Alert>, DateTime<Utc>, Option<Committed>),
     ResolveExpired(DateTime<Utc>),
     Purge(DateTime<Utc>),
 
@@ -70,12 +75,12 @@ pub(super) enum Op {
 }
 
 impl Op {
-    /// Whether the commit that holds this must be synced before it is answered: what is acknowledged to a sender
-    /// or an operator (alerts, silences, replays, discards). The dispatcher's and the delivery engine's progress
-    /// need not be: lost by a power failure (never by a crash of the process, as the write reached the operating
-    /// system), it is rebuilt at the next start from synced facts (stored alerts rejoin their groups, and what the
-    /// notification log had not recorded is notified again), so at worst a notification is sent once more. The
-    /// next synced commit or checkpoint syncs it anyway. So notifications move at the pace of writes, not fsyncs.
+    /// Whether this is answered only once durable (synced by the syncer): what is acknowledged to a sender or an
+    /// operator (alerts, silences, replays, discards). The dispatcher's and the delivery engine's progress is
+    /// answered at commit: lost by a power failure (never by a crash of the process, as the write reached the
+    /// operating system), it is rebuilt at the next start from synced facts (stored alerts rejoin their groups, and
+    /// what the notification log had not recorded is notified again), so at worst a notification is sent once more.
+    /// The next sync covers it anyway. So notifications move at the pace of writes, not of fsyncs.
     fn must_sync(&self) -> bool {
         !matches!(
             self,
@@ -90,6 +95,8 @@ impl Op {
 
 pub(super) enum Outcome {
     Changes(Vec<StateChange>),
+    /// Changes to hand over once the transaction is committed (then answered as their count).
+    Handed(Vec<StateChange>, Committed),
     Count(u64),
     Deliveries(Vec<DeliveryRecord>),
     Claimed(Vec<Claimed>),
@@ -108,8 +115,8 @@ pub(super) struct Writer {
     pub(super) shared: Arc<Shared>,
     /// Told after each commit, so WAL checkpoints happen off this thread.
     pub(super) committed: mpsc::SyncSender<()>,
-    /// Whether commits are synced now (`synchronous=FULL`, as the connection opens).
-    pub(super) synced: bool,
+    /// Where committed requests that must be durable wait for the syncer.
+    pub(super) sync: mpsc::Sender<Vec<Waiting>>,
 }
 
 impl Writer {
@@ -159,22 +166,6 @@ impl Writer {
         transaction.commit().map_err(unavailable)
     }
 
-    /// Commits that must survive a power failure are synced (`synchronous=FULL`); the others only reach the
-    /// operating system (`NORMAL`, still safe when the process is killed) and are synced by the next synced commit
-    /// or checkpoint.
-    fn set_sync(&mut self, sync: bool) {
-        if self.synced == sync {
-            return;
-        }
-        let level = if sync { "FULL" } else { "NORMAL" };
-        match self.connection.pragma_update(None, "synchronous", level) {
-            Ok(()) => self.synced = sync,
-            Err(error) => {
-                tracing::warn!(%error, level, "cannot change the store's synchronous mode")
-            }
-        }
-    }
-
     fn run_batch(&mut self, batch: Vec<Command>, health: &HealthState) {
         let (ops, replies): (Vec<Op>, Vec<_>) = batch
             .into_iter()
@@ -183,7 +174,7 @@ impl Writer {
         metrics::counter!("herald_store_commits_total").increment(1);
         self.shared.commits.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("herald_store_writes_total").increment(replies.len() as u64);
-        self.set_sync(ops.iter().any(Op::must_sync));
+        let must_sync: Vec<bool> = ops.iter().map(Op::must_sync).collect();
         let timing = &self.timing;
         let committed = (|| -> Result<(Vec<Result<Outcome, StoreError>>, Pending), StoreError> {
             let mut transaction = self
@@ -223,8 +214,30 @@ impl Writer {
                     _ => None,
                 });
                 health.set(failed.as_ref().map_or(Ok(()), Err));
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(outcome);
+                let mut waiting = Vec::new();
+                for ((reply, outcome), sync) in replies.into_iter().zip(outcomes).zip(must_sync) {
+                    // Committed: changes go on at once; the answer waits for the sync.
+                    let outcome = match outcome {
+                        Ok(Outcome::Handed(changes, committed)) => {
+                            let count = changes.len() as u64;
+                            committed(changes);
+                            Ok(Outcome::Count(count))
+                        }
+                        outcome => outcome,
+                    };
+                    match outcome {
+                        Ok(outcome) if sync => waiting.push((reply, outcome)),
+                        outcome => {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                }
+                if !waiting.is_empty()
+                    && let Err(mpsc::SendError(waiting)) = self.sync.send(waiting)
+                {
+                    for (reply, _) in waiting {
+                        let _ = reply.send(Err(StoreError::Closed));
+                    }
                 }
             }
             Err(error) => {
@@ -246,7 +259,12 @@ fn run_isolated(
 ) -> Result<Outcome, StoreError> {
     let savepoint = transaction.savepoint().map_err(unavailable)?;
     let outcome = match op {
-        Op::Upsert(alerts, now) => upsert(&savepoint, view, alerts, now).map(Outcome::Changes),
+        Op::Upsert(alerts, now, committed) => {
+            upsert(&savepoint, view, alerts, now).map(|changes| match committed {
+                Some(committed) => Outcome::Handed(changes, committed),
+                None => Outcome::Changes(changes),
+            })
+        }
         Op::ResolveExpired(now) => resolve_expired(&savepoint, view, now).map(Outcome::Changes),
         Op::Purge(before) => purge(&savepoint, view, before).map(Outcome::Count),
         Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
