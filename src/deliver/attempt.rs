@@ -23,8 +23,8 @@ pub(crate) struct Job {
     /// Attempts made before this one.
     pub attempts: u32,
     pub queued_at: DateTime<Utc>,
-    /// Its notification (JSON), as queued or read when it was claimed.
-    pub payload: Arc<str>,
+    /// Its notification, as queued or read when it was claimed.
+    pub payload: Payload,
     /// Its integration's state for its group (JSON), read when it was claimed.
     pub state: Option<String>,
     /// `None` when the delivery's integration is no longer configured.
@@ -32,6 +32,13 @@ pub(crate) struct Job {
     pub clock: Arc<dyn Clock>,
     /// A random number in [0, 1) for the backoff's jitter.
     pub jitter: f64,
+}
+
+/// A delivery's notification: as the dispatcher made it, or as read back from the store (JSON).
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    Held(Arc<Notification>),
+    Stored(String),
 }
 
 /// What came of an attempt, to store.
@@ -52,9 +59,16 @@ async fn send(job: &Job) -> Result<Receipt, SinkError> {
             job.integration_key, job.receiver
         )));
     };
-    let notification: Notification = serde_json::from_str(&job.payload).map_err(|error| {
-        SinkError::permanent(format!("the stored notification cannot be read: {error}"))
-    })?;
+    let read;
+    let notification: &Notification = match &job.payload {
+        Payload::Held(notification) => notification,
+        Payload::Stored(json) => {
+            read = serde_json::from_str::<Notification>(json).map_err(|error| {
+                SinkError::permanent(format!("the stored notification cannot be read: {error}"))
+            })?;
+            &read
+        }
+    };
     let context = Context {
         state: job
             .state
@@ -62,7 +76,7 @@ async fn send(job: &Job) -> Result<Receipt, SinkError> {
             .and_then(|state| serde_json::from_str(state).ok()),
     };
     let timeout = integration.options.timeout;
-    match tokio::time::timeout(timeout, integration.sink.send(&notification, &context)).await {
+    match tokio::time::timeout(timeout, integration.sink.send(notification, &context)).await {
         Ok(result) => result,
         Err(_) => Err(SinkError::retryable(format!(
             "no answer within {} (timeout)",

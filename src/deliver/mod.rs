@@ -11,7 +11,7 @@ pub mod policy;
 mod queue;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,18 +19,19 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::attempt::{Completion, Job};
+use self::attempt::{Completion, Job, Payload};
 use self::limiter::Destinations;
 use self::queue::Queue;
 use crate::clock::Clock;
 use crate::config::DeliverySettings;
+use crate::notification::Notification;
 use crate::reload::Applied;
 use crate::sinks::integrations::Integrations;
 use crate::store::delivery::{AttemptInput, Claimed, DeliveryRecord, Finished, Settle};
 use crate::store::{Store, StoreError};
 
 /// How long past its timeout an in-flight delivery stays leased: a later start takes it back after that.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How long the engine waits before trying again when the store could not claim deliveries.
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
@@ -46,21 +47,37 @@ pub const MAX_TRACKED: usize = 100_000;
 /// When it holds fewer than this, the engine reads back deliveries left in the store.
 const REFILL_BELOW: usize = MAX_TRACKED / 2;
 
-/// Notifications the engine keeps with their deliveries (bytes of JSON), so claims need not read them back; beyond
-/// this, claims read them.
-const MAX_PAYLOAD_BYTES: usize = 64 << 20;
+/// Notifications the engine keeps with the deliveries it tracks, as the dispatcher made them, so they are sent
+/// without being read back; beyond this many, claims read them from the store.
+const MAX_HELD: usize = 5_000;
+
+/// A delivery handed to the engine as it was queued.
+#[derive(Debug)]
+pub struct Handed {
+    pub record: DeliveryRecord,
+    /// Its notification, when the sender has it.
+    pub notification: Option<Arc<Notification>>,
+    /// `Some` when it was claimed as it was queued (it took a free send slot, see `DeliveryHandle::take_slot`):
+    /// its integration's state for its group.
+    pub claimed: Option<Option<String>>,
+}
 
 enum Command {
-    /// Newly queued or replayed deliveries, with their notifications when the sender has them.
-    Queued(Vec<(DeliveryRecord, Option<Arc<str>>)>),
+    /// Newly queued or replayed deliveries.
+    Queued(Vec<Handed>),
     /// A discarded delivery.
     Forget(i64),
 }
+
+/// Free send slots per receiver, as the engine last saw them: a delivery queued while its receiver has one is
+/// claimed as it is stored, and sent without a claim of its own.
+type Slots = Arc<Mutex<HashMap<String, usize>>>;
 
 /// Where the dispatcher and the operator API tell the engine about deliveries they changed in the store.
 #[derive(Debug, Clone)]
 pub struct DeliveryHandle {
     sender: mpsc::UnboundedSender<Command>,
+    slots: Slots,
 }
 
 impl std::fmt::Debug for Command {
@@ -75,15 +92,24 @@ impl std::fmt::Debug for Command {
 impl DeliveryHandle {
     /// Deliveries stored as pending (new or replayed); their notifications are read when they are claimed.
     pub fn queued(&self, records: Vec<DeliveryRecord>) {
-        self.queued_with(records.into_iter().map(|record| (record, None)).collect());
+        self.handed(
+            records
+                .into_iter()
+                .map(|record| Handed {
+                    record,
+                    notification: None,
+                    claimed: None,
+                })
+                .collect(),
+        );
     }
 
-    /// Deliveries stored as pending, with the notifications they carry.
-    pub fn queued_with(&self, records: Vec<(DeliveryRecord, Option<Arc<str>>)>) {
-        if records.is_empty() {
+    /// Deliveries as they were queued, with their notifications.
+    pub fn handed(&self, handed: Vec<Handed>) {
+        if handed.is_empty() {
             return;
         }
-        if self.sender.send(Command::Queued(records)).is_err() {
+        if self.sender.send(Command::Queued(handed)).is_err() {
             tracing::warn!(
                 "delivery engine has stopped; queued deliveries go out at the next start"
             );
@@ -94,12 +120,26 @@ impl DeliveryHandle {
     pub fn forget(&self, id: i64) {
         let _ = self.sender.send(Command::Forget(id));
     }
+
+    /// Takes a free send slot of `receiver`, when it has one: a delivery for it may then be claimed as it is queued.
+    pub fn take_slot(&self, receiver: &str) -> bool {
+        let Ok(mut slots) = self.slots.lock() else {
+            return false;
+        };
+        match slots.get_mut(receiver) {
+            Some(free) if *free > 0 => {
+                *free -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A claimed delivery waiting for a send slot.
 struct Ready {
     id: i64,
-    payload: Arc<str>,
+    payload: Payload,
     state: Option<String>,
 }
 
@@ -117,6 +157,10 @@ enum StoreDone {
         from: i64,
         limit: usize,
         result: Result<Vec<DeliveryRecord>, StoreError>,
+    },
+    Released {
+        ids: Vec<i64>,
+        result: Result<u64, StoreError>,
     },
 }
 
@@ -157,9 +201,11 @@ struct Engine {
     unread_from: Option<i64>,
     /// Records queued while a read back was in flight, with ids it may not have seen.
     queued_while_reading: Vec<DeliveryRecord>,
-    /// Notifications of tracked deliveries, as the dispatcher queued them (up to `MAX_PAYLOAD_BYTES`).
-    payloads: HashMap<i64, Arc<str>>,
-    payload_bytes: usize,
+    /// Notifications of tracked deliveries, as the dispatcher made them (up to `MAX_HELD`).
+    held: HashMap<i64, Arc<Notification>>,
+    /// Deliveries claimed as they were queued: until when, and their integration's state.
+    preclaimed: HashMap<i64, (DateTime<Utc>, Option<String>)>,
+    slots: Slots,
 }
 
 fn add(now: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
@@ -195,52 +241,55 @@ impl Engine {
     }
 
     /// Keeps a tracked delivery's notification, within the budget.
-    fn keep_payload(&mut self, id: i64, payload: Option<Arc<str>>) {
-        if let Some(payload) = payload
-            && self.payload_bytes + payload.len() <= MAX_PAYLOAD_BYTES
-            && !self.payloads.contains_key(&id)
+    fn hold(&mut self, id: i64, notification: Option<Arc<Notification>>) {
+        if let Some(notification) = notification
+            && self.held.len() < MAX_HELD
         {
-            self.payload_bytes += payload.len();
-            self.payloads.insert(id, payload);
-        }
-    }
-
-    fn drop_payload(&mut self, id: i64) {
-        if let Some(payload) = self.payloads.remove(&id) {
-            self.payload_bytes -= payload.len();
+            self.held.insert(id, notification);
         }
     }
 
     /// Forgets a delivery that is settled for good (or deleted).
     fn forget(&mut self, id: i64) {
         self.queue.remove(id);
-        self.drop_payload(id);
+        self.held.remove(&id);
+        self.preclaimed.remove(&id);
+    }
+
+    /// Tracks a delivery: one claimed as it was queued is due at once, and goes without a claim when picked.
+    fn insert(&mut self, handed: Handed, now: DateTime<Utc>) {
+        let Handed {
+            mut record,
+            notification,
+            claimed,
+        } = handed;
+        if let (Some(state), Some(until)) = (claimed, record.lease_until) {
+            self.preclaimed.insert(record.id, (until, state));
+            record.state = crate::store::delivery::DeliveryState::Pending;
+            record.lease_until = None;
+        }
+        self.queue.insert(&record, now);
+        self.hold(record.id, notification);
     }
 
     /// Tracks queued deliveries, as far as memory allows; the others stay in the store until read back.
-    fn track(&mut self, records: Vec<(DeliveryRecord, Option<Arc<str>>)>) {
+    fn track(&mut self, handed: Vec<Handed>) {
         let now = self.clock.now();
-        for (record, payload) in records {
+        for handed in handed {
             match self.unread_from {
-                Some(from) if record.id >= from => {
+                Some(from) if handed.record.id >= from => {
                     if self.reading {
-                        self.queued_while_reading.push(record);
+                        self.queued_while_reading.push(handed.record);
                     }
                 }
-                Some(_) => {
-                    self.queue.insert(&record, now);
-                    self.keep_payload(record.id, payload);
-                }
-                None if self.queue.len() < MAX_TRACKED => {
-                    self.queue.insert(&record, now);
-                    self.keep_payload(record.id, payload);
-                }
+                Some(_) => self.insert(handed, now),
+                None if self.queue.len() < MAX_TRACKED => self.insert(handed, now),
                 None => {
                     tracing::warn!(
                         tracked = MAX_TRACKED,
                         "delivery backlog exceeds what is kept in memory; the rest waits in the store"
                     );
-                    self.unread_from = Some(record.id);
+                    self.unread_from = Some(handed.record.id);
                 }
             }
         }
@@ -338,14 +387,30 @@ impl Engine {
             .map(|(id, _)| self.lease(*id))
             .max()
             .unwrap_or(self.settings.timeout + LEASE_MARGIN);
-        let ids: Vec<i64> = picked.iter().map(|(id, _)| *id).collect();
+        let mut ids = Vec::with_capacity(picked.len());
         for (id, receiver) in picked {
             self.queue.start(id);
             self.busy.insert(id);
             self.load(&receiver).reserved += 1;
+            // Claimed as it was queued, and still leased: ready without a claim.
+            if let Some((until, state)) = self.preclaimed.remove(&id)
+                && until > now
+                && let Some(notification) = self.held.get(&id)
+            {
+                self.ready.entry(receiver).or_default().push_back(Ready {
+                    id,
+                    payload: Payload::Held(Arc::clone(notification)),
+                    state,
+                });
+                continue;
+            }
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return wake;
         }
         self.claiming = true;
-        let read_payloads = ids.iter().any(|id| !self.payloads.contains_key(id));
+        let read_payloads = ids.iter().any(|id| !self.held.contains_key(id));
         let store = Arc::clone(&self.store);
         self.store_work.spawn(async move {
             let result = store
@@ -384,11 +449,11 @@ impl Engine {
             // Claimed: the notification as read, or as queued.
             let ready = match claimed.remove(&id) {
                 Some(input) => match input.payload {
-                    Some(payload) => Ok(Some((Arc::from(payload), input.state))),
+                    Some(json) => Ok(Some((Payload::Stored(json), input.state))),
                     None => self
-                        .payloads
+                        .held
                         .get(&id)
-                        .map(|payload| Some((Arc::clone(payload), input.state)))
+                        .map(|held| Some((Payload::Held(Arc::clone(held)), input.state)))
                         .ok_or(()),
                 },
                 None => Ok(None),
@@ -601,7 +666,78 @@ impl Engine {
                 limit,
                 result,
             }) => self.read(from, limit, result),
+            Ok(StoreDone::Released { ids, result }) => self.released(ids, result),
             Err(error) => tracing::error!(%error, "delivery store task failed"),
+        }
+    }
+
+    /// Returns to pending the deliveries claimed as they were queued that could not start at once (behind their
+    /// lane's head, or held by a rate limit): in flight is only what is being sent or about to be.
+    fn release_unstarted(&mut self) {
+        let unstarted: Vec<i64> = self
+            .preclaimed
+            .keys()
+            .filter(|id| !self.busy.contains(id))
+            .copied()
+            .collect();
+        if unstarted.is_empty() {
+            return;
+        }
+        for id in &unstarted {
+            self.preclaimed.remove(id);
+            // Not picked until the store has it pending again (a claim before that would find it leased).
+            self.queue.start(*id);
+            self.busy.insert(*id);
+        }
+        let now = self.clock.now();
+        let store = Arc::clone(&self.store);
+        self.store_work.spawn(async move {
+            let result = store.release(unstarted.clone(), now).await;
+            StoreDone::Released {
+                ids: unstarted,
+                result,
+            }
+        });
+    }
+
+    fn released(&mut self, ids: Vec<i64>, result: Result<u64, StoreError>) {
+        let now = self.clock.now();
+        let due = match result {
+            Ok(_) => now,
+            Err(error) => {
+                // Still leased in the store: a claim succeeds once the lease ends.
+                tracing::warn!(%error, "cannot return deliveries to pending; they wait for their lease");
+                ids.iter()
+                    .filter_map(|id| self.queue.get(*id).map(|_| self.lease(*id)))
+                    .max()
+                    .map_or(now, |lease| add(now, lease))
+            }
+        };
+        for id in ids {
+            self.busy.remove(&id);
+            self.queue.reschedule(id, due, false);
+        }
+    }
+
+    /// Tells the dispatcher which receivers have free send slots and nothing due waiting for them.
+    fn publish_slots(&self) {
+        let now = self.clock.now();
+        let Ok(mut slots) = self.slots.lock() else {
+            return;
+        };
+        slots.clear();
+        for receiver in self.integrations.receiver_names() {
+            if self.queue.has_due(receiver, now) {
+                continue;
+            }
+            let load = self.load.get(receiver).copied().unwrap_or_default();
+            let free = self
+                .settings
+                .concurrency
+                .saturating_sub(load.sending + load.reserved);
+            if free > 0 {
+                slots.insert(receiver.to_owned(), free);
+            }
         }
     }
 
@@ -611,6 +747,9 @@ impl Engine {
         self.send();
         self.settle();
         let wake = self.claim();
+        self.send();
+        self.release_unstarted();
+        self.publish_slots();
         match (wake, self.read_blocked_until) {
             (Some(wake), Some(read)) => Some(wake.min(read)),
             (wake, read) => wake.or(read),
@@ -661,6 +800,7 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut commands) = mpsc::unbounded_channel();
+    let slots = Slots::default();
     let current = Arc::clone(&applied.borrow_and_update());
     let mut engine = Engine {
         queue: Queue::default(),
@@ -682,8 +822,9 @@ pub fn start(
         read_blocked_until: None,
         unread_from: None,
         queued_while_reading: Vec::new(),
-        payloads: HashMap::new(),
-        payload_bytes: 0,
+        held: HashMap::new(),
+        preclaimed: HashMap::new(),
+        slots: Arc::clone(&slots),
     };
     engine.configure(&current);
     let task = tokio::spawn(async move {
@@ -727,5 +868,5 @@ pub fn start(
         }
         engine.drain().await;
     });
-    (DeliveryHandle { sender }, task)
+    (DeliveryHandle { sender, slots }, task)
 }

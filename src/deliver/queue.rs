@@ -194,6 +194,17 @@ impl Queue {
             .collect()
     }
 
+    /// Whether `receiver` has a lane head due by `now` that is not being sent.
+    pub(crate) fn has_due(&self, receiver: &str, now: DateTime<Utc>) -> bool {
+        self.ready_by_receiver
+            .get(receiver)
+            .is_some_and(|destinations| {
+                destinations
+                    .values()
+                    .any(|heads| heads.first().is_some_and(|(due, _)| *due <= now))
+            })
+    }
+
     /// When the next ready lane head that is not yet due becomes due.
     pub(crate) fn next_due_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.ready

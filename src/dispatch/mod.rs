@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::clock::Clock;
-use crate::deliver::DeliveryHandle;
+use crate::deliver::{self, DeliveryHandle};
 use crate::inhibit::Inhibitor;
 use crate::notification::{Notification, NotifiedAlert};
 use crate::reload::Applied;
@@ -143,41 +143,46 @@ impl DispatchHandle {
 /// How long a group whose notification could not be stored waits before it tries again.
 const RETRY_STORE: Duration = Duration::from_secs(1);
 
-/// One delivery per integration of the receiver that takes this notification: integrations without
-/// `send_resolved` get only its firing alerts, and nothing when none fires.
-fn deliveries(integrations: &[Integration], notification: &Notification) -> Vec<NewDelivery> {
+/// One delivery per integration of the receiver that takes this notification, with the notification it sends:
+/// integrations without `send_resolved` get only its firing alerts, and nothing when none fires. `claim` says until
+/// when a delivery is claimed as it is queued (its receiver has a free send slot), if it is.
+fn deliveries(
+    integrations: &[Integration],
+    notification: &Arc<Notification>,
+    claim: &mut dyn FnMut(&Integration) -> Option<DateTime<Utc>>,
+) -> Vec<(NewDelivery, Arc<Notification>)> {
     let mut deliveries = Vec::with_capacity(integrations.len());
     for integration in integrations {
-        let firing_only;
         let notification = if integration.sink.send_resolved() {
-            notification
+            Arc::clone(notification)
         } else {
-            let mut firing = notification.clone();
+            let mut firing = Notification::clone(notification);
             firing.alerts.retain(|alert| alert.status == Status::Firing);
             if firing.alerts.is_empty() {
                 continue;
             }
             firing.status = Status::Firing;
-            firing_only = firing;
-            &firing_only
+            Arc::new(firing)
         };
-        let payload = match serde_json::to_string(notification) {
+        let payload = match serde_json::to_string(&*notification) {
             Ok(payload) => payload,
             Err(error) => {
                 tracing::error!(%error, receiver = %notification.receiver, "cannot encode a notification");
                 continue;
             }
         };
-        deliveries.push(NewDelivery {
+        let delivery = NewDelivery {
             receiver: notification.receiver.clone(),
             integration: integration.sink.integration().to_owned(),
             integration_key: integration.key.clone(),
-            destination: integration.sink.destination(),
+            destination: integration.destination.clone(),
             group_key: notification.group_key.clone(),
             status: notification.status.as_str().to_owned(),
             alert_count: notification.alerts.len(),
-            payload: payload.into(),
-        });
+            payload,
+            claim_until: claim(integration),
+        };
+        deliveries.push((delivery, notification));
     }
     deliveries
 }
@@ -188,7 +193,7 @@ struct Logged {
     entry: Option<group::SentEntry>,
     /// The group, when the flush dropped it (its last alerts resolved).
     dropped: Option<group::Group>,
-    notification: Notification,
+    notification: Arc<Notification>,
 }
 
 /// The dispatcher's state and what it needs to act.
@@ -374,7 +379,8 @@ impl Dispatcher {
 
     /// Stores the groups created, first flushed or dropped since the last call (nothing when none was).
     async fn persist(&mut self) {
-        self.commit(Vec::new(), Vec::new(), self.clock.now()).await;
+        self.commit(Vec::new(), Vec::new(), Vec::new(), self.clock.now())
+            .await;
     }
 
     /// Takes in changes of stored alerts: alerts that start firing join their groups; new versions of alerts the
@@ -445,6 +451,7 @@ impl Dispatcher {
         let due = self.groups.due(now, FLUSH_BATCH);
         let mut batch = Vec::new();
         let mut logged = Vec::new();
+        let mut notifications = Vec::new();
         for id in due {
             let Some(group) = self.groups.get(&id) else {
                 continue;
@@ -485,7 +492,7 @@ impl Dispatcher {
                 })
                 .collect();
             let max_alerts = integrations.and_then(|receiver| receiver.max_alerts);
-            let notification = Notification::new(
+            let notification = Arc::new(Notification::new(
                 receiver.clone(),
                 reason,
                 key.clone(),
@@ -493,10 +500,21 @@ impl Dispatcher {
                 notified,
                 max_alerts,
                 self.external_url.clone(),
-            );
-            let deliveries = integrations.map_or_else(Vec::new, |receiver| {
-                deliveries(&receiver.integrations, &notification)
-            });
+            ));
+            let handing = &self.deliveries;
+            let mut claim = |integration: &Integration| {
+                handing.take_slot(&receiver).then(|| {
+                    let lease = integration.options.timeout + crate::deliver::LEASE_MARGIN;
+                    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
+                })
+            };
+            let (deliveries, sending): (Vec<NewDelivery>, Vec<Arc<Notification>>) = integrations
+                .map_or_else(Vec::new, |receiver| {
+                    deliveries(&receiver.integrations, &notification, &mut claim)
+                })
+                .into_iter()
+                .unzip();
+            notifications.extend(sending);
             let sent = flush.entry.as_ref().map(|entry| SentRecord {
                 receiver: receiver.clone(),
                 group_key: key.clone(),
@@ -512,13 +530,19 @@ impl Dispatcher {
                 notification,
             });
         }
-        self.commit(batch, logged, now).await;
+        self.commit(batch, logged, notifications, now).await;
     }
 
     /// Stores the notifications of a flush with their log entries, and the group records that changed, in one
     /// transaction; then hands the deliveries to the engine and records the log entries. When the store fails, the
     /// groups try again shortly (with the resolved alerts they were about to announce).
-    async fn commit(&mut self, queued: Vec<Queued>, logged: Vec<Logged>, now: DateTime<Utc>) {
+    async fn commit(
+        &mut self,
+        queued: Vec<Queued>,
+        logged: Vec<Logged>,
+        notifications: Vec<Arc<Notification>>,
+        now: DateTime<Utc>,
+    ) {
         metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
         if queued.is_empty() && !self.groups.has_dirty() && self.forgotten.is_empty() {
             return;
@@ -526,11 +550,6 @@ impl Dispatcher {
         let forgotten = std::mem::take(&mut self.forgotten);
         let (groups, dropped) = self.groups.take_dirty();
         let changed: Vec<String> = groups.iter().map(|group| group.id.clone()).collect();
-        let queued_payloads: Vec<Arc<str>> = queued
-            .iter()
-            .flat_map(|queued| &queued.deliveries)
-            .map(|delivery| Arc::clone(&delivery.payload))
-            .collect();
         let dispatched = Dispatched {
             groups,
             dropped: dropped.clone(),
@@ -540,9 +559,16 @@ impl Dispatcher {
         match self.store.dispatch(dispatched, now).await {
             Ok(records) => {
                 // The engine gets each notification with its delivery, so it sends without reading it back.
-                let payloads = queued_payloads.into_iter().map(Some);
-                self.deliveries
-                    .queued_with(records.into_iter().zip(payloads).collect());
+                let handed = records
+                    .into_iter()
+                    .zip(notifications)
+                    .map(|(enqueued, notification)| deliver::Handed {
+                        record: enqueued.record,
+                        notification: Some(notification),
+                        claimed: enqueued.claimed,
+                    })
+                    .collect();
+                self.deliveries.handed(handed);
                 for logged in logged {
                     if let Some(entry) = logged.entry {
                         self.groups.record(
@@ -563,9 +589,9 @@ impl Dispatcher {
                     let resolved = logged
                         .notification
                         .alerts
-                        .into_iter()
+                        .iter()
                         .filter(|alert| alert.status == Status::Resolved)
-                        .map(|alert| (alert.fingerprint, alert.alert));
+                        .map(|alert| (alert.fingerprint, alert.alert.clone()));
                     self.groups
                         .retry_later(&logged.id, logged.dropped, resolved, retry_at);
                 }

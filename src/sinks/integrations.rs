@@ -16,8 +16,21 @@ use crate::config::{DeliveryOptions, Settings};
 pub struct Integration {
     /// `kind/index` within its receiver: `webhook/0`.
     pub key: String,
+    /// Its destination for rate limiting (the sink's, named once).
+    pub destination: String,
     pub sink: Arc<dyn Sink>,
     pub options: DeliveryOptions,
+}
+
+impl Integration {
+    pub fn new(key: String, sink: Arc<dyn Sink>, options: DeliveryOptions) -> Self {
+        Integration {
+            key,
+            destination: sink.destination(),
+            sink,
+            options,
+        }
+    }
 }
 
 /// A receiver's integrations and its notification size limit.
@@ -42,44 +55,44 @@ impl Integrations {
             .map(|receiver| {
                 let mut integrations = Vec::with_capacity(receiver.integration_count());
                 for (index, config) in receiver.log_configs.iter().enumerate() {
-                    integrations.push(Integration {
-                        key: format!("log/{index}"),
-                        sink: Arc::new(LogSink::new(config)),
-                        options: config.delivery.clone(),
-                    });
+                    integrations.push(Integration::new(
+                        format!("log/{index}"),
+                        Arc::new(LogSink::new(config)),
+                        config.delivery.clone(),
+                    ));
                 }
                 for (index, config) in receiver.webhook_configs.iter().enumerate() {
-                    integrations.push(Integration {
-                        key: format!("webhook/{index}"),
-                        sink: Arc::new(
+                    integrations.push(Integration::new(
+                        format!("webhook/{index}"),
+                        Arc::new(
                             WebhookSink::new(config, client.clone()).with_clock(Arc::clone(clock)),
                         ),
-                        options: config.delivery.clone(),
-                    });
+                        config.delivery.clone(),
+                    ));
                 }
                 for (index, config) in receiver.slack_configs.iter().enumerate() {
-                    integrations.push(Integration {
-                        key: format!("slack/{index}"),
-                        sink: Arc::new(SlackSink::new(
+                    integrations.push(Integration::new(
+                        format!("slack/{index}"),
+                        Arc::new(SlackSink::new(
                             config,
                             Arc::clone(&settings.templates),
                             client.clone(),
                             Arc::clone(clock),
                         )),
-                        options: config.delivery.clone(),
-                    });
+                        config.delivery.clone(),
+                    ));
                 }
                 for (index, config) in receiver.jira_configs.iter().enumerate() {
-                    integrations.push(Integration {
-                        key: format!("jira/{index}"),
-                        sink: Arc::new(JiraSink::new(
+                    integrations.push(Integration::new(
+                        format!("jira/{index}"),
+                        Arc::new(JiraSink::new(
                             config,
                             Arc::clone(&settings.templates),
                             client.clone(),
                             Arc::clone(clock),
                         )),
-                        options: config.delivery.clone(),
-                    });
+                        config.delivery.clone(),
+                    ));
                 }
                 (
                     receiver.name.clone(),
@@ -103,6 +116,11 @@ impl Integrations {
             .integrations
             .iter()
             .find(|integration| integration.key == key)
+    }
+
+    /// Every receiver's name.
+    pub fn receiver_names(&self) -> impl Iterator<Item = &str> {
+        self.receivers.keys().map(String::as_str)
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Integration> {

@@ -71,8 +71,19 @@ pub struct NewDelivery {
     /// `firing` or `resolved`.
     pub status: String,
     pub alert_count: usize,
-    /// The notification as JSON (shared with the delivery engine, which sends it without reading it back).
-    pub payload: std::sync::Arc<str>,
+    /// The notification as JSON.
+    pub payload: String,
+    /// Claimed at once, until then: the delivery engine has a free send slot for it, so it is stored in flight
+    /// and sent without a claim of its own.
+    pub claim_until: Option<DateTime<Utc>>,
+}
+
+/// A delivery as queued, with its integration's state for its group when it was claimed at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enqueued {
+    pub record: DeliveryRecord,
+    /// `Some` when claimed at once: what the integration kept about the group (JSON), if anything.
+    pub claimed: Option<Option<String>>,
 }
 
 /// The notification log's entry for one receiver and group.

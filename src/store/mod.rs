@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::config::{StorageBackend, StorageSettings};
 use crate::store::delivery::{
-    Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
-    Queued, RetrySelection,
+    Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Enqueued,
+    Finished, Queued, RetrySelection,
 };
 
 pub use delivery::SentRecord;
@@ -194,7 +194,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         dispatched: Dispatched,
         now: DateTime<Utc>,
-    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+    ) -> Result<Vec<Enqueued>, StoreError>;
 
     /// Moves pending deliveries (and in-flight ones whose lease has passed) to in flight until `lease_until`, in one
     /// transaction; returns those it took with what their attempts need (their notifications only when

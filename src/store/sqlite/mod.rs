@@ -31,8 +31,8 @@ use super::{
 };
 use crate::alert::{Alert, Fingerprint};
 use crate::store::delivery::{
-    Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Finished,
-    RetrySelection,
+    Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Enqueued,
+    Finished, RetrySelection,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -305,7 +305,10 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         committed: Box<dyn FnOnce(Vec<StateChange>) + Send>,
     ) -> Result<u64, StoreError> {
-        expect_count(self.submit(Op::Upsert(alerts, now, Some(committed))).await?)
+        expect_count(
+            self.submit(Op::Upsert(alerts, now, Some(committed)))
+                .await?,
+        )
     }
 
     async fn resolve_expired(&self, now: DateTime<Utc>) -> Result<Vec<StateChange>, StoreError> {
@@ -459,8 +462,11 @@ impl Store for SqliteStore {
         &self,
         dispatched: Dispatched,
         now: DateTime<Utc>,
-    ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        expect_deliveries(self.submit(Op::Dispatch(Box::new(dispatched), now)).await?)
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        match self.submit(Op::Dispatch(Box::new(dispatched), now)).await? {
+            Outcome::Enqueued(enqueued) => Ok(enqueued),
+            _ => mismatch("queued deliveries"),
+        }
     }
 
     async fn claim(

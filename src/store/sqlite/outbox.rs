@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::rows::{from_micros, json_text, to_micros, unavailable};
 use crate::store::delivery::{
     AttemptInput, AttemptRecord, Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord,
-    DeliveryState, Discard, Finished, Queued, RetrySelection, Settle,
+    DeliveryState, Discard, Enqueued, Finished, Queued, RetrySelection, Settle,
 };
 use crate::store::{SentRecord, StoreError};
 
@@ -67,21 +67,25 @@ pub(super) fn enqueue(
     connection: &Connection,
     notifications: Vec<Queued>,
     now: DateTime<Utc>,
-) -> Result<Vec<DeliveryRecord>, StoreError> {
+) -> Result<Vec<Enqueued>, StoreError> {
     let mut insert = connection
         .prepare_cached(
             "INSERT INTO deliveries (receiver, integration, integration_key, destination, group_key, status, \
-             alert_count, state, attempts, created_at, queued_at, next_attempt_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', 0, ?8, ?8, ?8, ?8)",
+             alert_count, state, attempts, created_at, queued_at, next_attempt_at, lease_until, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9, ?9, ?10, ?9)",
         )
         .map_err(unavailable)?;
     let mut insert_payload = connection
         .prepare_cached("INSERT INTO delivery_payloads (delivery_id, payload) VALUES (?1, ?2)")
         .map_err(unavailable)?;
     let micros = to_micros(now);
-    let mut records = Vec::new();
+    let mut enqueued = Vec::new();
     for Queued { deliveries, sent } in notifications {
         for delivery in deliveries {
+            let state = match delivery.claim_until {
+                Some(_) => DeliveryState::InFlight,
+                None => DeliveryState::Pending,
+            };
             insert
                 .execute(params![
                     delivery.receiver,
@@ -91,37 +95,72 @@ pub(super) fn enqueue(
                     delivery.group_key,
                     delivery.status,
                     delivery.alert_count as i64,
+                    state.as_str(),
                     micros,
+                    delivery.claim_until.map(to_micros),
                 ])
                 .map_err(unavailable)?;
             let id = connection.last_insert_rowid();
             insert_payload
-                .execute(params![id, &*delivery.payload])
+                .execute(params![id, delivery.payload])
                 .map_err(unavailable)?;
-            records.push(DeliveryRecord {
-                id,
-                receiver: delivery.receiver,
-                integration: delivery.integration,
-                integration_key: delivery.integration_key,
-                destination: delivery.destination,
-                group_key: delivery.group_key,
-                status: delivery.status,
-                alert_count: delivery.alert_count,
-                state: DeliveryState::Pending,
-                attempts: 0,
-                created_at: now,
-                queued_at: now,
-                next_attempt_at: now,
-                lease_until: None,
-                updated_at: now,
-                last_error: None,
+            let claimed = match delivery.claim_until {
+                Some(_) => Some(
+                    integration_state(
+                        connection,
+                        &delivery.receiver,
+                        &delivery.integration_key,
+                        &delivery.group_key,
+                    )
+                    .map_err(unavailable)?,
+                ),
+                None => None,
+            };
+            enqueued.push(Enqueued {
+                record: DeliveryRecord {
+                    id,
+                    receiver: delivery.receiver,
+                    integration: delivery.integration,
+                    integration_key: delivery.integration_key,
+                    destination: delivery.destination,
+                    group_key: delivery.group_key,
+                    status: delivery.status,
+                    alert_count: delivery.alert_count,
+                    state,
+                    attempts: 0,
+                    created_at: now,
+                    queued_at: now,
+                    next_attempt_at: now,
+                    lease_until: delivery.claim_until,
+                    updated_at: now,
+                    last_error: None,
+                },
+                claimed,
             });
         }
         if let Some(sent) = sent {
             record_sent(connection, sent)?;
         }
     }
-    Ok(records)
+    Ok(enqueued)
+}
+
+/// What an integration keeps about a group, if anything.
+fn integration_state(
+    connection: &Connection,
+    receiver: &str,
+    integration_key: &str,
+    group_key: &str,
+) -> rusqlite::Result<Option<String>> {
+    connection
+        .prepare_cached(
+            "SELECT state FROM integration_state WHERE receiver = ?1 AND integration_key = ?2 \
+             AND group_key = ?3",
+        )?
+        .query_row(params![receiver, integration_key, group_key], |row| {
+            row.get(0)
+        })
+        .optional()
 }
 
 /// Records what a receiver was told about a group (the notification log entry), replacing the last one.

@@ -25,6 +25,7 @@ fn new_delivery(group: &str) -> NewDelivery {
         status: "firing".into(),
         alert_count: 1,
         payload: r#"{"receiver":"team"}"#.into(),
+        claim_until: None,
     }
 }
 
@@ -34,7 +35,13 @@ async fn enqueue(store: &SqliteStore, queued: Vec<Queued>) -> Vec<DeliveryRecord
         queued,
         ..Dispatched::default()
     };
-    store.dispatch(dispatched, t(0)).await.unwrap()
+    store
+        .dispatch(dispatched, t(0))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|enqueued| enqueued.record)
+        .collect()
 }
 
 /// Queues one notification with a delivery per group in `groups` and no log entry.
@@ -120,6 +127,51 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
         (without[0].id, without[0].input.payload.as_deref()),
         (queued[1].id, None),
         "a claim whose caller has the payload does not read it"
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delivery_claimed_as_it_is_queued_is_in_flight_with_its_integration_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let first = queue(&store, &["g"]).await[0].id;
+    store.claim(vec![first], t(0), t(10), false).await.unwrap();
+    let finished = Finished {
+        id: first,
+        attempt: attempt("delivered"),
+        settle: Settle::Delivered,
+        pause: None,
+        state: Some(r#"{"ts":"1"}"#.into()),
+        now: t(1),
+    };
+    store.finish(vec![finished]).await.unwrap();
+    let mut claimed = new_delivery("g");
+    claimed.claim_until = Some(t(20));
+    let dispatched = Dispatched {
+        queued: vec![Queued {
+            deliveries: vec![claimed, new_delivery("other")],
+            sent: None,
+        }],
+        ..Dispatched::default()
+    };
+    let enqueued = store.dispatch(dispatched, t(2)).await.unwrap();
+    assert_eq!(
+        (enqueued[0].record.state, enqueued[0].record.lease_until),
+        (DeliveryState::InFlight, Some(t(20)))
+    );
+    assert_eq!(enqueued[0].claimed, Some(Some(r#"{"ts":"1"}"#.to_string())));
+    assert_eq!(
+        (enqueued[1].record.state, enqueued[1].claimed.clone()),
+        (DeliveryState::Pending, None)
+    );
+    assert!(
+        store
+            .claim(vec![enqueued[0].record.id], t(3), t(30), false)
+            .await
+            .unwrap()
+            .is_empty(),
+        "already leased"
     );
     store.close().await.unwrap();
 }

@@ -26,13 +26,13 @@ fn wal_path(path: &Path) -> PathBuf {
 fn sync_wal(wal: &Path) -> Result<(), StoreError> {
     std::fs::File::open(wal)
         .and_then(|file| file.sync_data())
-        .map_err(|error| {
-            StoreError::Unavailable(format!("cannot sync {}: {error}", wal.display()))
-        })
+        .map_err(|error| StoreError::Unavailable(format!("cannot sync {}: {error}", wal.display())))
 }
 
 /// Starts the syncer for the database at `path`; it runs until every sender is gone.
-pub(super) fn start(path: &Path) -> Result<(mpsc::Sender<Vec<Waiting>>, JoinHandle<()>), StoreError> {
+pub(super) fn start(
+    path: &Path,
+) -> Result<(mpsc::Sender<Vec<Waiting>>, JoinHandle<()>), StoreError> {
     let wal = wal_path(path);
     let (sender, receiver) = mpsc::channel::<Vec<Waiting>>();
     let thread = std::thread::Builder::new()

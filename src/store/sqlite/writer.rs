@@ -10,12 +10,14 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
 use super::HealthState;
-use super::sync::Waiting;
 use super::outbox;
 use super::rows::{ALERT_COLUMNS, json_text, key, read_alert, state_code, to_micros, unavailable};
+use super::sync::Waiting;
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
-use crate::store::delivery::{Claimed, DeliveryRecord, Discard, Finished, RetrySelection};
+use crate::store::delivery::{
+    Claimed, DeliveryRecord, Discard, Enqueued, Finished, RetrySelection,
+};
 use crate::store::{
     Dispatched, Existing, GroupRecord, Health, SilenceRecord, StateChange, StoreError, merge,
 };
@@ -100,6 +102,7 @@ pub(super) enum Outcome {
     Count(u64),
     Deliveries(Vec<DeliveryRecord>),
     Claimed(Vec<Claimed>),
+    Enqueued(Vec<Enqueued>),
     Discard(Discard),
 }
 
@@ -278,7 +281,7 @@ fn run_isolated(
             } = *dispatched;
             save_groups(&savepoint, groups, dropped)?;
             outbox::forget_sent(&savepoint, forgotten)?;
-            outbox::enqueue(&savepoint, queued, now).map(Outcome::Deliveries)
+            outbox::enqueue(&savepoint, queued, now).map(Outcome::Enqueued)
         }
         Op::Claim(ids, now, lease, read_payloads) => {
             outbox::claim(&savepoint, ids, now, lease, read_payloads).map(Outcome::Claimed)
