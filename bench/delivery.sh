@@ -9,14 +9,14 @@
 #   BENCH_RUNS [3]                  runs of every scenario (the summary gives each and their median)
 #   BENCH_ALERTS [20000]            alerts posted at once in the throughput scenario (each is one delivery)
 #   BENCH_BATCH [500]               alerts per request when posting them
-#   BENCH_CONCURRENCIES ["32 4"]    herald's delivery.concurrency in the throughput scenario, one run each
+#   BENCH_CONCURRENCIES ["64 32"]   herald's delivery.concurrency in the throughput scenario, one run each
 #   BENCH_DEADLINE [300]            seconds a throughput run may take in all
 #   BENCH_IDLE [30]                 seconds without a delivery after which a throughput run stops waiting
 #   BENCH_RATE [500]                alerts (single-alert posts) per second in the latency scenario
 #   BENCH_SECONDS [20]              measured seconds of the latency scenario
 #   BENCH_WARMUP [2]                unmeasured seconds before them
 #   BENCH_SETTLE [30]               seconds alerts may still arrive after the last send; later ones are missing
-#   BENCH_LATENCY_CONCURRENCY [4]   herald's delivery.concurrency in the latency scenario (4 is its default)
+#   BENCH_LATENCY_CONCURRENCY [32]  herald's delivery.concurrency in the latency scenario (32 is its default)
 #   BENCH_READY_TIMEOUT [30]        seconds herald may take to answer /-/ready
 #   BENCH_DIR [/tmp]                where the temp dir (stores, configs, logs) goes; /dev/shm takes fsync out
 #   BENCH_BUILD [1]                 0 skips the build
@@ -33,14 +33,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # moves to the repository root, s
 RUNS=${BENCH_RUNS:-3}
 ALERTS=${BENCH_ALERTS:-20000}
 BATCH=${BENCH_BATCH:-500}
-CONCURRENCIES=${BENCH_CONCURRENCIES:-32 4}
+CONCURRENCIES=${BENCH_CONCURRENCIES:-64 32}
 DEADLINE=${BENCH_DEADLINE:-300}
 IDLE=${BENCH_IDLE:-30}
 RATE=${BENCH_RATE:-500}
 DURATION=${BENCH_SECONDS:-20}
 WARMUP=${BENCH_WARMUP:-2}
 SETTLE=${BENCH_SETTLE:-30}
-LATENCY_CONCURRENCY=${BENCH_LATENCY_CONCURRENCY:-4}
+LATENCY_CONCURRENCY=${BENCH_LATENCY_CONCURRENCY:-32}
 BENCH_DIR=${BENCH_DIR:-/tmp}
 BENCH=$ROOT/target/release/herald-bench-delivery
 

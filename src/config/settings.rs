@@ -55,7 +55,7 @@ pub struct DeliverySettings {
     pub retry: RetryPolicy,
     /// `delivery.timeout`, default 10s: how long one send may take before it counts as failed (retryable).
     pub timeout: Duration,
-    /// `delivery.concurrency`, default 4: sends in flight at once per receiver (each group and integration keeps
+    /// `delivery.concurrency`, default 32: sends in flight at once per receiver (each group and integration keeps
     /// its order).
     pub concurrency: usize,
     /// `delivery.drain_timeout`, default 10s: on shutdown, how long in-flight sends may take before they are

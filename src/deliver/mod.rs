@@ -9,6 +9,8 @@ mod attempt;
 mod limiter;
 pub mod policy;
 mod queue;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -43,9 +45,6 @@ const CLAIM_AHEAD: usize = 8;
 /// Open deliveries the engine keeps in memory. Beyond this, they wait in the store and are read back in id order
 /// as the engine works through the ones it holds, so a backlog costs disk, not memory.
 pub const MAX_TRACKED: usize = 100_000;
-
-/// When it holds fewer than this, the engine reads back deliveries left in the store.
-const REFILL_BELOW: usize = MAX_TRACKED / 2;
 
 /// Notifications the engine keeps with the deliveries it tracks, as the dispatcher made them, so they are sent
 /// without being read back; beyond this many, claims read them from the store.
@@ -206,6 +205,8 @@ struct Engine {
     /// Deliveries claimed as they were queued: until when, and their integration's state.
     preclaimed: HashMap<i64, (DateTime<Utc>, Option<String>)>,
     slots: Slots,
+    /// Open deliveries held in memory at most (`MAX_TRACKED`).
+    max_tracked: usize,
 }
 
 fn add(now: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
@@ -283,10 +284,10 @@ impl Engine {
                     }
                 }
                 Some(_) => self.insert(handed, now),
-                None if self.queue.len() < MAX_TRACKED => self.insert(handed, now),
+                None if self.queue.len() < self.max_tracked => self.insert(handed, now),
                 None => {
                     tracing::warn!(
-                        tracked = MAX_TRACKED,
+                        tracked = self.max_tracked,
                         "delivery backlog exceeds what is kept in memory; the rest waits in the store"
                     );
                     self.unread_from = Some(handed.record.id);
@@ -600,7 +601,8 @@ impl Engine {
         let Some(from) = self.unread_from else {
             return;
         };
-        if self.reading || self.queue.len() >= REFILL_BELOW {
+        // Read back when it holds fewer than half of what it may.
+        if self.reading || self.queue.len() >= self.max_tracked / 2 {
             return;
         }
         if let Some(until) = self.read_blocked_until {
@@ -609,7 +611,7 @@ impl Engine {
             }
             self.read_blocked_until = None;
         }
-        let limit = MAX_TRACKED - self.queue.len();
+        let limit = self.max_tracked.saturating_sub(self.queue.len()).max(1);
         self.reading = true;
         let store = Arc::clone(&self.store);
         self.store_work.spawn(async move {
@@ -794,10 +796,21 @@ impl Engine {
 /// Starts the delivery engine. It resumes the store's open deliveries, then runs until `shutdown` is cancelled
 /// and its sends in flight have drained.
 pub fn start(
+    applied: watch::Receiver<Arc<Applied>>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
+    start_bounded(applied, store, clock, shutdown, MAX_TRACKED)
+}
+
+/// `start`, holding at most `max_tracked` open deliveries in memory.
+fn start_bounded(
     mut applied: watch::Receiver<Arc<Applied>>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
+    max_tracked: usize,
 ) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
     let (sender, mut commands) = mpsc::unbounded_channel();
     let slots = Slots::default();
@@ -825,6 +838,7 @@ pub fn start(
         held: HashMap::new(),
         preclaimed: HashMap::new(),
         slots: Arc::clone(&slots),
+        max_tracked,
     };
     engine.configure(&current);
     let task = tokio::spawn(async move {

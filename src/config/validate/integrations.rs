@@ -28,7 +28,7 @@ pub(super) fn fallback_delivery() -> DeliverySettings {
     DeliverySettings {
         retry: FALLBACK_RETRY,
         timeout: Duration::from_secs(10),
-        concurrency: 4,
+        concurrency: 32,
         drain_timeout: Duration::from_secs(10),
         retention: Duration::from_secs(168 * 3600),
     }
@@ -402,7 +402,7 @@ mod tests {
         let settings = load_str(yaml, "h.yaml").unwrap().settings;
         let delivery = &settings.delivery;
         assert_eq!(delivery.timeout, Duration::from_secs(10));
-        assert_eq!(delivery.concurrency, 4);
+        assert_eq!(delivery.concurrency, 32);
         assert_eq!(delivery.retry.max_attempts, 200);
         assert_eq!(delivery.retention, Duration::from_secs(168 * 3600));
         let hooks = &settings.receivers[0].webhook_configs;
