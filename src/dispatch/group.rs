@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::held::HeldAlert;
-use crate::alert::{Alert, Fingerprint, Labels, Status};
+use std::sync::Arc;
+
+use crate::alert::{Alert, Fingerprint, PackedLabels, Status};
 pub use crate::notification::Reason;
 
 /// The notification log's entry for one receiver and group: what was last sent and when.
@@ -86,9 +88,11 @@ pub struct Flush {
 pub struct Group {
     /// Alertmanager's group key (`<route key>:<group labels>`).
     pub key: String,
-    pub route_id: String,
-    pub receiver: String,
-    pub labels: Labels,
+    /// Its route's id and receiver, shared by every group of the route.
+    pub route_id: Arc<str>,
+    pub receiver: Arc<str>,
+    /// Its group labels, packed (many groups are held at once).
+    pub labels: PackedLabels,
     pub timers: Timers,
     pub members: BTreeSet<Fingerprint>,
     /// When the group flushes next.
@@ -145,9 +149,9 @@ impl Group {
     /// A new group; its first flush is `group_wait` from now.
     pub fn new(
         key: String,
-        route_id: String,
-        receiver: String,
-        labels: Labels,
+        route_id: Arc<str>,
+        receiver: Arc<str>,
+        labels: PackedLabels,
         timers: Timers,
         now: DateTime<Utc>,
     ) -> Self {
@@ -332,7 +336,7 @@ mod tests {
             "{}:{}".into(),
             "{}".into(),
             "r".into(),
-            Labels::new(),
+            PackedLabels::new(&Default::default()),
             timers,
             t(now),
         )

@@ -2,18 +2,20 @@
 //! log: which groups an alert joins, which are due, and what a due group sends. Pure state in memory, so a flush
 //! that sends nothing costs no I/O; the dispatcher task stores what changes durably.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::group::{Flush, Group, Held, SentEntry, Timers, next_tick};
 use super::held::HeldAlert;
-use crate::alert::{Alert, Fingerprint, label_set};
+use crate::alert::{Alert, Fingerprint, PackedLabels, label_set};
 use crate::route::tree::RouteNode;
 use crate::store::{GroupRecord, SentRecord};
 
 /// A group's identity in the set: its route's id and its labels (route keys alone are not unique among siblings).
-pub type GroupId = String;
+/// Shared by the set's indexes.
+pub type GroupId = Arc<str>;
 
 /// An alert some group holds, and how many groups hold it.
 #[derive(Debug)]
@@ -28,7 +30,7 @@ pub struct GroupSet {
     /// (next flush, group) for every group.
     timers: BTreeSet<(DateTime<Utc>, GroupId)>,
     /// receiver -> group key -> what was last sent.
-    log: HashMap<String, HashMap<String, SentEntry>>,
+    log: HashMap<Arc<str>, HashMap<String, SentEntry>>,
     /// The current version of every alert a group holds.
     alerts: HashMap<Fingerprint, Member>,
     /// Groups whose record may have to be written or deleted (created, first flushed, first flush moved) since the
@@ -36,6 +38,8 @@ pub struct GroupSet {
     dirty: BTreeSet<GroupId>,
     /// Groups with a stored record dropped since the last `take_dirty`.
     dropped: BTreeSet<GroupId>,
+    /// Route ids and receiver names, held once for all the groups that name them.
+    names: HashSet<Arc<str>>,
 }
 
 fn timers_of(route: &RouteNode) -> Timers {
@@ -47,25 +51,37 @@ fn timers_of(route: &RouteNode) -> Timers {
 }
 
 impl GroupSet {
+    /// The one shared copy of `name`.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(name) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.names.insert(Arc::clone(&shared));
+        shared
+    }
+
     /// Puts back a stored group, its next flush derived from the stored times: a group that has not flushed keeps
     /// its first flush (at once when it passed meanwhile); one that has flushed ticks on from its first flush.
     /// Returns false (and forgets it) when its route no longer exists or no longer gives the same key, as after a
     /// configuration change.
     pub fn restore(&mut self, routes: &RouteNode, record: GroupRecord, now: DateTime<Utc>) -> bool {
+        let id: GroupId = Arc::from(record.id.as_str());
         let Some(route) = routes.find(&record.route_id) else {
-            self.dropped.insert(record.id);
+            self.dropped.insert(id);
             return false;
         };
         if route.group_key(&record.labels) != record.key || route.receiver != record.receiver {
-            self.dropped.insert(record.id);
+            self.dropped.insert(id);
             return false;
         }
         let timers = timers_of(route);
+        let (route_id, receiver) = (self.intern(&record.route_id), self.intern(&record.receiver));
         let mut group = Group::new(
             record.key,
-            record.route_id,
-            record.receiver,
-            record.labels,
+            route_id,
+            receiver,
+            PackedLabels::new(&record.labels),
             timers,
             now,
         );
@@ -76,8 +92,8 @@ impl GroupSet {
             group.next_flush = record.first_flush;
         }
         group.stored = true;
-        self.timers.insert((group.next_flush, record.id.clone()));
-        self.groups.insert(record.id, group);
+        self.timers.insert((group.next_flush, Arc::clone(&id)));
+        self.groups.insert(id, group);
         true
     }
 
@@ -88,8 +104,9 @@ impl GroupSet {
             resolved: record.resolved.into_iter().collect(),
             at: record.at,
         };
+        let receiver = self.intern(&record.receiver);
         self.log
-            .entry(record.receiver)
+            .entry(receiver)
             .or_default()
             .insert(record.group_key, entry);
     }
@@ -199,9 +216,12 @@ impl GroupSet {
     /// The group records to write and to delete since the last call. Only groups that have not announced anything
     /// are stored (their timer must survive a restart); a group that has is derived from the log, and its record is
     /// deleted.
-    pub fn take_dirty(&mut self) -> (Vec<GroupRecord>, Vec<GroupId>) {
+    pub fn take_dirty(&mut self) -> (Vec<GroupRecord>, Vec<String>) {
         let mut changed = Vec::new();
-        let mut deleted: Vec<GroupId> = std::mem::take(&mut self.dropped).into_iter().collect();
+        let mut deleted: Vec<String> = std::mem::take(&mut self.dropped)
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
         for id in std::mem::take(&mut self.dirty) {
             let Some(group) = self.groups.get_mut(&id) else {
                 continue;
@@ -209,19 +229,19 @@ impl GroupSet {
             if group.announced {
                 if group.stored {
                     group.stored = false;
-                    deleted.push(id);
+                    deleted.push(id.to_string());
                 }
                 continue;
             }
             group.stored = true;
             changed.push(GroupRecord {
                 key: group.key.clone(),
-                route_id: group.route_id.clone(),
-                receiver: group.receiver.clone(),
-                labels: group.labels.clone(),
+                route_id: group.route_id.to_string(),
+                receiver: group.receiver.to_string(),
+                labels: group.labels.to_labels(),
                 first_flush: group.anchor.unwrap_or(group.next_flush),
                 flushed: group.flushed(),
-                id,
+                id: id.to_string(),
             });
         }
         (changed, deleted)
@@ -243,26 +263,29 @@ impl GroupSet {
     ) {
         for route in routes.matching(&alert.labels) {
             let labels = route.group_labels(&alert.labels);
-            let id = format!("{}:{}", route.id, label_set(&labels));
-            let group = self.groups.entry(id.clone()).or_insert_with(|| {
-                let timers = timers_of(route);
-                self.dirty.insert(id.clone());
+            let set = label_set(&labels);
+            let id: GroupId = Arc::from(format!("{}:{set}", route.id));
+            if !self.groups.contains_key(&id) {
                 let group = Group::new(
-                    route.group_key(&labels),
-                    route.id.clone(),
-                    route.receiver.clone(),
-                    labels,
-                    timers,
+                    format!("{}:{set}", route.key),
+                    self.intern(&route.id),
+                    self.intern(&route.receiver),
+                    PackedLabels::new(&labels),
+                    timers_of(route),
                     now,
                 );
-                self.timers.insert((group.next_flush, id.clone()));
-                group
-            });
+                self.dirty.insert(Arc::clone(&id));
+                self.timers.insert((group.next_flush, Arc::clone(&id)));
+                self.groups.insert(Arc::clone(&id), group);
+            }
+            let Some(group) = self.groups.get_mut(&id) else {
+                continue;
+            };
             let before = group.next_flush;
             let joined = !group.members.contains(&fingerprint);
             if group.add(fingerprint, alert.starts_at, now) {
-                self.timers.remove(&(before, id.clone()));
-                self.timers.insert((group.next_flush, id.clone()));
+                self.timers.remove(&(before, Arc::clone(&id)));
+                self.timers.insert((group.next_flush, Arc::clone(&id)));
                 self.dirty.insert(id);
             }
             if joined {
@@ -284,7 +307,7 @@ impl GroupSet {
             .iter()
             .take_while(|(at, _)| *at <= now)
             .take(limit)
-            .map(|(_, id)| id.clone())
+            .map(|(_, id)| Arc::clone(id))
             .collect()
     }
 
@@ -323,13 +346,13 @@ impl GroupSet {
     /// been handed on.
     pub fn flush(
         &mut self,
-        id: &str,
+        id: &GroupId,
         held: &Held,
         send_resolved: bool,
         now: DateTime<Utc>,
     ) -> Option<(Flush, Option<Group>)> {
         let group = self.groups.get_mut(id)?;
-        self.timers.remove(&(group.next_flush, id.to_string()));
+        self.timers.remove(&(group.next_flush, Arc::clone(id)));
         let (first, announced) = (!group.flushed(), group.announced);
         let last = self
             .log
@@ -346,15 +369,15 @@ impl GroupSet {
         let mut dropped = None;
         if group.is_empty() {
             if group.stored {
-                self.dropped.insert(id.to_string());
+                self.dropped.insert(Arc::clone(id));
             }
             dropped = self.groups.remove(id);
             self.dirty.remove(id);
         } else {
-            self.timers.insert((group.next_flush, id.to_string()));
+            self.timers.insert((group.next_flush, Arc::clone(id)));
             // A record to write (its first flush) or to delete (the first announcement of a stored group).
             if first || (group.stored && group.announced && !announced) {
-                self.dirty.insert(id.to_string());
+                self.dirty.insert(Arc::clone(id));
             }
         }
         for fingerprint in &flush.done {
@@ -364,21 +387,33 @@ impl GroupSet {
     }
 
     /// Marks group records to be written or deleted again (their last store failed): the store is as it was.
-    pub fn mark_dirty(&mut self, changed: Vec<GroupId>, deleted: Vec<GroupId>) {
+    pub fn mark_dirty(&mut self, changed: Vec<String>, deleted: Vec<String>) {
         for id in changed {
-            if let Some(group) = self.groups.get_mut(&id) {
-                group.stored = false;
+            let key = self
+                .groups
+                .get_key_value(id.as_str())
+                .map(|(key, _)| Arc::clone(key));
+            if let Some(id) = key {
+                if let Some(group) = self.groups.get_mut(&id) {
+                    group.stored = false;
+                }
                 self.dirty.insert(id);
             }
         }
         for id in deleted {
-            match self.groups.get_mut(&id) {
-                Some(group) => {
-                    group.stored = true;
+            let key = self
+                .groups
+                .get_key_value(id.as_str())
+                .map(|(key, _)| Arc::clone(key));
+            match key {
+                Some(id) => {
+                    if let Some(group) = self.groups.get_mut(&id) {
+                        group.stored = true;
+                    }
                     self.dirty.insert(id);
                 }
                 None => {
-                    self.dropped.insert(id);
+                    self.dropped.insert(Arc::from(id));
                 }
             }
         }
@@ -388,7 +423,7 @@ impl GroupSet {
     /// alerts it was to announce, and flushes it again at `at`.
     pub fn retry_later(
         &mut self,
-        id: &str,
+        id: &GroupId,
         dropped: Option<Group>,
         resolved: impl Iterator<Item = (Fingerprint, Alert)>,
         at: DateTime<Utc>,
@@ -397,8 +432,8 @@ impl GroupSet {
             && !self.groups.contains_key(id)
         {
             self.dropped.remove(id);
-            self.timers.insert((group.next_flush, id.to_string()));
-            self.groups.insert(id.to_string(), group);
+            self.timers.insert((group.next_flush, Arc::clone(id)));
+            self.groups.insert(Arc::clone(id), group);
         }
         for (fingerprint, alert) in resolved {
             self.rejoin(id, fingerprint, &alert);
@@ -408,18 +443,19 @@ impl GroupSet {
 
     /// Moves a group's next flush to `at` (after a flush whose notification could not be stored). Not stored: a
     /// restart derives the schedule again.
-    pub fn postpone(&mut self, id: &str, at: DateTime<Utc>) {
+    pub fn postpone(&mut self, id: &GroupId, at: DateTime<Utc>) {
         if let Some(group) = self.groups.get_mut(id) {
-            self.timers.remove(&(group.next_flush, id.to_string()));
+            self.timers.remove(&(group.next_flush, Arc::clone(id)));
             group.next_flush = at;
-            self.timers.insert((at, id.to_string()));
+            self.timers.insert((at, Arc::clone(id)));
         }
     }
 
     /// Records what was sent to `receiver` for the group with `key`.
     pub fn record(&mut self, receiver: &str, key: &str, entry: SentEntry) {
+        let receiver = self.intern(receiver);
         self.log
-            .entry(receiver.to_string())
+            .entry(receiver)
             .or_default()
             .insert(key.to_string(), entry);
     }
@@ -427,10 +463,10 @@ impl GroupSet {
     /// Forgets log entries written before `before` whose group no longer exists; returns them as (receiver, group
     /// key), to be deleted from the store too.
     pub fn forget_sent(&mut self, before: DateTime<Utc>) -> Vec<(String, String)> {
-        let live: std::collections::HashSet<(&str, &str)> = self
+        let live: HashSet<(&str, &str)> = self
             .groups
             .values()
-            .map(|group| (group.receiver.as_str(), group.key.as_str()))
+            .map(|group| (&*group.receiver, group.key.as_str()))
             .collect();
         let mut forgotten = Vec::new();
         for (receiver, entries) in &self.log {
@@ -438,13 +474,13 @@ impl GroupSet {
                 entries
                     .iter()
                     .filter(|(key, entry)| {
-                        entry.at < before && !live.contains(&(receiver.as_str(), key.as_str()))
+                        entry.at < before && !live.contains(&(&**receiver, key.as_str()))
                     })
-                    .map(|(key, _)| (receiver.clone(), key.clone())),
+                    .map(|(key, _)| (receiver.to_string(), key.clone())),
             );
         }
         for (receiver, key) in &forgotten {
-            if let Some(entries) = self.log.get_mut(receiver) {
+            if let Some(entries) = self.log.get_mut(receiver.as_str()) {
                 entries.remove(key);
             }
         }
@@ -512,7 +548,7 @@ receivers: [{name: default}, {name: pager}]
         );
         let due = set.due(t(0), usize::MAX);
         assert_eq!(due.len(), 1);
-        assert_eq!(set.get(&due[0]).unwrap().receiver, "pager");
+        assert_eq!(&*set.get(&due[0]).unwrap().receiver, "pager");
         assert_eq!(set.due(t(10), usize::MAX).len(), 3);
         let pager = set.get(&due[0]).unwrap();
         assert_eq!(pager.key, r#"{}/{severity="page"}:{alertname="Down"}"#);
@@ -607,7 +643,7 @@ receivers: [{name: default}, {name: pager}]
         assert!(flush.send.is_some());
         let (changed, deleted) = set.take_dirty();
         assert!(changed.is_empty());
-        assert_eq!(deleted, vec![id.clone()], "announced: its record goes");
+        assert_eq!(deleted, vec![id.to_string()], "announced: its record goes");
 
         let mut restored = GroupSet::default();
         assert!(restored.restore(&routes, flushed[0].clone(), t(400)));
@@ -631,7 +667,7 @@ receivers: [{name: default}, {name: pager}]
         let mut derived = GroupSet::default();
         let group = set.get(&id).unwrap().clone();
         derived.restore_sent(SentRecord {
-            receiver: group.receiver.clone(),
+            receiver: group.receiver.to_string(),
             group_key: group.key.clone(),
             firing: vec![fp],
             resolved: vec![],

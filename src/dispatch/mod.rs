@@ -479,9 +479,9 @@ impl Dispatcher {
                 continue;
             };
             let (receiver, key, labels) = (
-                group.receiver.clone(),
+                group.receiver.to_string(),
                 group.key.clone(),
-                group.labels.clone(),
+                group.labels.to_labels(),
             );
             let notified = alerts
                 .into_iter()
