@@ -123,9 +123,13 @@ async fn ingest(
             .dispatch
             .reserve(stored, HAND_OVER_WAIT)
             .await
-            .map_err(|busy| ApiError::Overloaded {
-                message: format!("{busy}; nothing was stored, send the alerts again shortly"),
-                retry_after: RETRY_AFTER_SECONDS,
+            .map_err(|busy| {
+                metrics::counter!("herald_ingest_refused_total", "reason" => "backlog")
+                    .increment(1);
+                ApiError::Overloaded {
+                    message: format!("{busy}; nothing was stored, send the alerts again shortly"),
+                    retry_after: RETRY_AFTER_SECONDS,
+                }
             })?;
         let statuses: Vec<_> = alerts.iter().map(|alert| alert.status_at(now)).collect();
         // The dispatcher takes the changes as soon as they are committed; the answer waits until they are durable.
@@ -165,6 +169,7 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// Lets an ingest request in only while fewer than `MAX_IN_FLIGHT` are being handled.
 async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Ok(_admitted) = Arc::clone(&state.ingest_gate).try_acquire_owned() else {
+        metrics::counter!("herald_ingest_refused_total", "reason" => "busy").increment(1);
         return ApiError::Overloaded {
             message: format!(
                 "herald is handling {MAX_IN_FLIGHT} ingest requests already; nothing was stored, send the alerts \

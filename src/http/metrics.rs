@@ -82,6 +82,11 @@ fn describe() {
         "Store transactions committed or attempted."
     );
     metrics::describe_counter!(
+        "herald_ingest_refused_total",
+        "Ingest requests answered 503 because herald could not keep up (nothing stored; senders retry), by reason: \
+         busy (too many ingest requests at once) or backlog (the dispatcher is behind)."
+    );
+    metrics::describe_counter!(
         "herald_store_syncs_total",
         "Syncs (fsync) that made committed writes durable; each covers every commit made while the one before ran."
     );
@@ -181,6 +186,12 @@ pub async fn render(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "cannot read the oldest open delivery for metrics"),
     }
+    text.push_str(&format!(
+        "# HELP herald_dispatch_backlog Alert changes stored and waiting for the dispatcher (ingest answers 503 \
+         once {} wait).\n# TYPE herald_dispatch_backlog gauge\nherald_dispatch_backlog {}\n",
+        crate::dispatch::BACKLOG_ALERTS,
+        state.dispatch.backlog()
+    ));
     text.push_str("# HELP herald_silences Silences by state.\n# TYPE herald_silences gauge\n");
     for (silence_state, count) in state.silences.counts(now) {
         text.push_str(&format!(
