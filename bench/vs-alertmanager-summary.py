@@ -60,10 +60,13 @@ def fmt(value, unit):
         return "n/a"
     if unit == "pair":
         return " / ".join(fmt(v, "n") for v in value)
+    if unit == "ms-list":
+        return " / ".join(fmt(v, "ms") for v in value)
     if unit == "s":
         return f"{value:,.1f} s" if value >= 10 else f"{value:.2f} s"
     if unit == "ms":
-        return f"{value:,.0f} ms" if value >= 1000 else f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
+        size = abs(value)
+        return f"{value:,.0f} ms" if size >= 1000 else f"{value:.1f} ms" if size >= 10 else f"{value:.2f} ms"
     if unit == "MiB":
         return f"{value / 1024:,.1f} MiB"
     if unit == "/s":
@@ -77,9 +80,16 @@ def median(values, unit):
     known = [v for v in values if v is not None]
     if not known:
         return None
-    if unit == "pair":
-        return tuple(statistics.median(v[i] for v in known) for i in range(len(known[0])))
+    if unit in ("pair", "ms-list"):
+        columns = [[v[i] for v in known if v[i] is not None] for i in range(len(known[0]))]
+        return tuple(statistics.median(c) if c else None for c in columns)
     return statistics.median(known)
+
+
+def interval(seconds):
+    """A group_interval in seconds as the config writes it (5m, 10s)."""
+    seconds = int(seconds)
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 marks = [int(m) for m in ENV["OVERLOAD_MARKS"].split()]
@@ -146,11 +156,45 @@ SPECS = {
         ("alerts not delivered / delivered twice", delivery_pair, "pair", "lower", None),
         ("CPU of other processes in the window, cores (noise)", "idle.probe.others.cores", "noise", None, None),
     ]),
-    "sustained": (f"Sustained: {int(ENV['SUSTAINED_RATE']):,} alerts/s in {batch}-alert batches for "
-                  f"{ENV['SUSTAINED_SECONDS']} s (open loop), group_interval 5m", [
+    "sustained": (f"Sustained: {int(ENV['SUSTAINED_POPULATION']):,} firing alerts preloaded, then "
+                  f"{int(ENV['SUSTAINED_RATE']):,} alerts/s in {batch}-alert batches for {ENV['SUSTAINED_SECONDS']} s "
+                  f"(open loop) re-sending them, {int(ENV['SUSTAINED_CHURN']):,}/s joining (new groups) and as many "
+                  f"resolving; group_interval {interval(ENV['SUSTAINED_INTERVAL'])}", [
+        ("alerts accepted/s (2xx)", "accepted_per_s", "/s", "higher", "sustained_accepted_per_s"),
+        ("posts answered non-2xx / retries", refusal_pair, "pair", "lower", None),
+        ("batches not sent: in-flight limit reached", "skipped_batches", "n", "lower", None),
+        ("new alerts, ingest to first notification p50", "new.latency.p50_ms", "ms", "lower", "sustained_new_p50_ms"),
+        ("new alerts, ingest to first notification p99", "new.latency.p99_ms", "ms", "lower", "sustained_new_p99_ms"),
+        ("new alerts, ingest to first notification max", "new.latency.max_ms", "ms", "lower", None),
+        ("resolves, ingest to resolved notification p50 (waits for the group's tick)", "resolves.latency.p50_ms",
+         "ms", "lower", None),
+        ("resolves, ingest to resolved notification p99", "resolves.latency.p99_ms", "ms", "lower",
+         "sustained_resolve_p99_ms"),
+        ("resolves, ingest to resolved notification max", "resolves.latency.max_ms", "ms", "lower", None),
+        ("resolved notification past its group's tick, p50 / p99 / max (ticks from the alert's first acceptance)",
+         lambda d: tuple(d["resolves"]["past_tick"][k] for k in ("p50_ms", "p99_ms", "max_ms")), "ms-list", None,
+         None),
+        ("not delivered by the stop: new alerts / resolves",
+         lambda d: (d["new"]["not_delivered"], d["resolves"]["not_delivered"]), "pair", "lower", None),
+        ("delivered twice: firing / resolved", lambda d: (d["duplicates"], d["resolved_duplicates"]), "pair",
+         "lower", None),
+        ("new alerts never accepted / resolves refused",
+         lambda d: (d["new"]["never_accepted"], d["resolves"]["sent"] - d["resolves"]["accepted"]), "pair", "lower",
+         None),
+        ("herald_delivery_oldest_open_seconds, max during the load (herald only)", "gauge.max", "s", "lower",
+         "sustained_oldest_open_s"),
+        ("post answered p99, from its scheduled send (ingest)", "post_answered.p99_ms", "ms", "lower", None),
+        ("server CPU during the load, cores busy", "probe.server.cores", "n2", None, "sustained_cpu_cores"),
+        ("RSS at the end of the load", "rss_at_load_end_kib", "MiB", "lower", None),
+        ("peak RSS, VmHWM", "memory.hwm_kib", "MiB", "lower", "sustained_peak_rss_kib"),
+        ("preload: time until every first notification arrived", "preload.all_delivered_s", "s", "lower", None),
+        ("CPU of other processes during the load, cores (noise)", "probe.others.cores", "noise", None, None),
+    ]),
+    "flood": (f"Flood: {int(ENV['FLOOD_RATE']):,} distinct alerts/s (each a new group) in {batch}-alert batches for "
+              f"{ENV['FLOOD_SECONDS']} s (open loop), group_interval 5m", [
         ("alerts accepted/s", lambda d: d["accepted"] / d["duration_s"], "/s", "higher", None),
-        ("ingest-to-delivery p50", "end_to_end.p50_ms", "ms", "lower", "sustained_p50_ms"),
-        ("ingest-to-delivery p99", "end_to_end.p99_ms", "ms", "lower", "sustained_p99_ms"),
+        ("ingest-to-delivery p50", "end_to_end.p50_ms", "ms", "lower", "flood_p50_ms"),
+        ("ingest-to-delivery p99", "end_to_end.p99_ms", "ms", "lower", "flood_p99_ms"),
         ("ingest-to-delivery max", "end_to_end.max_ms", "ms", "lower", None),
         ("alerts not delivered when it stopped (counted at the stop above)", "undelivered_counted", "n", "lower",
          None),
@@ -158,7 +202,7 @@ SPECS = {
         ("post answered p99", "post_answered.p99_ms", "ms", "lower", None),
         ("batches not sent: in-flight limit reached", "skipped_batches", "n", "lower", None),
         ("herald_delivery_oldest_open_seconds, max (herald only)", "gauge.max", "s", "lower",
-         "sustained_oldest_open_s"),
+         "flood_oldest_open_s"),
         ("posts answered non-2xx / retries", refusal_pair, "pair", "lower", None),
         ("peak RSS, VmHWM", "memory.hwm_kib", "MiB", "lower", None),
         ("CPU of other processes meanwhile, cores (noise)", "probe.others.cores", "noise", None, None),
@@ -174,7 +218,7 @@ SPECS = {
 
 
 def ratio(am, herald, unit):
-    if unit in ("pair", "noise") or am is None or herald is None:
+    if unit in ("pair", "ms-list", "noise") or am is None or herald is None:
         return None
     if am == 0:
         return None
@@ -230,4 +274,6 @@ def plain(value):
 fields = []
 for key, (am, herald, r) in results.items():
     fields += [f"{key}_am={plain(am)}", f"{key}_herald={plain(herald)}", f"{key}_ratio={plain(r)}"]
-print(f"RESULT bench=vs-alertmanager commit={ENV['COMMIT']} sustained_rate={ENV['SUSTAINED_RATE']} " + " ".join(fields))
+print(f"RESULT bench=vs-alertmanager commit={ENV['COMMIT']} sustained_population={ENV['SUSTAINED_POPULATION']} "
+      f"sustained_rate={ENV['SUSTAINED_RATE']} sustained_churn={ENV['SUSTAINED_CHURN']} "
+      f"flood_rate={ENV['FLOOD_RATE']} " + " ".join(fields))

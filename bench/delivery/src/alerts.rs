@@ -4,8 +4,13 @@
 //! Each alert also has its own `(alertname, instance)` pair, so `group_by: [alertname, instance]` puts every alert in
 //! its own group too. `startsAt` is when the run began, the same on every post of an alert, as Prometheus keeps it
 //! while an alert fires.
+//!
+//! The `sustained` workload posts mixed batches instead ([`AlertFactory::mixed`]): alerts that keep firing, re-sent
+//! with a fresh `endsAt` a few minutes ahead, and alerts that stop, sent once with `endsAt` now so they resolve; an
+//! alert that joined during the run has its own `startsAt` (see [`Joins`]).
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
@@ -25,6 +30,50 @@ const RULES: [(&str, &str, &str, &str); 6] = [
     ("KubePodCrashLooping", "kubelet", "warning", "apps"),
     ("QueueBacklogGrowing", "worker", "warning", "apps"),
 ];
+
+/// Alerts numbered from `first` on joined during the run, `per_second` of them a second from `at` on: alert
+/// `first + k` started at `at + k / per_second`, which is its `startsAt` on every post.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Joins {
+    pub(crate) first: u64,
+    pub(crate) at: SystemTime,
+    pub(crate) per_second: f64,
+}
+
+impl Joins {
+    /// When alert `seq` started, if it joined during the run.
+    fn starts_at(&self, seq: u64) -> Option<SystemTime> {
+        let k = seq.checked_sub(self.first)?;
+        let offset = Duration::try_from_secs_f64(k as f64 / self.per_second).ok()?;
+        Some(self.at + offset)
+    }
+}
+
+/// One mixed batch: the alerts that fire (posted with `endsAt` `ends_in` from now) and those that stop (posted with
+/// `endsAt` now, so they resolve).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Mixed {
+    /// Alerts joining with this batch.
+    pub(crate) new: Range<u64>,
+    /// Alerts of the population re-sent.
+    pub(crate) resend: Vec<u64>,
+    /// Alerts leaving: sent once, resolved.
+    pub(crate) resolve: Vec<u64>,
+}
+
+impl Mixed {
+    pub(crate) fn len(&self) -> u64 {
+        (self.new.end - self.new.start) + self.resend.len() as u64 + self.resolve.len() as u64
+    }
+
+    /// Every alert of the batch, firing or not.
+    pub(crate) fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.new
+            .clone()
+            .chain(self.resend.iter().copied())
+            .chain(self.resolve.iter().copied())
+    }
+}
 
 #[derive(Clone)]
 pub(crate) struct AlertFactory {
@@ -53,12 +102,35 @@ impl AlertFactory {
     pub(crate) fn batch(&self, first: u64, len: u64) -> Result<Bytes> {
         let ends_at = humantime::format_rfc3339_seconds(SystemTime::now() + ENDS_IN).to_string();
         let alerts: Vec<Alert<'_>> = (first..first + len)
-            .map(|seq| self.alert(seq, &self.starts_at, &ends_at))
+            .map(|seq| self.alert(seq, Cow::Borrowed(&self.starts_at), &ends_at))
             .collect();
         body(&alerts)
     }
 
-    fn alert<'a>(&'a self, seq: u64, starts_at: &'a str, ends_at: &'a str) -> Alert<'a> {
+    /// The v2 API body of `batch`: firing alerts end `ends_in` from now, leaving ones now; alerts that joined
+    /// during the run (`joins`) start when they joined, the others when the run began.
+    pub(crate) fn mixed(&self, batch: &Mixed, joins: &Joins, ends_in: Duration) -> Result<Bytes> {
+        let now = SystemTime::now();
+        let ends_later = humantime::format_rfc3339_millis(now + ends_in).to_string();
+        let ends_now = humantime::format_rfc3339_millis(now).to_string();
+        let starts = |seq: u64| match joins.starts_at(seq) {
+            Some(at) => Cow::Owned(humantime::format_rfc3339_millis(at).to_string()),
+            None => Cow::Borrowed(self.starts_at.as_str()),
+        };
+        let firing = batch.new.clone().chain(batch.resend.iter().copied());
+        let alerts: Vec<Alert<'_>> = firing
+            .map(|seq| self.alert(seq, starts(seq), &ends_later))
+            .chain(
+                batch
+                    .resolve
+                    .iter()
+                    .map(|&seq| self.alert(seq, starts(seq), &ends_now)),
+            )
+            .collect();
+        body(&alerts)
+    }
+
+    fn alert<'a>(&'a self, seq: u64, starts_at: Cow<'a, str>, ends_at: &'a str) -> Alert<'a> {
         let (alertname, job, severity, team) = RULES[(seq % RULES.len() as u64) as usize];
         let instance = format!("host-{}:9100", seq / RULES.len() as u64);
         PostableAlert {
@@ -77,7 +149,7 @@ impl AlertFactory {
                 severity,
                 team,
             },
-            starts_at: Cow::Borrowed(starts_at),
+            starts_at,
             ends_at,
             generator_url: Cow::Borrowed("http://prometheus:9090/graph?g0.expr=up&g0.tab=1"),
         }
@@ -135,5 +207,75 @@ mod tests {
         for key in ["startsAt", "endsAt", "generatorURL"] {
             assert!(alerts[0][key].is_string(), "{key} missing");
         }
+    }
+
+    fn parse_time(value: &Value) -> SystemTime {
+        humantime::parse_rfc3339(value.as_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn mixed_batches_fire_and_resolve() {
+        let factory = AlertFactory::new();
+        let at = SystemTime::now();
+        let joins = Joins {
+            first: 1000,
+            at,
+            per_second: 10.0,
+        };
+        let batch = Mixed {
+            new: 1005..1007,
+            resend: vec![3, 1001],
+            resolve: vec![4],
+        };
+        assert_eq!(batch.len(), 5);
+        assert_eq!(
+            batch.seqs().collect::<Vec<_>>(),
+            vec![1005, 1006, 3, 1001, 4]
+        );
+        let body = factory
+            .mixed(&batch, &joins, Duration::from_secs(600))
+            .unwrap();
+        let alerts: Vec<Value> = serde_json::from_slice(&body).unwrap();
+        let seqs: Vec<&str> = alerts
+            .iter()
+            .map(|a| a["labels"]["seq"].as_str().unwrap())
+            .collect();
+        assert_eq!(seqs, vec!["1005", "1006", "3", "1001", "4"]);
+        let now = SystemTime::now();
+        for firing in &alerts[..4] {
+            let ends = parse_time(&firing["endsAt"]);
+            assert!(ends > now + Duration::from_secs(590), "firing ends later");
+        }
+        assert!(parse_time(&alerts[4]["endsAt"]) <= now, "leaving ends now");
+        let old: Vec<Value> = serde_json::from_slice(&factory.batch(3, 1).unwrap()).unwrap();
+        assert_eq!(
+            alerts[2]["startsAt"], old[0]["startsAt"],
+            "an old alert keeps its start"
+        );
+        assert_eq!(alerts[4]["startsAt"], old[0]["startsAt"]);
+        let joined = parse_time(&alerts[0]["startsAt"]);
+        let expected = at + Duration::from_millis(500);
+        let off = joined
+            .duration_since(expected)
+            .unwrap_or_else(|e| e.duration());
+        assert!(
+            off < Duration::from_millis(2),
+            "alert 1005 started 0.5 s after the joins began"
+        );
+        let again = factory
+            .mixed(
+                &Mixed {
+                    resend: vec![1005],
+                    ..Mixed::default()
+                },
+                &joins,
+                Duration::from_secs(600),
+            )
+            .unwrap();
+        let again: Vec<Value> = serde_json::from_slice(&again).unwrap();
+        assert_eq!(
+            again[0]["startsAt"], alerts[0]["startsAt"],
+            "the same start on every post"
+        );
     }
 }

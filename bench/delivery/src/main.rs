@@ -8,9 +8,13 @@
 //!   memory; optionally then its CPU while nothing changes (`--cpu-window`).
 //! - `latency`: single-alert posts on a fixed open-loop timetable; the latency of each alert runs from its
 //!   scheduled send time to its arrival at the receiver (same process, same monotonic clock).
-//! - `paced`: batches on a fixed open-loop timetable (overload, or a sustained rate): deliveries when the load ended
-//!   and at checkpoints after it, memory then, ingest-to-delivery latency, a gauge of the server sampled meanwhile.
+//! - `paced`: batches on a fixed open-loop timetable (overload, or a flood of new alerts): deliveries when the load
+//!   ended and at checkpoints after it, memory then, ingest-to-delivery latency, a gauge of the server sampled
+//!   meanwhile.
 //! - `resend`: single-alert posts in a closed loop drawn from a small set of recurring alerts: accepted posts/s.
+//! - `sustained`: traffic shaped like Prometheus's: a preloaded population of firing alerts re-sent on an open-loop
+//!   timetable while some join (new groups) and some leave (resolved); ingest-to-delivery latency of the new
+//!   alerts' first notifications and of the resolved notifications, what was not delivered, memory, CPU.
 //!
 //! The server must put every alert in its own group (`group_by: ['...']`, or `[alertname, instance]`, which tells
 //! these alerts apart too) with `group_wait: 0s`, so each alert is one notification and one delivery.
@@ -27,6 +31,7 @@ mod probe;
 mod receiver;
 mod resend;
 mod stats;
+mod sustained;
 mod throughput;
 
 use std::process::ExitCode;
@@ -84,6 +89,14 @@ enum Command {
         #[command(flatten)]
         params: resend::Params,
     },
+    /// A preloaded population of firing alerts re-sent at a fixed rate (open loop) with churn: new alerts joining,
+    /// old ones resolving; latency of their notifications.
+    Sustained {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        params: sustained::Params,
+    },
 }
 
 /// Options every scenario takes.
@@ -101,7 +114,8 @@ struct Common {
     /// Time limit for one request to the server, connection included.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     timeout: Duration,
-    /// Posts of a refused batch at most (429, 5xx or no answer; the first included) in `throughput` and `paced`.
+    /// Posts of a refused batch at most (429, 5xx or no answer; the first included) in `throughput`, `paced` and
+    /// `sustained`.
     #[arg(long, default_value_t = 10)]
     retry_attempts: u32,
     /// Longest wait before such a retry, whatever the server's Retry-After asks.
@@ -121,7 +135,8 @@ impl Command {
             Self::Throughput { common, .. }
             | Self::Latency { common, .. }
             | Self::Paced { common, .. }
-            | Self::Resend { common, .. } => common,
+            | Self::Resend { common, .. }
+            | Self::Sustained { common, .. } => common,
         }
     }
 }
@@ -179,6 +194,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Latency { params, .. } => latency::run(&context, params).await,
         Command::Paced { params, .. } => paced::run(&context, params).await,
         Command::Resend { params, .. } => resend::run(&context, params).await,
+        Command::Sustained { params, .. } => sustained::run(&context, params).await,
     };
     context.receiver.stop().await;
     let mut result = result?;

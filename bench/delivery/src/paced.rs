@@ -4,9 +4,10 @@
 //! distinct and its own group, so each is one delivery.
 //!
 //! Two uses: overload (more than the server can deliver: how many alerts arrived when the load ended and at the
-//! `--checkpoints` after it, the delivery rate in between, and the server's memory then) and a sustained rate
-//! (ingest-to-delivery latency of the alerts, and the maximum of a gauge such as herald's
-//! `herald_delivery_oldest_open_seconds`, sampled while it runs).
+//! `--checkpoints` after it, the delivery rate in between, and the server's memory then) and a flood (a high rate of
+//! distinct alerts, each a new group: ingest-to-delivery latency of the alerts, and the maximum of a gauge such as
+//! herald's `herald_delivery_oldest_open_seconds`, sampled while it runs). Traffic shaped like Prometheus's, a
+//! population of alerts re-sent with some churn, is the `sustained` mode's (`crate::sustained`).
 //!
 //! An alert's latency runs from its batch's *scheduled* send time to its first arrival (no coordinated omission).
 //! Accepted alerts that had not arrived when the run stopped are counted at that moment (a lower bound), so the
@@ -483,7 +484,7 @@ async fn wait(
 }
 
 /// Samples one gauge of the server's `/metrics` on a timer, in its own task.
-struct GaugeSampler {
+pub(crate) struct GaugeSampler {
     name: String,
     stop: Arc<AtomicBool>,
     values: Arc<Mutex<Vec<(f64, f64)>>>,
@@ -491,14 +492,14 @@ struct GaugeSampler {
 }
 
 /// What the sampler saw.
-struct GaugeSeen {
-    name: String,
-    max: Option<f64>,
-    samples: usize,
+pub(crate) struct GaugeSeen {
+    pub(crate) name: String,
+    pub(crate) max: Option<f64>,
+    pub(crate) samples: usize,
 }
 
 impl GaugeSampler {
-    fn start(context: &Context, name: String, every: Duration, start: Instant) -> Self {
+    pub(crate) fn start(context: &Context, name: String, every: Duration, start: Instant) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let values = Arc::new(Mutex::new(Vec::new()));
         let task = {
@@ -525,11 +526,11 @@ impl GaugeSampler {
     }
 
     /// The latest value sampled.
-    fn last(&self) -> Option<f64> {
+    pub(crate) fn last(&self) -> Option<f64> {
         lock_values(&self.values).last().map(|(_, value)| *value)
     }
 
-    async fn stop(self) -> GaugeSeen {
+    pub(crate) async fn stop(self) -> GaugeSeen {
         self.stop.store(true, Ordering::Relaxed);
         if tokio::time::timeout(Duration::from_secs(5), self.task)
             .await

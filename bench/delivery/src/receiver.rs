@@ -1,6 +1,7 @@
 //! The webhook receiver herald delivers to: `POST /hook` takes Alertmanager's webhook payload (version 4), notes
-//! when each of this run's alerts (by its `seq` label) first arrived, and answers `200 ok` at once. Arrival times
-//! come from the same monotonic clock the generator schedules sends on.
+//! when each of this run's alerts (by its `seq` label) first arrived firing and first arrived resolved, and answers
+//! `200 ok` at once. Arrival times come from the same monotonic clock the generator schedules sends on. Memory is
+//! bounded: one slot per `seq` up to the highest seen, and `seq` at most [`MAX_SEQ`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,23 +20,29 @@ use tokio::task::JoinHandle;
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Highest `seq` tracked; alerts numbered above it are counted as foreign (keeps memory bounded).
-const MAX_SEQ: u64 = 10_000_000;
+pub(crate) const MAX_SEQ: u64 = 10_000_000;
 
 /// What arrived so far.
 #[derive(Debug, Default)]
 pub(crate) struct Arrivals {
     /// `bench_run` label of the alerts that count.
     run: String,
-    /// First arrival of each `seq`.
+    /// First arrival of each `seq` as firing.
     first: Vec<Option<Instant>>,
+    /// First arrival of each `seq` as resolved.
+    first_resolved: Vec<Option<Instant>>,
     /// Distinct alerts of this run that arrived.
     pub(crate) delivered: u64,
     /// When each webhook request carrying alerts of this run arrived.
     pub(crate) requests: Vec<Instant>,
     /// Alerts of this run that arrived again (herald delivers at least once).
     pub(crate) duplicates: u64,
-    /// Alerts of this run that arrived as resolved.
+    /// Alerts of this run that arrived as resolved (every arrival).
     pub(crate) resolved: u64,
+    /// Distinct alerts of this run that arrived as resolved.
+    pub(crate) resolved_distinct: u64,
+    /// Resolved arrivals of an alert after its first.
+    pub(crate) resolved_duplicates: u64,
     /// Requests with more than one alert (none expected with `group_by: ['...']`).
     pub(crate) multi: u64,
     /// Alerts that are not this run's (no `seq`, another `bench_run`, or out of range).
@@ -52,6 +59,13 @@ impl Arrivals {
             .and_then(|i| self.first.get(i).copied().flatten())
     }
 
+    /// First arrival of alert `seq` as resolved, if it arrived so.
+    pub(crate) fn resolved_arrival(&self, seq: u64) -> Option<Instant> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.first_resolved.get(i).copied().flatten())
+    }
+
     fn record(&mut self, at: Instant, payload: &Payload) {
         if payload.alerts.len() > 1 {
             self.multi += 1;
@@ -66,24 +80,33 @@ impl Arrivals {
                 self.foreign += 1;
                 continue;
             };
-            ours = true;
-            if alert.status == "resolved" {
-                self.resolved += 1;
-                continue;
-            }
             let Ok(index) = usize::try_from(seq) else {
                 self.foreign += 1;
                 continue;
             };
-            if index >= self.first.len() {
-                self.first.resize(index + 1, None);
+            ours = true;
+            let resolved = alert.status == "resolved";
+            let slots = if resolved {
+                self.resolved += 1;
+                &mut self.first_resolved
+            } else {
+                &mut self.first
+            };
+            if index >= slots.len() {
+                slots.resize(index + 1, None);
             }
-            match &mut self.first[index] {
-                Some(_) => self.duplicates += 1,
+            let first = match &mut slots[index] {
+                Some(_) => false,
                 slot @ None => {
                     *slot = Some(at);
-                    self.delivered += 1;
+                    true
                 }
+            };
+            match (resolved, first) {
+                (false, true) => self.delivered += 1,
+                (false, false) => self.duplicates += 1,
+                (true, true) => self.resolved_distinct += 1,
+                (true, false) => self.resolved_duplicates += 1,
             }
         }
         if ours {
@@ -229,14 +252,27 @@ mod tests {
         arrivals.record(t0, &payload("r1", &[3], "firing"));
         arrivals.record(Instant::now(), &payload("r1", &[3, 4], "firing"));
         arrivals.record(Instant::now(), &payload("r0", &[5], "firing"));
-        arrivals.record(Instant::now(), &payload("r1", &[6], "resolved"));
+        let t1 = Instant::now();
+        arrivals.record(t1, &payload("r1", &[6], "resolved"));
+        arrivals.record(Instant::now(), &payload("r1", &[6, 3], "resolved"));
+        arrivals.record(Instant::now(), &payload("r1", &[MAX_SEQ + 1], "resolved"));
         assert_eq!(arrivals.delivered, 2);
         assert_eq!(arrivals.duplicates, 1);
-        assert_eq!(arrivals.multi, 1);
-        assert_eq!(arrivals.foreign, 1);
-        assert_eq!(arrivals.resolved, 1);
-        assert_eq!(arrivals.requests.len(), 3);
+        assert_eq!(arrivals.multi, 2);
+        assert_eq!(arrivals.foreign, 2);
+        assert_eq!(arrivals.resolved, 3);
+        assert_eq!(arrivals.resolved_distinct, 2);
+        assert_eq!(arrivals.resolved_duplicates, 1);
+        assert_eq!(arrivals.requests.len(), 4);
         assert_eq!(arrivals.arrival(3), Some(t0));
         assert_eq!(arrivals.arrival(5), None);
+        assert_eq!(
+            arrivals.arrival(6),
+            None,
+            "a resolved arrival is not a firing one"
+        );
+        assert_eq!(arrivals.resolved_arrival(6), Some(t1));
+        assert!(arrivals.resolved_arrival(3).is_some());
+        assert_eq!(arrivals.resolved_arrival(4), None);
     }
 }

@@ -66,13 +66,15 @@ struct OutboxSample {
 
 /// What the posting workers got done.
 #[derive(Default)]
-struct Posted {
-    accepted: u64,
+pub(crate) struct Posted {
+    pub(crate) accepted: u64,
     /// Posts of a batch after its first.
-    retries: u64,
+    pub(crate) retries: u64,
     /// Batches finally not accepted.
-    rejected_batches: u64,
-    problems: Problems,
+    pub(crate) rejected_batches: u64,
+    pub(crate) problems: Problems,
+    /// The accepted batches, by index, with when their accepting answer came.
+    pub(crate) accepted_at: Vec<(u64, Instant)>,
 }
 
 pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
@@ -93,7 +95,14 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     let before = context.probe.sample(&context.client).await;
     let start = Instant::now();
     let deadline = start + params.deadline;
-    let posted = post_all(context, &params, deadline).await?;
+    let posted = post_all(
+        context,
+        params.alerts,
+        params.batch,
+        params.concurrency,
+        deadline,
+    )
+    .await?;
     let posted_at = Instant::now();
     println!(
         "  posted                {} accepted in {:.3} s ({} non-2xx answers, {} errors, {} retries, {} batches \
@@ -262,17 +271,23 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     })
 }
 
-/// Posts every batch with `concurrency` workers (retrying refused ones); returns how many alerts were accepted.
-async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Result<Posted> {
-    let batches = params.alerts.div_ceil(params.batch);
+/// Posts alerts `0..total` (distinct, `endsAt` an hour ahead) in batches of `batch` with `concurrency` workers,
+/// retrying refused batches, until `deadline`; returns what was accepted.
+pub(crate) async fn post_all(
+    context: &Context,
+    total: u64,
+    batch: u64,
+    concurrency: usize,
+    deadline: Instant,
+) -> Result<Posted> {
+    let batches = total.div_ceil(batch);
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
-    for _ in 0..params.concurrency {
+    for _ in 0..concurrency {
         let next = Arc::clone(&next);
         let client = context.client.clone();
         let alerts = context.alerts.clone();
         let retry = context.retry;
-        let (total, batch) = (params.alerts, params.batch);
         workers.spawn(async move {
             let mut posted = Posted::default();
             loop {
@@ -287,6 +302,7 @@ async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Resu
                     .await;
                 if attempts.accepted() {
                     posted.accepted += len;
+                    posted.accepted_at.push((index, Instant::now()));
                 } else {
                     posted.rejected_batches += 1;
                 }
@@ -308,6 +324,7 @@ async fn post_all(context: &Context, params: &Params, deadline: Instant) -> Resu
         if all.problems.first.is_none() {
             all.problems.first = posted.problems.first;
         }
+        all.accepted_at.extend(posted.accepted_at);
     }
     Ok(all)
 }
