@@ -181,6 +181,8 @@ SPECS = {
         ("new alerts never accepted / resolves refused",
          lambda d: (d["new"]["never_accepted"], d["resolves"]["sent"] - d["resolves"]["accepted"]), "pair", "lower",
          None),
+        ("alerts joined / left (left: leaves wait until the alert's last re-send was answered)",
+         lambda d: (d["joined"], d["left"]), "pair", None, None),
         ("herald_delivery_oldest_open_seconds, max during the load (herald only)", "gauge.max", "s", "lower",
          "sustained_oldest_open_s"),
         ("post answered p99, from its scheduled send (ingest)", "post_answered.p99_ms", "ms", "lower", None),

@@ -81,7 +81,8 @@
 #
 # Quick smoke run:    BENCH_SMOKE=1 bench/vs-alertmanager.sh
 # One workload:       BENCH_RUNS=1 BENCH_WORKLOADS=overload bench/vs-alertmanager.sh
-# Full run (3 runs of everything; about an hour with today's herald, more while the machine is busy):
+# Full run (3 runs of everything; about two hours with today's herald, sustained alone about 17 minutes a run;
+# more while the machine is busy):
 #                     bench/vs-alertmanager.sh | tee out.txt
 set -euo pipefail
 

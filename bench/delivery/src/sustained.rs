@@ -12,10 +12,13 @@
 //!    round and round, re-sending each alert it meets with a fresh `endsAt` (`--ends-in` ahead, the same
 //!    `startsAt`) unless an alert is owed to leave (`--churn` a second too): then the alert met is sent once with
 //!    `endsAt` now instead, so it resolves (a resolved notification at its group's next `group_interval` tick),
-//!    and is never sent again. An alert leaves when the cursor meets it, a whole cycle after its last re-send, so no
-//!    re-send of it is still in flight; the preloaded alerts leave first (once they all left, alerts that joined
-//!    two cycles ago or more), so while the cursor walks over the alerts that joined, the leaves owed wait for it to
-//!    come round. The rate covers all three kinds: per second `churn` new, `churn` resolved, the rest re-sends.
+//!    and is never sent again. An alert leaves when the cursor meets it, a whole cycle after its last re-send, and
+//!    only once the server answered the batch of that re-send (else it is re-sent and another one leaves): a
+//!    re-send still in flight, or waiting for a retry, could be taken after the resolve and fire the alert again,
+//!    which a sender posting in order, as Prometheus does, never causes. The preloaded alerts leave first (once they
+//!    all left, alerts that joined two cycles ago or more), so while the cursor walks over the alerts that joined,
+//!    the leaves owed wait for it to come round. The rate covers all three kinds: per second `churn` new, `churn`
+//!    resolved, the rest re-sends.
 //! 3. Then it waits until every expected delivery arrived (and no batch is outstanding), at most `--wait` after
 //!    the load, or until nothing arrived for `--idle` once every resolved notification expected was due.
 //!
@@ -30,6 +33,7 @@
 //! duplicates, the server's CPU during the load, its RSS and `VmHWM`, and the maximum of `--gauge` sampled during
 //! the load.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -52,6 +56,12 @@ use crate::{Context, Outcome};
 
 /// How often the waiting loops look at the receiver.
 const POLL: Duration = Duration::from_millis(50);
+
+/// In [`Planner::last_batch`]: no batch of the load carried the alert yet.
+const NO_BATCH: u32 = u32::MAX;
+
+/// By batch index: whether its last answer came (set by the batch tasks, read by the planner).
+type Answered = Arc<Vec<AtomicBool>>;
 
 /// The scenario's command-line options.
 #[derive(clap::Args)]
@@ -117,14 +127,26 @@ struct Planner {
     next: u64,
     /// By number: left the population.
     gone: Vec<bool>,
+    /// By number: the last batch that carried it ([`NO_BATCH`]: none yet).
+    last_batch: Vec<u32>,
+    answered: Answered,
     left: u64,
+    /// Leaves put off because the alert's last batch had no answer yet.
+    held: u64,
     cursor: u64,
 }
 
 impl Planner {
     /// A planner for `batches` batches of `batch` alerts at `rate` alerts/s, `churn` of them joining and as many
-    /// leaving a second.
-    fn new(population: u64, batch: u64, rate: f64, churn: f64, batches: u64) -> Self {
+    /// leaving a second; `answered` tells which batches were answered.
+    fn new(
+        population: u64,
+        batch: u64,
+        rate: f64,
+        churn: f64,
+        batches: u64,
+        answered: Answered,
+    ) -> Self {
         let batch_rate = rate / batch as f64;
         let resends = rate - 2.0 * churn;
         let cycle = if resends > 0.0 {
@@ -140,11 +162,15 @@ impl Planner {
             min_age: 2.0 * cycle,
             next: population,
             gone: Vec::new(),
+            last_batch: Vec::new(),
+            answered,
             left: 0,
+            held: 0,
             cursor: 0,
         };
-        let capacity = population + planner.owed(batches) + 1;
-        planner.gone = vec![false; usize::try_from(capacity).unwrap_or(0)];
+        let capacity = usize::try_from(population + planner.owed(batches) + 1).unwrap_or(0);
+        planner.gone = vec![false; capacity];
+        planner.last_batch = vec![NO_BATCH; capacity];
         planner
     }
 
@@ -167,6 +193,19 @@ impl Planner {
                     && k as f64 / self.churn + self.min_age <= index as f64 / self.batch_rate
             }
         }
+    }
+
+    /// Whether the server answered the last batch that carried alert `seq` (true when none did).
+    fn last_answered(&self, seq: u64) -> bool {
+        let last = usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.last_batch.get(i).copied())
+            .unwrap_or(NO_BATCH);
+        last == NO_BATCH
+            || usize::try_from(last)
+                .ok()
+                .and_then(|i| self.answered.get(i))
+                .is_some_and(|answered| answered.load(Ordering::Acquire))
     }
 
     fn is_gone(&self, seq: u64) -> bool {
@@ -201,22 +240,36 @@ impl Planner {
                 continue;
             }
             if leaving > 0 && self.may_leave(seq, index) {
-                if let Some(slot) = usize::try_from(seq).ok().and_then(|i| self.gone.get_mut(i)) {
-                    *slot = true;
+                if self.last_answered(seq) {
+                    if let Some(slot) = usize::try_from(seq).ok().and_then(|i| self.gone.get_mut(i))
+                    {
+                        *slot = true;
+                    }
+                    self.left += 1;
+                    leaving -= 1;
+                    resolve.push(seq);
+                    continue;
                 }
-                self.left += 1;
-                leaving -= 1;
-                resolve.push(seq);
-            } else {
-                resend.push(seq);
+                self.held += 1;
             }
+            resend.push(seq);
         }
         self.next = new.end;
-        Mixed {
+        let batch = Mixed {
             new,
             resend,
             resolve,
+        };
+        let carried = u32::try_from(index).unwrap_or(NO_BATCH);
+        for seq in batch.seqs() {
+            if let Some(slot) = usize::try_from(seq)
+                .ok()
+                .and_then(|i| self.last_batch.get_mut(i))
+            {
+                *slot = carried;
+            }
         }
+        batch
     }
 }
 
@@ -434,6 +487,7 @@ struct Sender {
     /// Retries of refused batches stop here.
     retry_deadline: Instant,
     ledger: Shared,
+    answered: Answered,
 }
 
 pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
@@ -456,12 +510,18 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         "--rate x --duration must be at least one batch"
     );
     let total = timetable.total();
+    ensure!(
+        total < u64::from(NO_BATCH),
+        "--rate x --duration / --batch must be under {NO_BATCH} batches"
+    );
+    let answered: Answered = Arc::new((0..total).map(|_| AtomicBool::new(false)).collect());
     let planner = Planner::new(
         params.population,
         params.batch,
         params.rate,
         params.churn,
         total,
+        Arc::clone(&answered),
     );
     let capacity = planner.gone.len() as u64;
     ensure!(
@@ -512,6 +572,7 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         retry: context.retry,
         retry_deadline: timetable.due(total) + params.wait,
         ledger: Arc::clone(&ledger),
+        answered,
     };
     let (pacing, planner) = tokio::task::spawn_blocking(move || pace(pacer, planner, sender))
         .await
@@ -526,13 +587,14 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     };
     println!(
         "  load ended            after {:.3} s: {} batches sent ({} skipped at the in-flight limit), {} alerts \
-         accepted so far; {} joined, {} left; server RSS {}",
+         accepted so far; {} joined, {} left ({} leaves put off: last re-send not answered yet); server RSS {}",
         (load_end - start).as_secs_f64(),
         pacing.sent,
         pacing.skipped,
         lock(&ledger).accepted_alerts,
         planner.joined(),
         planner.left,
+        planner.held,
         fmt_mib(rss_at_end)
     );
 
@@ -652,6 +714,7 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
         "resent": ledger.resent,
         "joined": planner.joined(),
         "left": planner.left,
+        "leaves_held": planner.held,
         "new": {
             "joined": report.joined,
             "accepted": report.new_accepted,
@@ -803,6 +866,7 @@ fn pace(mut pacer: Pacer, mut planner: Planner, sender: Sender) -> (Pacing, Plan
         let client = sender.client.clone();
         let alerts = sender.alerts.clone();
         let ledger = Arc::clone(&sender.ledger);
+        let answered = Arc::clone(&sender.answered);
         let (retry, deadline, joins, ends_in) = (
             sender.retry,
             sender.retry_deadline,
@@ -822,9 +886,13 @@ fn pace(mut pacer: Pacer, mut planner: Planner, sender: Sender) -> (Pacing, Plan
                     waited: Duration::ZERO,
                 },
             };
-            let answered = Instant::now();
+            let index = slot.index;
+            let at = Instant::now();
             drop(slot);
-            lock(&ledger).settle(&batch, due, &attempts, answered);
+            lock(&ledger).settle(&batch, due, &attempts, at);
+            if let Some(flag) = usize::try_from(index).ok().and_then(|i| answered.get(i)) {
+                flag.store(true, Ordering::Release);
+            }
         });
     }
     (pacer.finish(), planner)
@@ -1016,6 +1084,11 @@ mod tests {
 
     use super::*;
 
+    /// Batch answers for `batches` batches, all `answered` or none.
+    fn answers(batches: u64, answered: bool) -> Answered {
+        Arc::new((0..batches).map(|_| AtomicBool::new(answered)).collect())
+    }
+
     /// Plans `batches` batches in order.
     fn plan_all(planner: &mut Planner, batches: u64) -> Vec<Mixed> {
         (0..batches).map(|index| planner.plan(index)).collect()
@@ -1025,7 +1098,7 @@ mod tests {
     fn batches_carry_the_rate_with_churn() {
         // 1,000 alerts, 10,000 alerts/s in batches of 100 (100 batches/s), 200 joining and 200 leaving a second,
         // for 3 s.
-        let mut planner = Planner::new(1000, 100, 10_000.0, 200.0, 300);
+        let mut planner = Planner::new(1000, 100, 10_000.0, 200.0, 300, answers(400, true));
         let batches = plan_all(&mut planner, 300);
         assert!(batches.iter().all(|b| b.len() == 100), "every batch full");
         let new: u64 = batches.iter().map(|b| b.new.end - b.new.start).sum();
@@ -1054,7 +1127,7 @@ mod tests {
 
     #[test]
     fn leaving_alerts_are_old_and_never_sent_again() {
-        let mut planner = Planner::new(1000, 100, 10_000.0, 200.0, 300);
+        let mut planner = Planner::new(1000, 100, 10_000.0, 200.0, 300, answers(400, true));
         let batches = plan_all(&mut planner, 300);
         let mut gone = HashSet::new();
         let mut last_sent = std::collections::HashMap::new();
@@ -1092,7 +1165,7 @@ mod tests {
     #[test]
     fn new_alerts_leave_only_when_old() {
         // A small population with a high churn: new alerts leave too, but only two cycles after they joined.
-        let mut planner = Planner::new(100, 10, 1_000.0, 100.0, 1000);
+        let mut planner = Planner::new(100, 10, 1_000.0, 100.0, 1000, answers(1000, true));
         let cycle = 100.0 / 800.0;
         let batches = plan_all(&mut planner, 1000);
         let mut resolved_new = 0;
@@ -1113,7 +1186,7 @@ mod tests {
 
     #[test]
     fn a_skipped_batch_hands_its_churn_on() {
-        let mut planner = Planner::new(1000, 100, 10_000.0, 200.0, 300);
+        let mut planner = Planner::new(1000, 100, 10_000.0, 200.0, 300, answers(400, true));
         let first = planner.plan(0);
         assert_eq!(first.len(), 100);
         assert_eq!(first.new, 1000..1000);
@@ -1127,8 +1200,32 @@ mod tests {
     }
 
     #[test]
+    fn an_alert_leaves_only_once_its_last_batch_was_answered() {
+        let answered = answers(300, false);
+        let mut planner = Planner::new(1000, 100, 10_000.0, 200.0, 300, Arc::clone(&answered));
+        let first_cycle = plan_all(&mut planner, 20);
+        let left: usize = first_cycle.iter().map(|b| b.resolve.len()).sum();
+        // The cursor meets the preloaded alerts for the first time: nothing in flight yet.
+        assert!(left > 0);
+        let held_before = planner.held;
+        let next: Vec<Mixed> = (20..40).map(|index| planner.plan(index)).collect();
+        assert!(
+            next.iter().all(|b| b.resolve.is_empty()),
+            "no answer came: every alert met is still in flight"
+        );
+        assert!(planner.held > held_before);
+        for flag in answered.iter() {
+            flag.store(true, Ordering::Release);
+        }
+        let caught_up: usize = (40..60)
+            .map(|index| planner.plan(index).resolve.len())
+            .sum();
+        assert!(caught_up > 0, "answered: the owed leaves go");
+    }
+
+    #[test]
     fn a_tiny_population_is_sent_once_a_batch() {
-        let mut planner = Planner::new(3, 100, 1_000.0, 1.0, 10);
+        let mut planner = Planner::new(3, 100, 1_000.0, 1.0, 10, answers(10, true));
         let batch = planner.plan(0);
         assert_eq!(batch.resend, vec![0, 1, 2]);
         assert_eq!(batch.len(), 3);
