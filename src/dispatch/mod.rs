@@ -40,9 +40,10 @@ use self::held::HeldAlert;
 /// room, then answers 503 (see `DispatchHandle::reserve`). Bounds the memory the hand-over takes.
 pub const BACKLOG_ALERTS: usize = 20_000;
 
-/// Most changes the dispatcher takes in before it flushes what is due, so a flood of changes does not hold up
-/// notifications.
-const TAKE_BATCH: usize = 5_000;
+/// Most changes the dispatcher takes in before it flushes what is due: everything handed over (the backlog is bounded
+/// anyway), so while a round waits for its commit the changes of a busy ingest pile up in the backlog only until the
+/// next round, however long the store takes.
+const TAKE_BATCH: usize = BACKLOG_ALERTS;
 
 /// Most groups flushed in one round (and so stored in one transaction): a burst of due groups goes out in a series
 /// of moderate commits, which the store interleaves with claims and ingest, rather than one that holds them up.

@@ -252,7 +252,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Destinations told to wait beyond `now`, and until when.
     async fn pauses(&self, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 
-    /// Counts alerts by status at `now`.
+    /// Counts stored alerts by their announced status (an alert whose end passed is announced resolved by the next
+    /// sweep, at most a second later).
     async fn alert_counts(&self, now: DateTime<Utc>) -> Result<AlertCounts, StoreError>;
 
     /// Ready once opened and migrated, and while writes succeed.

@@ -12,6 +12,8 @@ use crate::store::Existing;
 #[derive(Debug, Default)]
 pub(super) struct TimingIndex {
     known: HashMap<i64, Existing>,
+    /// How many of `known` are announced firing.
+    firing: u64,
     /// (end in microseconds, key) of firing alerts that have an end.
     expiries: BTreeSet<(i64, i64)>,
 }
@@ -51,12 +53,18 @@ impl TimingIndex {
     }
 
     fn set(&mut self, key: i64, timing: Option<Existing>) {
-        if let Some(old) = self.known.remove(&key)
-            && let Some(entry) = expiry(key, &old)
-        {
-            self.expiries.remove(&entry);
+        if let Some(old) = self.known.remove(&key) {
+            if old.state == Status::Firing {
+                self.firing -= 1;
+            }
+            if let Some(entry) = expiry(key, &old) {
+                self.expiries.remove(&entry);
+            }
         }
         if let Some(timing) = timing {
+            if timing.state == Status::Firing {
+                self.firing += 1;
+            }
             if let Some(entry) = expiry(key, &timing) {
                 self.expiries.insert(entry);
             }
@@ -69,6 +77,12 @@ impl TimingIndex {
         for (key, timing) in pending {
             self.set(key, timing);
         }
+    }
+
+    /// Stored alerts by announced status: (firing, resolved).
+    pub(super) fn counts(&self) -> (u64, u64) {
+        let total = self.known.len() as u64;
+        (self.firing, total - self.firing)
     }
 
     /// The earliest end (microseconds) of a firing alert, if any has one.

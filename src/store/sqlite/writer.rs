@@ -36,6 +36,9 @@ pub(super) struct Shared {
     /// The earliest end (microseconds) of a committed firing alert, `i64::MAX` when none has one: a sweep before it
     /// has nothing to resolve.
     pub(super) earliest_expiry: AtomicI64,
+    /// Committed alerts announced firing and resolved.
+    pub(super) firing: AtomicU64,
+    pub(super) resolved: AtomicU64,
 }
 
 impl Shared {
@@ -43,12 +46,17 @@ impl Shared {
         let shared = Shared {
             commits: AtomicU64::new(0),
             earliest_expiry: AtomicI64::new(i64::MAX),
+            firing: AtomicU64::new(0),
+            resolved: AtomicU64::new(0),
         };
         shared.committed(timing);
         shared
     }
 
     fn committed(&self, timing: &TimingIndex) {
+        let (firing, resolved) = timing.counts();
+        self.firing.store(firing, Ordering::Relaxed);
+        self.resolved.store(resolved, Ordering::Relaxed);
         self.earliest_expiry.store(
             timing.earliest_expiry().unwrap_or(i64::MAX),
             Ordering::Relaxed,
