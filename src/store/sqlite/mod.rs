@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
@@ -104,6 +105,9 @@ const STATEMENT_CACHE: usize = 64;
 fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
     connection.busy_timeout(busy_timeout)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans that do not depend on bound values: otherwise a cached statement whose plan SQLite marked as
+    // value-dependent is compiled again at every use (the cache clears its bindings, which expires it).
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // Each re-sent alert rewrites the page that holds it, so smaller pages write less per alert; 2 KiB measured best
     // (bench/). Takes effect when the database is created.
     connection.pragma_update(None, "page_size", PAGE_SIZE)?;

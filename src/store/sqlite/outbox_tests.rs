@@ -497,3 +497,24 @@ async fn group_records_and_log_entries_change_with_the_dispatch_that_decided_it(
     assert_eq!(kept, ["live"]);
     store.close().await.unwrap();
 }
+
+#[test]
+fn cached_statements_are_not_compiled_again_at_each_use() {
+    use rusqlite::StatementStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let mut connection = Connection::open(dir.path().join("herald.db")).unwrap();
+    configure(&connection, Duration::from_millis(200)).unwrap();
+    migrate(&mut connection).unwrap();
+    // The shape of the claim's read: its plan would depend on the bound id without the planner's stability setting.
+    let sql = "SELECT p.payload FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id WHERE d.id = ?1";
+    for id in 1..20_i64 {
+        let mut statement = connection.prepare_cached(sql).unwrap();
+        let found = statement
+            .query_row(params![id], |_| Ok(()))
+            .optional()
+            .unwrap();
+        assert_eq!(found, None);
+    }
+    let statement = connection.prepare_cached(sql).unwrap();
+    assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+}
