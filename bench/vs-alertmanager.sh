@@ -75,7 +75,8 @@
 #   BENCH_DIR [/tmp]                where the temp dir (stores, data dirs, configs, logs) goes
 #   BENCH_READY_TIMEOUT [30]        seconds a system may take to answer /-/ready
 #   BENCH_BUILD [1]                 0 skips the build
-#   BENCH_KEEP [0]                  1 keeps the temp dir (configs, stores, logs, raw outputs)
+#   BENCH_KEEP [0]                  1 keeps the temp dir (configs, stores, logs, raw outputs); otherwise each
+#                                   run's store or data dir is removed when its system stops
 #   HERALD_BIN [target/release/herald]   HERALD_LOG [warn]
 #   ALERTMANAGER_BIN [/usr/bin/prometheus-alertmanager]   ALERTMANAGER_LOG [warn]
 #
@@ -244,8 +245,17 @@ wait_quiet() {
     done
 }
 
+# Stops SYSTEM; unless BENCH_KEEP=1 removes its store or data dir, then flushes the page cache to disk, so the
+# next workload does not share the disk with the writeback of the earlier ones' files.
 stop_system() {
-    if [[ $1 == herald ]]; then stop_herald; else stop_alertmanager; fi
+    if [[ $1 == herald ]]; then
+        stop_herald
+        [[ $KEEP == 1 || -z $HERALD_DIR ]] || rm -f "$HERALD_DIR"/herald.db*
+    else
+        stop_alertmanager
+        [[ $KEEP == 1 || -z $AM_DIR ]] || rm -rf "$AM_DIR/data"
+    fi
+    sync
     SUT_PID=
 }
 
