@@ -40,7 +40,7 @@ const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
 /// Deliveries claimed ahead per receiver, as a multiple of `delivery.concurrency`: the next sends are ready when
 /// slots free up, while the next claim is being committed.
-const CLAIM_AHEAD: usize = 8;
+const CLAIM_AHEAD: usize = 32;
 
 /// Open deliveries the engine keeps in memory. Beyond this, they wait in the store and are read back in id order
 /// as the engine works through the ones it holds, so a backlog costs disk, not memory.

@@ -1,6 +1,7 @@
 //! The single writer: receives write commands, folds those already queued into one transaction (group commit),
 //! commits once, then answers each; keeps the timing cache in step with what was committed.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -22,8 +23,13 @@ use crate::store::{
     Dispatched, Existing, GroupRecord, Health, SilenceRecord, StateChange, StoreError, merge,
 };
 
-/// Most commands folded into one transaction.
+/// Most commands of each lane folded into one transaction.
 const MAX_BATCH: usize = 256;
+
+/// Most alerts of ingest commands folded into one transaction (a larger command goes alone): a transaction stays
+/// short however deep the ingest queue is, so the commands that move notifications along, taken first, never wait
+/// long for one.
+const MAX_BATCH_ALERTS: usize = 1_000;
 
 /// How often a writer whose last commit failed checks whether the database takes writes again.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
@@ -85,6 +91,29 @@ pub(super) enum Op {
 }
 
 impl Op {
+    /// Whether this moves notifications along: the dispatcher's and the delivery engine's work, and operators'
+    /// actions on deliveries.
+    fn moves_notifications(&self) -> bool {
+        matches!(
+            self,
+            Op::Dispatch(..)
+                | Op::Claim(..)
+                | Op::Finish(..)
+                | Op::Release(..)
+                | Op::Retry(..)
+                | Op::Discard(..)
+                | Op::PurgeDeliveries(..)
+        )
+    }
+
+    /// The alerts this command writes (at least 1, for its cost in a transaction).
+    fn alerts(&self) -> usize {
+        match self {
+            Op::Upsert(alerts, ..) => alerts.len().max(1),
+            _ => 1,
+        }
+    }
+
     /// Whether this is answered only once durable (synced by the syncer): what is acknowledged to a sender or an
     /// operator (alerts, silences, replays, discards). The dispatcher's and the delivery engine's progress is
     /// answered at commit: lost by a power failure (never by a crash of the process, as the write reached the
@@ -100,6 +129,54 @@ impl Op {
                 | Op::Purge(..)
                 | Op::PurgeDeliveries(..)
         )
+    }
+}
+
+/// Commands waiting for the writer, in two lanes each kept in arrival order: the dispatcher's and the delivery
+/// engine's (and operators' actions on deliveries), which go first, and the rest (alerts, silences, sweeps), which
+/// fill each transaction up to `MAX_BATCH_ALERTS`. So a flood of ingest neither holds up notifications nor is held up
+/// by them: each transaction carries some of both.
+#[derive(Default)]
+struct Lanes {
+    progress: VecDeque<Command>,
+    ingest: VecDeque<Command>,
+}
+
+impl Lanes {
+    fn is_empty(&self) -> bool {
+        self.progress.is_empty() && self.ingest.is_empty()
+    }
+
+    fn push(&mut self, command: Command) {
+        if command.op.moves_notifications() {
+            self.progress.push_back(command);
+        } else {
+            self.ingest.push_back(command);
+        }
+    }
+
+    /// The commands of the next transaction: waiting progress first (up to `MAX_BATCH`), then ingest commands (at
+    /// least one if any waits, up to `MAX_BATCH` commands and `MAX_BATCH_ALERTS` alerts).
+    fn next_batch(&mut self) -> Vec<Command> {
+        let take = self.progress.len().min(MAX_BATCH);
+        let mut batch: Vec<Command> = self.progress.drain(..take).collect();
+        let mut alerts = 0;
+        let mut taken = 0;
+        while taken < MAX_BATCH
+            && let Some(next) = self.ingest.front()
+        {
+            let weight = next.op.alerts();
+            if taken > 0 && alerts + weight > MAX_BATCH_ALERTS {
+                break;
+            }
+            let Some(command) = self.ingest.pop_front() else {
+                break;
+            };
+            alerts += weight;
+            taken += 1;
+            batch.push(command);
+        }
+        batch
     }
 }
 
@@ -133,29 +210,30 @@ pub(super) struct Writer {
 impl Writer {
     /// Runs until every sender is gone, then closes (which ends the checkpointer, who truncates the WAL).
     pub(super) fn run(mut self, receiver: mpsc::Receiver<Command>, health: &HealthState) {
+        let mut lanes = Lanes::default();
         loop {
-            let first = if matches!(health.get(), Health::Ready) {
-                match receiver.recv() {
-                    Ok(command) => command,
-                    Err(mpsc::RecvError) => break,
-                }
-            } else {
-                match receiver.recv_timeout(PROBE_INTERVAL) {
-                    Ok(command) => command,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        health.set(self.probe().as_ref().map(|_| ()));
-                        continue;
+            if lanes.is_empty() {
+                let first = if matches!(health.get(), Health::Ready) {
+                    match receiver.recv() {
+                        Ok(command) => command,
+                        Err(mpsc::RecvError) => break,
                     }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(command) => batch.push(command),
-                    Err(_) => break,
-                }
+                } else {
+                    match receiver.recv_timeout(PROBE_INTERVAL) {
+                        Ok(command) => command,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            health.set(self.probe().as_ref().map(|_| ()));
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                };
+                lanes.push(first);
             }
+            while let Ok(command) = receiver.try_recv() {
+                lanes.push(command);
+            }
+            let batch = lanes.next_batch();
             self.run_batch(batch, health);
         }
         if let Err(error) = self.connection.execute_batch("PRAGMA optimize;") {
@@ -504,4 +582,85 @@ fn purge_silences(connection: &Connection, ended_before: DateTime<Utc>) -> Resul
         .execute(params![to_micros(ended_before)])
         .map_err(unavailable)?;
     Ok(deleted as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Labels, Source};
+
+    fn command(op: Op) -> Command {
+        let (reply, _) = oneshot::channel();
+        Command { op, reply }
+    }
+
+    fn upsert(alerts: usize) -> Command {
+        let now = Utc::now();
+        let alert = Alert {
+            labels: Labels::from([("alertname".to_string(), "Up".to_string())]),
+            annotations: Default::default(),
+            starts_at: now,
+            ends_at: None,
+            ends_at_defaulted: false,
+            generator_url: String::new(),
+            source: Source::Prometheus,
+            extra: Default::default(),
+        };
+        command(Op::Upsert(vec![alert; alerts], now, None))
+    }
+
+    fn claim() -> Command {
+        let now = Utc::now();
+        command(Op::Claim(Vec::new(), now, now, false))
+    }
+
+    fn kinds(batch: &[Command]) -> Vec<usize> {
+        batch
+            .iter()
+            .map(|command| {
+                if command.op.moves_notifications() {
+                    0
+                } else {
+                    command.op.alerts()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn progress_goes_first_and_ingest_fills_up_to_the_alert_bound() {
+        let mut lanes = Lanes::default();
+        for _ in 0..50 {
+            lanes.push(upsert(100));
+        }
+        lanes.push(claim());
+        lanes.push(claim());
+        let first = lanes.next_batch();
+        let mut expected = vec![0, 0];
+        expected.extend(std::iter::repeat_n(100, MAX_BATCH_ALERTS / 100));
+        assert_eq!(kinds(&first), expected);
+        lanes.push(claim());
+        let per_batch = MAX_BATCH_ALERTS / 100;
+        let mut second = vec![0];
+        second.extend(std::iter::repeat_n(100, per_batch));
+        assert_eq!(kinds(&lanes.next_batch()), second);
+        let mut left = 50 - 2 * per_batch;
+        while left > 0 {
+            let batch = lanes.next_batch();
+            assert_eq!(batch.len(), left.min(per_batch));
+            left -= batch.len();
+        }
+        assert!(lanes.is_empty());
+    }
+
+    #[test]
+    fn a_command_larger_than_the_bound_goes_alone_and_nothing_waits_forever() {
+        let mut lanes = Lanes::default();
+        lanes.push(upsert(MAX_BATCH_ALERTS * 2));
+        lanes.push(upsert(1));
+        assert_eq!(kinds(&lanes.next_batch()), vec![MAX_BATCH_ALERTS * 2]);
+        assert_eq!(kinds(&lanes.next_batch()), vec![1]);
+        assert!(lanes.is_empty());
+        assert!(lanes.next_batch().is_empty());
+    }
 }
