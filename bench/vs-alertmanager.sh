@@ -82,8 +82,8 @@
 #
 # Quick smoke run:    BENCH_SMOKE=1 bench/vs-alertmanager.sh
 # One workload:       BENCH_RUNS=1 BENCH_WORKLOADS=overload bench/vs-alertmanager.sh
-# Full run (3 runs of everything; about two hours with today's herald, sustained alone about 17 minutes a run;
-# more while the machine is busy):
+# Full run (3 runs of everything; about 50 minutes with today's herald, sustained alone about 4 minutes a run on
+# each system; more while the machine is busy):
 #                     bench/vs-alertmanager.sh | tee out.txt
 set -euo pipefail
 
