@@ -209,6 +209,7 @@ impl SqliteStore {
             shared: Arc::clone(&shared),
             committed,
             sync,
+            isolate: false,
         };
         let writer_health = Arc::clone(&health);
         let writer = std::thread::Builder::new()

@@ -205,6 +205,8 @@ pub(super) struct Writer {
     pub(super) committed: mpsc::SyncSender<()>,
     /// Where committed requests that must be durable wait for the syncer.
     pub(super) sync: mpsc::Sender<Vec<Waiting>>,
+    /// Whether each command runs in a savepoint of its own (see `run_batch`).
+    pub(super) isolate: bool,
 }
 
 impl Writer {
@@ -265,34 +267,57 @@ impl Writer {
         metrics::counter!("herald_store_writes_total").increment(replies.len() as u64);
         let must_sync: Vec<bool> = ops.iter().map(Op::must_sync).collect();
         let timing = &self.timing;
-        let committed = (|| -> Result<(Vec<Result<Outcome, StoreError>>, Pending), StoreError> {
+        // Commands run straight in the transaction while they all succeed, which spares SQLite copying every page a
+        // command touches into a statement journal. When one fails, the transaction is rolled back whole and the
+        // batches that follow run each command in a savepoint of its own, so a command that keeps failing (a full
+        // disk refusing new alerts) fails alone while the others go on; the first batch without a failure ends that.
+        let isolate = self.isolate;
+        let committed = (|| -> Result<(Vec<Result<Outcome, StoreError>>, Pending), Failure> {
             let mut transaction = self
                 .connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(unavailable)?;
+                .map_err(|error| Failure::all(unavailable(error)))?;
             let mut outcomes = Vec::with_capacity(ops.len());
             let mut pending = Pending::new();
-            for op in ops {
+            for (index, op) in ops.into_iter().enumerate() {
                 let mut view = View {
                     base: timing,
                     pending: &pending,
                     local: Pending::new(),
                 };
-                let outcome = run_isolated(&mut transaction, &mut view, op);
+                let outcome = if isolate {
+                    run_isolated(&mut transaction, &mut view, op)
+                } else {
+                    run(&transaction, &mut view, op)
+                };
                 let local = view.local;
                 match &outcome {
                     Err(error) if transaction.is_autocommit() => {
                         // SQLite rolled the whole transaction back (disk full, I/O error): all of it is lost.
-                        return Err(error.clone());
+                        return Err(Failure::all(error.clone()));
+                    }
+                    // Not isolated: what the command wrote before it failed is undone with the whole transaction
+                    // (dropped uncommitted, it rolls back).
+                    Err(error) if !isolate => {
+                        return Err(Failure {
+                            error: error.clone(),
+                            at: Some(index),
+                        });
                     }
                     Ok(_) => pending.extend(local),
                     Err(_) => {}
                 }
                 outcomes.push(outcome);
             }
-            transaction.commit().map_err(unavailable)?;
+            transaction
+                .commit()
+                .map_err(|error| Failure::all(unavailable(error)))?;
             Ok((outcomes, pending))
         })();
+        self.isolate = match &committed {
+            Ok((outcomes, _)) => outcomes.iter().any(Result::is_err),
+            Err(_) => true,
+        };
         match committed {
             Ok((outcomes, pending)) => {
                 self.timing.apply(pending);
@@ -329,14 +354,47 @@ impl Writer {
                     }
                 }
             }
-            Err(error) => {
+            Err(Failure { error, at: None }) => {
                 tracing::error!(%error, "store commit failed");
                 health.set(Err(&error));
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));
                 }
             }
+            Err(Failure {
+                error,
+                at: Some(failed),
+            }) => {
+                tracing::warn!(%error, "store write failed; its transaction was rolled back");
+                if matches!(error, StoreError::Unavailable(_)) {
+                    health.set(Err(&error));
+                }
+                let undone = StoreError::Unavailable(format!(
+                    "not written: another write of the same transaction failed ({error})"
+                ));
+                for (index, reply) in replies.into_iter().enumerate() {
+                    let outcome = if index == failed {
+                        error.clone()
+                    } else {
+                        undone.clone()
+                    };
+                    let _ = reply.send(Err(outcome));
+                }
+            }
         }
+    }
+}
+
+/// Why a batch's transaction was not committed: every command failed with `error`, or the command at `at` failed
+/// and the others were undone with it.
+struct Failure {
+    error: StoreError,
+    at: Option<usize>,
+}
+
+impl Failure {
+    fn all(error: StoreError) -> Self {
+        Failure { error, at: None }
     }
 }
 
@@ -347,17 +405,24 @@ fn run_isolated(
     op: Op,
 ) -> Result<Outcome, StoreError> {
     let savepoint = transaction.savepoint().map_err(unavailable)?;
-    let outcome = match op {
+    let outcome = run(&savepoint, view, op)?;
+    savepoint.commit().map_err(unavailable)?;
+    Ok(outcome)
+}
+
+/// Runs one command on `savepoint` (the transaction itself, or a savepoint of it).
+fn run(savepoint: &Connection, view: &mut View<'_>, op: Op) -> Result<Outcome, StoreError> {
+    match op {
         Op::Upsert(alerts, now, committed) => {
-            upsert(&savepoint, view, alerts, now).map(|changes| match committed {
+            upsert(savepoint, view, alerts, now).map(|changes| match committed {
                 Some(committed) => Outcome::Handed(changes, committed),
                 None => Outcome::Changes(changes),
             })
         }
-        Op::ResolveExpired(now) => resolve_expired(&savepoint, view, now).map(Outcome::Changes),
-        Op::Purge(before) => purge(&savepoint, view, before).map(Outcome::Count),
-        Op::SaveSilences(silences) => save_silences(&savepoint, silences).map(Outcome::Count),
-        Op::PurgeSilences(before) => purge_silences(&savepoint, before).map(Outcome::Count),
+        Op::ResolveExpired(now) => resolve_expired(savepoint, view, now).map(Outcome::Changes),
+        Op::Purge(before) => purge(savepoint, view, before).map(Outcome::Count),
+        Op::SaveSilences(silences) => save_silences(savepoint, silences).map(Outcome::Count),
+        Op::PurgeSilences(before) => purge_silences(savepoint, before).map(Outcome::Count),
         Op::Dispatch(dispatched, now) => {
             let Dispatched {
                 groups,
@@ -365,29 +430,27 @@ fn run_isolated(
                 queued,
                 forgotten,
             } = *dispatched;
-            save_groups(&savepoint, groups, dropped)?;
-            outbox::forget_sent(&savepoint, forgotten)?;
-            outbox::enqueue(&savepoint, queued, now).map(Outcome::Enqueued)
+            save_groups(savepoint, groups, dropped)?;
+            outbox::forget_sent(savepoint, forgotten)?;
+            outbox::enqueue(savepoint, queued, now).map(Outcome::Enqueued)
         }
         Op::Claim(ids, now, lease, read_payloads) => {
-            outbox::claim(&savepoint, ids, now, lease, read_payloads).map(Outcome::Claimed)
+            outbox::claim(savepoint, ids, now, lease, read_payloads).map(Outcome::Claimed)
         }
         Op::Finish(finished) => {
             let count = finished.len() as u64;
             for finished in finished {
-                outbox::finish(&savepoint, finished)?;
+                outbox::finish(savepoint, finished)?;
             }
             Ok(Outcome::Count(count))
         }
-        Op::Release(ids, now) => outbox::release(&savepoint, ids, now).map(Outcome::Count),
+        Op::Release(ids, now) => outbox::release(savepoint, ids, now).map(Outcome::Count),
         Op::Retry(selection, now) => {
-            outbox::retry(&savepoint, selection, now).map(Outcome::Deliveries)
+            outbox::retry(savepoint, selection, now).map(Outcome::Deliveries)
         }
-        Op::Discard(id) => outbox::discard(&savepoint, id).map(Outcome::Discard),
-        Op::PurgeDeliveries(before) => outbox::purge(&savepoint, before).map(Outcome::Count),
-    }?;
-    savepoint.commit().map_err(unavailable)?;
-    Ok(outcome)
+        Op::Discard(id) => outbox::discard(savepoint, id).map(Outcome::Discard),
+        Op::PurgeDeliveries(before) => outbox::purge(savepoint, before).map(Outcome::Count),
+    }
 }
 
 fn upsert(
@@ -651,6 +714,121 @@ mod tests {
             left -= batch.len();
         }
         assert!(lanes.is_empty());
+    }
+
+    /// A writer on a new database in `dir`, with the syncer's queue.
+    fn writer(dir: &std::path::Path) -> (Writer, mpsc::Receiver<Vec<Waiting>>) {
+        let mut connection = Connection::open(dir.join("herald.db")).unwrap();
+        super::super::configure(&connection, Duration::from_millis(200)).unwrap();
+        super::super::migrate(&mut connection).unwrap();
+        let timing = TimingIndex::load(&connection).unwrap();
+        let shared = Arc::new(Shared::new(&timing));
+        let (committed, _) = mpsc::sync_channel(1);
+        let (sync, syncing) = mpsc::channel();
+        let writer = Writer {
+            connection,
+            timing,
+            shared,
+            committed,
+            sync,
+            isolate: false,
+        };
+        (writer, syncing)
+    }
+
+    /// Settles a delivery that does not exist: its attempt row breaks a foreign key, so the command fails while the
+    /// transaction goes on.
+    fn failing() -> Op {
+        let now = Utc::now();
+        Op::Finish(vec![Finished {
+            id: 424_242,
+            attempt: crate::store::delivery::AttemptRecord {
+                started_at: now,
+                duration_seconds: 0.1,
+                outcome: "delivered".into(),
+                status_code: Some(200),
+                error: None,
+                response: None,
+            },
+            settle: crate::store::delivery::Settle::Delivered,
+            pause: None,
+            state: None,
+            now,
+        }])
+    }
+
+    fn stored_alerts(writer: &Writer) -> i64 {
+        writer
+            .connection
+            .query_row("SELECT COUNT(*) FROM alerts", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// Runs `ops` as one batch and returns each answer (a write that must be durable is answered as synced).
+    fn run_batch(
+        writer: &mut Writer,
+        syncing: &mpsc::Receiver<Vec<Waiting>>,
+        ops: Vec<Op>,
+    ) -> Vec<Result<(), String>> {
+        let (commands, mut replies): (Vec<_>, Vec<_>) = ops
+            .into_iter()
+            .map(|op| {
+                let (reply, answer) = oneshot::channel();
+                (Command { op, reply }, answer)
+            })
+            .unzip();
+        writer.run_batch(commands, &HealthState::default());
+        while let Ok(waiting) = syncing.try_recv() {
+            for (reply, outcome) in waiting {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        replies
+            .iter_mut()
+            .map(|answer| match answer.try_recv().unwrap() {
+                Ok(_) => Ok(()),
+                Err(error) => Err(error.to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_write_undoes_its_batch_then_fails_alone_until_a_batch_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, syncing) = writer(dir.path());
+        let alert = || upsert(1).op;
+
+        // Straight in the transaction: the failure rolls the whole batch back.
+        let answers = run_batch(&mut writer, &syncing, vec![alert(), failing(), alert()]);
+        assert!(
+            answers[1].as_ref().unwrap_err().contains("FOREIGN KEY"),
+            "{answers:?}"
+        );
+        for undone in [&answers[0], &answers[2]] {
+            assert!(
+                undone.as_ref().unwrap_err().contains("not written"),
+                "{answers:?}"
+            );
+        }
+        assert_eq!(stored_alerts(&writer), 0, "nothing of the batch is kept");
+        assert!(writer.isolate);
+
+        // Each in its savepoint: the failing write fails alone.
+        let answers = run_batch(&mut writer, &syncing, vec![alert(), failing(), alert()]);
+        assert_eq!(answers[0], Ok(()));
+        assert!(
+            answers[1].as_ref().unwrap_err().contains("FOREIGN KEY"),
+            "{answers:?}"
+        );
+        assert_eq!(answers[2], Ok(()));
+        assert_eq!(stored_alerts(&writer), 1);
+        assert!(writer.isolate, "a batch with a failure keeps isolating");
+
+        let answers = run_batch(&mut writer, &syncing, vec![alert()]);
+        assert_eq!(answers, vec![Ok(())]);
+        assert!(!writer.isolate, "a clean batch ends isolation");
+        let answers = run_batch(&mut writer, &syncing, vec![alert(), alert()]);
+        assert_eq!(answers, vec![Ok(()), Ok(())]);
     }
 
     #[test]
