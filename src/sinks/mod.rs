@@ -4,7 +4,9 @@ pub mod http;
 pub mod integrations;
 pub mod jira;
 pub mod log;
+pub mod severity;
 pub mod slack;
+pub mod text;
 pub mod webhook;
 
 use std::time::Duration;
