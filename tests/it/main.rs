@@ -24,3 +24,5 @@ mod send_test;
 mod silences;
 mod slack;
 mod slack_emulator;
+mod wecom;
+mod wecom_emulator;
