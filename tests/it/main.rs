@@ -15,6 +15,8 @@ mod jira;
 mod jira_emulator;
 mod lifecycle;
 mod metrics_text;
+mod msteams;
+mod msteams_emulator;
 mod pagerduty;
 mod pagerduty_emulator;
 mod receiver;
