@@ -19,6 +19,7 @@ mod msteams;
 mod msteams_emulator;
 mod pagerduty;
 mod pagerduty_emulator;
+mod paging_secrets;
 mod receiver;
 mod reload;
 mod routing;
