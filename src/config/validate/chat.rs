@@ -382,6 +382,50 @@ mod tests {
 
     const KEY: &str = "0123456789abcdef0123456789abcdef";
 
+    const DEFAULT_YAML: &str = include_str!("../../../config/herald.yaml");
+
+    /// The commented `{key}:` example of the embedded default, uncommented (its commented-out keys left out).
+    fn example(key: &str) -> String {
+        let start = DEFAULT_YAML.find(&format!("    # {key}:")).unwrap();
+        DEFAULT_YAML[start..]
+            .lines()
+            .enumerate()
+            .take_while(|(i, line)| {
+                line.trim_start().starts_with('#')
+                    && (*i == 0 || !line.starts_with("    # ") || line.starts_with("    #  "))
+            })
+            .map(|(_, line)| line.replacen("# ", "", 1))
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_examples_load() {
+        let yaml = receiver(&format!(
+            "{}{}{}",
+            example("pagerduty_configs"),
+            example("wecom_configs"),
+            example("msteamsv2_configs")
+        ))
+        .replace("${PAGERDUTY_ROUTING_KEY}", KEY)
+        .replace("${WECOM_ROBOT_KEY}", "robot-key")
+        .replace("${TEAMS_WEBHOOK_URL}", "https://teams.example/hook");
+        let loaded = load_str(&yaml, "h.yaml").unwrap_or_else(|errors| panic!("{errors}\n{yaml}"));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let receiver = &loaded.settings.receivers[0];
+        let pagerduty = &receiver.pagerduty_configs[0];
+        assert_eq!(pagerduty.url, super::PAGERDUTY_URL);
+        assert!(pagerduty.class.custom.is_some() && pagerduty.source.custom.is_none());
+        assert_eq!(pagerduty.links.len(), 1);
+        assert!(pagerduty.details.contains_key("runbook"));
+        assert_eq!(
+            receiver.wecom_configs[0].msg_type,
+            WeComMessageType::Markdown
+        );
+        assert!(receiver.msteamsv2_configs[0].title.custom.is_some());
+    }
+
     fn receiver(integrations: &str) -> String {
         format!("route: {{receiver: team}}\nreceivers:\n  - name: team\n{integrations}")
     }
