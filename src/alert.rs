@@ -104,6 +104,29 @@ impl LabelSource for PackedLabels {
     }
 }
 
+/// How bad a firing alert is, from its `severity` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    /// The usual spellings of a `severity` label's value; `None` for anything else.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "critical" | "crit" | "page" | "error" | "high" | "fatal" | "emergency" | "alert"
+            | "p1" => Some(Severity::Critical),
+            "warning" | "warn" | "medium" | "p2" | "p3" => Some(Severity::Warning),
+            "info" | "informational" | "low" | "notice" | "none" | "debug" | "p4" | "p5" => {
+                Some(Severity::Info)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Identity of an alert: Prometheus's `model.LabelSet.Fingerprint()` of its labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(pub u64);

@@ -41,6 +41,54 @@ const DEFAULTS: &[(&str, &str)] = &[
          `{{ name }}={{ value }}`{% endif %}{% endfor %}{% endfor %}\
          {% if truncated %}\n… and {{ truncated }} more{% endif %}",
     ),
+    ("default.empty", ""),
+    ("pagerduty.client", "herald"),
+    ("pagerduty.client_url", "{{ external_url }}"),
+    (
+        "pagerduty.source",
+        "{{ common_labels.instance or common_labels.job or 'herald' }}",
+    ),
+    (
+        "pagerduty.firing",
+        "{% for alert in firing %}{{ '\\n' if not loop.first }}{{ alert.labels.alertname }}\
+         {% for name, value in alert.labels | items %}{% if name != 'alertname' %} {{ name }}={{ value }}{% endif %}\
+         {% endfor %}{% if alert.annotations.summary %}: {{ alert.annotations.summary }}{% endif %}{% endfor %}",
+    ),
+    (
+        "pagerduty.resolved",
+        "{% for alert in resolved %}{{ '\\n' if not loop.first }}{{ alert.labels.alertname }}\
+         {% for name, value in alert.labels | items %}{% if name != 'alertname' %} {{ name }}={{ value }}{% endif %}\
+         {% endfor %}{% if alert.annotations.summary %}: {{ alert.annotations.summary }}{% endif %}{% endfor %}",
+    ),
+    ("pagerduty.num_firing", "{{ firing | length }}"),
+    ("pagerduty.num_resolved", "{{ resolved | length }}"),
+    (
+        "wecom.markdown",
+        "{% for alert in alerts %}{{ '\\n' if not loop.first }}> {{ '✅' if alert.status == 'resolved' else '🔥' }} \
+         **{{ alert.labels.alertname }}**{% if alert.annotations.summary %}: {{ alert.annotations.summary }}\
+         {% elif alert.annotations.description %}: {{ alert.annotations.description }}{% endif %}\
+         {% for name, value in alert.labels | items %}{% if name != 'alertname' and name not in group_labels %} \
+         `{{ name }}={{ value }}`{% endif %}{% endfor %}{% endfor %}\
+         {% if truncated %}\n… and {{ truncated }} more{% endif %}",
+    ),
+    (
+        "wecom.text",
+        "{% for alert in alerts %}{{ '\\n' if not loop.first }}{{ '✅' if alert.status == 'resolved' else '🔥' }} \
+         {{ alert.labels.alertname }}{% if alert.annotations.summary %}: {{ alert.annotations.summary }}\
+         {% elif alert.annotations.description %}: {{ alert.annotations.description }}{% endif %}\
+         {% for name, value in alert.labels | items %}{% if name != 'alertname' and name not in group_labels %} \
+         {{ name }}={{ value }}{% endif %}{% endfor %}{% endfor %}\
+         {% if truncated %}\n… and {{ truncated }} more{% endif %}",
+    ),
+    (
+        "msteams.text",
+        "{% for alert in alerts %}{{ '\\n' if not loop.first }}- {{ '✅' if alert.status == 'resolved' else '🔥' }} \
+         **{{ alert.labels.alertname }}**{% if alert.annotations.summary %}: {{ alert.annotations.summary }}\
+         {% elif alert.annotations.description %}: {{ alert.annotations.description }}{% endif %}\
+         {% for name, value in alert.labels | items %}{% if name != 'alertname' and name not in group_labels %} \
+         {{ name }}={{ value }}{% endif %}{% endfor %}{% endfor %}\
+         {% if truncated %}\n\n… and {{ truncated }} more{% endif %}",
+    ),
     (
         "default.description",
         "{% for alert in alerts %}{{ '\\n' if not loop.first }}{{ alert.labels.alertname }} ({{ alert.status }}, since \

@@ -563,6 +563,24 @@ mod tests {
             "reopen_transition:",
             "reopen_duration:",
             "wont_fix_resolution:",
+            "pagerduty_configs:",
+            "routing_key:",
+            "severity:",
+            "source:",
+            "class:",
+            "component:",
+            "group:",
+            "client:",
+            "client_url:",
+            "details:",
+            "links:",
+            "images:",
+            "wecom_configs:",
+            "msg_type:",
+            "mentioned_list:",
+            "mentioned_mobile_list:",
+            "msteamsv2_configs:",
+            "webhook_url:",
         ];
         for key in keys {
             assert!(
@@ -782,14 +800,14 @@ receivers:
   - name: log
     log_configs:
       - send_resolvd: true
-    pagerduty_configs: []
+    victorops_configs: []
 "#,
         );
         assert_eq!(
             errors,
             [
                 "herald.yaml: receivers[0].log_configs[0].send_resolvd: unknown key",
-                "herald.yaml: receivers[0].pagerduty_configs: unknown key",
+                "herald.yaml: receivers[0].victorops_configs: unknown key",
                 "herald.yaml: route.routes[0].recevier: unknown key",
                 "herald.yaml: route.routes[0].routes[0].group_wiat: unknown key",
                 "herald.yaml: servr: unknown key",

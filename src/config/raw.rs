@@ -117,6 +117,9 @@ pub(crate) struct RawReceiver {
     pub webhook_configs: Option<Vec<RawWebhookConfig>>,
     pub slack_configs: Option<Vec<RawSlackConfig>>,
     pub jira_configs: Option<Vec<RawJiraConfig>>,
+    pub pagerduty_configs: Option<Vec<RawPagerDutyConfig>>,
+    pub wecom_configs: Option<Vec<RawWeComConfig>>,
+    pub msteamsv2_configs: Option<Vec<RawMsTeamsV2Config>>,
 }
 
 /// `slack_configs[]`: incoming-webhook mode (`api_url`) or bot mode (`token`, `channel`, `api_url` as the API base).
@@ -170,6 +173,79 @@ pub(crate) struct RawJiraConfig {
     pub reopen_transition: Option<String>,
     pub reopen_duration: Option<String>,
     pub wont_fix_resolution: Option<String>,
+    pub send_resolved: Option<bool>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
+}
+
+/// `pagerduty_configs[]`, with Alertmanager's keys for the Events API v2 and herald's delivery keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a pagerduty config (a map with routing_key)")]
+pub(crate) struct RawPagerDutyConfig {
+    pub routing_key: Option<String>,
+    pub routing_key_file: Option<String>,
+    /// Alertmanager's Events API v1 key: read only to say it is not supported.
+    pub service_key: Option<String>,
+    pub service_key_file: Option<String>,
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub severity: Option<String>,
+    pub source: Option<String>,
+    pub class: Option<String>,
+    pub component: Option<String>,
+    pub group: Option<String>,
+    pub client: Option<String>,
+    pub client_url: Option<String>,
+    pub details: Option<BTreeMap<String, String>>,
+    pub links: Option<Vec<RawPagerDutyLink>>,
+    pub images: Option<Vec<RawPagerDutyImage>>,
+    pub send_resolved: Option<bool>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a link (a map with href and text)")]
+pub(crate) struct RawPagerDutyLink {
+    pub href: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an image (a map with src, href and alt)")]
+pub(crate) struct RawPagerDutyImage {
+    pub src: Option<String>,
+    pub href: Option<String>,
+    pub alt: Option<String>,
+}
+
+/// `wecom_configs[]`: a WeCom group robot.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a wecom config (a map with url)")]
+pub(crate) struct RawWeComConfig {
+    pub url: Option<String>,
+    pub url_file: Option<String>,
+    pub msg_type: Option<String>,
+    pub mentioned_list: Option<Vec<String>>,
+    pub mentioned_mobile_list: Option<Vec<String>>,
+    pub title: Option<String>,
+    pub text: Option<String>,
+    pub send_resolved: Option<bool>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
+}
+
+/// `msteamsv2_configs[]`, with Alertmanager's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an msteamsv2 config (a map with webhook_url)")]
+pub(crate) struct RawMsTeamsV2Config {
+    pub webhook_url: Option<String>,
+    pub webhook_url_file: Option<String>,
+    pub title: Option<String>,
+    pub text: Option<String>,
     pub send_resolved: Option<bool>,
     pub retry: Option<RawRetry>,
     pub rate_limit: Option<RawRateLimit>,

@@ -172,6 +172,9 @@ pub struct Receiver {
     pub webhook_configs: Vec<WebhookConfig>,
     pub slack_configs: Vec<SlackConfig>,
     pub jira_configs: Vec<JiraConfig>,
+    pub pagerduty_configs: Vec<PagerDutyConfig>,
+    pub wecom_configs: Vec<WeComConfig>,
+    pub msteamsv2_configs: Vec<MsTeamsV2Config>,
 }
 
 impl Receiver {
@@ -181,6 +184,9 @@ impl Receiver {
             + self.webhook_configs.len()
             + self.slack_configs.len()
             + self.jira_configs.len()
+            + self.pagerduty_configs.len()
+            + self.wecom_configs.len()
+            + self.msteamsv2_configs.len()
     }
 }
 
@@ -264,6 +270,90 @@ pub struct JiraConfig {
     pub reopen_duration: Duration,
     /// `wont_fix_resolution`: an issue resolved (by a person) with this resolution is never reopened.
     pub wont_fix_resolution: Option<String>,
+    /// `send_resolved`, default true.
+    pub send_resolved: bool,
+    pub delivery: DeliveryOptions,
+}
+
+/// A link or image of a PagerDuty event: each part a template.
+#[derive(Debug, Clone)]
+pub struct PagerDutyLink {
+    /// `href`: where the link (or a click on the image) goes.
+    pub href: TemplateField,
+    /// `text` of a link, `alt` of an image.
+    pub text: TemplateField,
+}
+
+/// An image of a PagerDuty event (`images[]`).
+#[derive(Debug, Clone)]
+pub struct PagerDutyImage {
+    /// `src`: the image's URL (HTTPS, for PagerDuty to show it).
+    pub src: TemplateField,
+    pub href: TemplateField,
+    pub alt: TemplateField,
+}
+
+/// `pagerduty_configs[]`: one PagerDuty alert per alert group through the Events API v2.
+#[derive(Debug, Clone)]
+pub struct PagerDutyConfig {
+    /// `routing_key` or `routing_key_file`: the integration key of a service or ruleset (32 characters).
+    pub routing_key: Secret,
+    /// `url`, default `https://events.pagerduty.com/v2/enqueue`.
+    pub url: String,
+    /// `description`: the event's summary (cut to 1,024 characters).
+    pub description: TemplateField,
+    /// `severity`: critical, error, warning or info; other values are read as a severity label (`page` is
+    /// critical); unset, from the alerts' `severity` labels.
+    pub severity: TemplateField,
+    pub source: TemplateField,
+    pub class: TemplateField,
+    pub component: TemplateField,
+    pub group: TemplateField,
+    pub client: TemplateField,
+    pub client_url: TemplateField,
+    /// `details`: herald's defaults (`firing`, `resolved`, `num_firing`, `num_resolved`) with the configured keys
+    /// added or replacing them; each value a template.
+    pub details: BTreeMap<String, TemplateField>,
+    pub links: Vec<PagerDutyLink>,
+    pub images: Vec<PagerDutyImage>,
+    /// `send_resolved`, default true.
+    pub send_resolved: bool,
+    pub delivery: DeliveryOptions,
+}
+
+/// How a WeCom group robot message is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeComMessageType {
+    /// `markdown` (the default): coloured by state and severity, at most 4,096 bytes.
+    Markdown,
+    /// `text`: plain, with @-mentions, at most 2,048 bytes.
+    Text,
+}
+
+/// `wecom_configs[]`: post to a WeCom (企业微信) group robot.
+#[derive(Debug, Clone)]
+pub struct WeComConfig {
+    /// `url` or `url_file`: the robot's webhook URL with its `key` (the credential).
+    pub url: Secret,
+    pub msg_type: WeComMessageType,
+    /// `mentioned_list`: user ids to @-mention (`@all` for everyone); text messages only.
+    pub mentioned_list: Vec<String>,
+    /// `mentioned_mobile_list`: mobile numbers to @-mention; text messages only.
+    pub mentioned_mobile_list: Vec<String>,
+    pub title: TemplateField,
+    pub text: TemplateField,
+    /// `send_resolved`, default true.
+    pub send_resolved: bool,
+    pub delivery: DeliveryOptions,
+}
+
+/// `msteamsv2_configs[]`: post an Adaptive Card to a Microsoft Teams Workflows webhook (or a legacy connector).
+#[derive(Debug, Clone)]
+pub struct MsTeamsV2Config {
+    /// `webhook_url` or `webhook_url_file`: the webhook's URL (the credential).
+    pub webhook_url: Secret,
+    pub title: TemplateField,
+    pub text: TemplateField,
     /// `send_resolved`, default true.
     pub send_resolved: bool,
     pub delivery: DeliveryOptions,

@@ -60,6 +60,9 @@ pub fn summary(loaded: &Loaded) -> String {
             ("webhook", receiver.webhook_configs.len()),
             ("slack", receiver.slack_configs.len()),
             ("jira", receiver.jira_configs.len()),
+            ("pagerduty", receiver.pagerduty_configs.len()),
+            ("wecom", receiver.wecom_configs.len()),
+            ("msteamsv2", receiver.msteamsv2_configs.len()),
         ]
         .into_iter()
         .filter(|(_, count)| *count > 0)

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod chat;
 mod integrations;
 mod services;
 
@@ -331,6 +332,45 @@ impl Checker<'_> {
                     self.jira_config(&format!("receivers[{i}].jira_configs[{j}]"), jira, delivery)
                 })
                 .collect();
+            let pagerduty_configs = receiver
+                .pagerduty_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, pagerduty)| {
+                    self.pagerduty_config(
+                        &format!("receivers[{i}].pagerduty_configs[{j}]"),
+                        pagerduty,
+                        delivery,
+                    )
+                })
+                .collect();
+            let wecom_configs = receiver
+                .wecom_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, wecom)| {
+                    self.wecom_config(
+                        &format!("receivers[{i}].wecom_configs[{j}]"),
+                        wecom,
+                        delivery,
+                    )
+                })
+                .collect();
+            let msteamsv2_configs = receiver
+                .msteamsv2_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, teams)| {
+                    self.msteamsv2_config(
+                        &format!("receivers[{i}].msteamsv2_configs[{j}]"),
+                        teams,
+                        delivery,
+                    )
+                })
+                .collect();
             receivers.push(Receiver {
                 name,
                 max_alerts,
@@ -338,6 +378,9 @@ impl Checker<'_> {
                 webhook_configs,
                 slack_configs,
                 jira_configs,
+                pagerduty_configs,
+                wecom_configs,
+                msteamsv2_configs,
             });
         }
         receivers

@@ -368,6 +368,21 @@ pub fn url_secrets(url: &str) -> Vec<String> {
     secrets
 }
 
+/// `url_secrets`, plus each query parameter's value long enough to be a token on its own (a robot's `key=`, a
+/// signed URL's `sig=`), which an answer may quote alone.
+pub fn url_and_query_secrets(url: &str) -> Vec<String> {
+    let mut secrets = url_secrets(url);
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        secrets.extend(
+            parsed
+                .query_pairs()
+                .filter(|(_, value)| value.len() >= MIN_SECRET_PART)
+                .map(|(_, value)| value.into_owned()),
+        );
+    }
+    secrets
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

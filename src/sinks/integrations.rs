@@ -6,8 +6,11 @@ use std::sync::Arc;
 use super::Sink;
 use super::jira::JiraSink;
 use super::log::LogSink;
+use super::msteams::MsTeamsSink;
+use super::pagerduty::PagerDutySink;
 use super::slack::SlackSink;
 use super::webhook::WebhookSink;
+use super::wecom::WeComSink;
 use crate::clock::Clock;
 use crate::config::{DeliveryOptions, Settings};
 
@@ -86,6 +89,42 @@ impl Integrations {
                     integrations.push(Integration::new(
                         format!("jira/{index}"),
                         Arc::new(JiraSink::new(
+                            config,
+                            Arc::clone(&settings.templates),
+                            client.clone(),
+                            Arc::clone(clock),
+                        )),
+                        config.delivery.clone(),
+                    ));
+                }
+                for (index, config) in receiver.pagerduty_configs.iter().enumerate() {
+                    integrations.push(Integration::new(
+                        format!("pagerduty/{index}"),
+                        Arc::new(PagerDutySink::new(
+                            config,
+                            Arc::clone(&settings.templates),
+                            client.clone(),
+                            Arc::clone(clock),
+                        )),
+                        config.delivery.clone(),
+                    ));
+                }
+                for (index, config) in receiver.wecom_configs.iter().enumerate() {
+                    integrations.push(Integration::new(
+                        format!("wecom/{index}"),
+                        Arc::new(WeComSink::new(
+                            config,
+                            Arc::clone(&settings.templates),
+                            client.clone(),
+                            Arc::clone(clock),
+                        )),
+                        config.delivery.clone(),
+                    ));
+                }
+                for (index, config) in receiver.msteamsv2_configs.iter().enumerate() {
+                    integrations.push(Integration::new(
+                        format!("msteamsv2/{index}"),
+                        Arc::new(MsTeamsSink::new(
                             config,
                             Arc::clone(&settings.templates),
                             client.clone(),

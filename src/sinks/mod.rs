@@ -4,8 +4,13 @@ pub mod http;
 pub mod integrations;
 pub mod jira;
 pub mod log;
+pub mod msteams;
+pub mod pagerduty;
+pub mod severity;
 pub mod slack;
+pub mod text;
 pub mod webhook;
+pub mod wecom;
 
 use std::time::Duration;
 

@@ -72,7 +72,7 @@ impl Checker<'_> {
     }
 
     /// Delivery options with a service's default rate limit when the config sets none.
-    fn service_options(
+    pub(super) fn service_options(
         &mut self,
         path: &str,
         retry: Option<&crate::config::raw::RawRetry>,

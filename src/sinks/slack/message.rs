@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::alert::Status;
 use crate::notification::Notification;
+pub use crate::sinks::severity::{Severity, severity};
 
 /// The longest `text` Slack takes, in characters.
 pub const MAX_TEXT_CHARS: usize = 40_000;
@@ -39,47 +40,6 @@ pub const RESOLVED: &str = "#439FE0";
 
 /// Annotations that name a runbook.
 const RUNBOOK_KEYS: [&str; 2] = ["runbook_url", "runbook"];
-
-/// How bad a firing alert is, from its `severity` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    /// The usual spellings of a `severity` label's value; `None` for anything else.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "critical" | "crit" | "page" | "error" | "high" | "fatal" | "emergency" | "alert"
-            | "p1" => Some(Severity::Critical),
-            "warning" | "warn" | "medium" | "p2" | "p3" => Some(Severity::Warning),
-            "info" | "informational" | "low" | "notice" | "none" | "debug" | "p4" | "p5" => {
-                Some(Severity::Info)
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The notification's severity: its common `severity` label, else the highest among its firing alerts.
-pub fn severity(notification: &Notification) -> Option<Severity> {
-    if let Some(common) = notification
-        .common_labels
-        .get("severity")
-        .and_then(|value| Severity::parse(value))
-    {
-        return Some(common);
-    }
-    notification
-        .alerts
-        .iter()
-        .filter(|alert| alert.status == Status::Firing)
-        .filter_map(|alert| alert.alert.labels.get("severity"))
-        .filter_map(|value| Severity::parse(value))
-        .max()
-}
 
 /// The attachment's colour: resolved blue, else by severity (unknown severity is critical red).
 pub fn colour(notification: &Notification) -> &'static str {
