@@ -12,9 +12,6 @@ use crate::inhibit::Inhibitor;
 use crate::matcher::{MatchType, Matcher, parse_matcher};
 use crate::store::{AlertQuery, StoredAlert};
 
-/// Go's zero time, which Alertmanager's API shows for an alert without an end.
-const ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
-
 fn timestamp(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -54,11 +51,14 @@ struct Suppression {
     inhibited_by: Vec<String>,
 }
 
+/// An alert in the v2 API's shape. A firing alert without an end (one a webhook announced, firing until its resolve
+/// arrives) shows an end `open_end` ahead, as Alertmanager shows every firing alert with a future `endsAt`.
 fn gettable(
     stored: StoredAlert,
     receivers: Vec<ReceiverRef>,
     held: Suppression,
     now: DateTime<Utc>,
+    open_end: chrono::Duration,
 ) -> GettableAlert {
     let state = match stored.alert.status_at(now) {
         Status::Resolved => "resolved",
@@ -68,10 +68,7 @@ fn gettable(
     GettableAlert {
         fingerprint: stored.fingerprint.to_string(),
         starts_at: timestamp(stored.alert.starts_at),
-        ends_at: stored
-            .alert
-            .ends_at
-            .map_or_else(|| ZERO_TIME.to_string(), timestamp),
+        ends_at: timestamp(stored.alert.ends_at.unwrap_or(now + open_end)),
         updated_at: timestamp(stored.updated_at),
         generator_url: stored.alert.generator_url,
         labels: stored.alert.labels,
@@ -201,6 +198,8 @@ pub async fn get_alert_groups(
 /// The stored alerts a query selects, in Alertmanager's v2 shape.
 async fn list(state: &AppState, filter: &Filter) -> Result<Vec<GettableAlert>, ApiError> {
     let now = state.clock.now();
+    let open_end = chrono::Duration::from_std(state.settings().ingest.resolve_timeout)
+        .unwrap_or(chrono::Duration::MAX);
     let stored = state
         .store
         .alerts(AlertQuery {
@@ -266,7 +265,7 @@ async fn list(state: &AppState, filter: &Filter) -> Result<Vec<GettableAlert>, A
         {
             continue;
         }
-        alerts.push(gettable(stored, receivers, held, now));
+        alerts.push(gettable(stored, receivers, held, now, open_end));
     }
     Ok(alerts)
 }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::{
     BodyError, Limits, Parsed, Rejection, check_count, clean_annotations, clean_labels, decode,
+    is_zero_time,
 };
 use crate::alert::{Alert, Annotations, Extra, Labels, Source};
 
@@ -24,7 +25,8 @@ pub(crate) struct PostableAlert {
 }
 
 /// Parses a v2 API body with Alertmanager's semantics: missing `startsAt` is now (or `endsAt` when only that is
-/// given), missing `endsAt` is now + resolve_timeout, empty label values are dropped, and invalid alerts are rejected
+/// given), missing `endsAt` is now + resolve_timeout (Go's zero time, `0001-01-01T00:00:00Z`, which amtool sends
+/// for both, counts as missing), empty label values are dropped, and invalid alerts are rejected
 /// one by one while the valid ones are kept.
 pub fn parse(body: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result<Parsed, BodyError> {
     let posted: Vec<PostableAlert> = decode(body)?;
@@ -44,12 +46,14 @@ pub fn parse(body: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result<Parsed,
 
 fn normalise(raw: PostableAlert, now: DateTime<Utc>, limits: &Limits) -> Result<Alert, String> {
     let labels = clean_labels(raw.labels, limits).map_err(|reason| format!("labels: {reason}"))?;
-    let starts_at = match (raw.starts_at, raw.ends_at) {
+    let unset_if_zero = |time: Option<DateTime<Utc>>| time.filter(|time| !is_zero_time(time));
+    let (raw_starts_at, raw_ends_at) = (unset_if_zero(raw.starts_at), unset_if_zero(raw.ends_at));
+    let starts_at = match (raw_starts_at, raw_ends_at) {
         (Some(start), _) => start,
         (None, Some(end)) => end,
         (None, None) => now,
     };
-    let (ends_at, timeout) = match raw.ends_at {
+    let (ends_at, timeout) = match raw_ends_at {
         Some(end) => (end, false),
         None => (now + limits.resolve_timeout, true),
     };
@@ -126,6 +130,21 @@ mod tests {
             "startsAt defaults to endsAt when only endsAt is given"
         );
         assert_eq!(alert.status_at(now()), Status::Resolved);
+    }
+
+    #[test]
+    fn go_zero_times_count_as_missing() {
+        let parsed = parse(
+            br#"[{"labels":{"alertname":"A"},"startsAt":"0001-01-01T00:00:00.000Z","endsAt":"0001-01-01T00:00:00Z"}]"#,
+            now(),
+            &limits(),
+        )
+        .unwrap();
+        let alert = &parsed.alerts[0];
+        assert_eq!(alert.starts_at, now());
+        assert_eq!(alert.ends_at, Some(now() + chrono::Duration::minutes(5)));
+        assert!(alert.ends_at_defaulted);
+        assert_eq!(alert.status_at(now()), Status::Firing);
     }
 
     #[test]

@@ -207,3 +207,37 @@ async fn amtool_reads_the_route_tree_and_tests_routes_against_it() {
     assert_eq!(code, Some(1), "{stderr}");
     herald.stop().await;
 }
+
+#[tokio::test]
+async fn amtool_alert_add_gives_an_active_alert_that_amtool_alert_query_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    // amtool stamps nothing itself: it sends Go's zero time for startsAt and endsAt, which mean "unset".
+    let herald = Herald::start(settings(&dir.path().join("amtool-add.db"), "amtool-rcv")).await;
+    run(
+        &herald,
+        &[
+            "alert",
+            "add",
+            "alertname=AddedByHand",
+            "instance=db-7",
+            "--annotation=summary=added with amtool",
+        ],
+    )
+    .await;
+    let alerts = herald.alerts("").await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let added = &alerts[0];
+    assert_eq!(added["status"]["state"], "active", "{added:#}");
+    let starts: chrono::DateTime<chrono::Utc> =
+        added["startsAt"].as_str().unwrap().parse().unwrap();
+    let ends: chrono::DateTime<chrono::Utc> = added["endsAt"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        (ends - starts).num_seconds(),
+        300,
+        "no end given: now + resolve_timeout, as Alertmanager: {added:#}"
+    );
+    let queried = run(&herald, &["alert", "query"]).await;
+    assert!(queried.contains("AddedByHand"), "{queried}");
+    assert!(queried.contains("added with amtool"), "{queried}");
+    herald.stop().await;
+}

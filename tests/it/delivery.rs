@@ -292,6 +292,11 @@ async fn a_permanent_error_is_dead_with_its_reason_and_replay_delivers_it() {
         2,
         "both attempts are kept"
     );
+    assert_eq!(
+        detail["delivery"]["last_error"],
+        serde_json::Value::Null,
+        "delivered: the earlier error stays in its attempt only"
+    );
 
     // A delivered delivery can be discarded; an unknown one is 404.
     let discard = herald

@@ -17,6 +17,7 @@ mod lifecycle;
 mod metrics_text;
 mod msteams;
 mod msteams_emulator;
+mod one_store;
 mod pagerduty;
 mod pagerduty_emulator;
 mod paging_secrets;

@@ -2,6 +2,7 @@
 //! commits durable before what must be is answered, a checkpointer thread, and a separate connection for reads.
 
 mod checkpoint;
+mod lock;
 mod outbox;
 mod rows;
 mod sync;
@@ -97,6 +98,8 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     health: Arc<HealthState>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// This process's lock on the store, released when the store closes.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// Prepared statements kept per connection: more than herald's writer uses, so none is prepared twice.
@@ -173,6 +176,7 @@ impl SqliteStore {
                 ))
             })?;
         }
+        let lock = lock::acquire(&path)?;
         let open_error = |error: rusqlite::Error| StoreError::Open(format!("{place}: {error}"));
         let mut connection = Connection::open(&path).map_err(open_error)?;
         configure(&connection, busy_timeout).map_err(open_error)?;
@@ -223,6 +227,7 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             health,
             threads: Mutex::new(vec![writer, syncer, checkpointer]),
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -568,6 +573,10 @@ impl Store for SqliteStore {
         .await
         .map_err(|error| StoreError::Unavailable(error.to_string()))??;
         self.health.set(Err(&StoreError::Closed));
+        // Everything is written: another process may take the store.
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
         Ok(())
     }
 }

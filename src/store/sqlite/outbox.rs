@@ -279,7 +279,8 @@ pub(super) fn finish(connection: &Connection, finished: Finished) -> Result<(), 
     connection
         .prepare_cached(
             "UPDATE deliveries SET state = ?2, attempts = attempts + 1, lease_until = NULL, updated_at = ?3, \
-             next_attempt_at = COALESCE(?4, next_attempt_at), last_error = COALESCE(?5, last_error) \
+             next_attempt_at = COALESCE(?4, next_attempt_at), \
+             last_error = CASE WHEN ?2 = 'delivered' THEN NULL ELSE COALESCE(?5, last_error) END \
              WHERE id = ?1",
         )
         .map_err(unavailable)?
