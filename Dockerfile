@@ -5,7 +5,7 @@
 #   docker build -t herald .
 #   docker run -p 9095:9095 -v herald-data:/var/lib/herald herald
 
-FROM rust:1.88-bookworm AS build
+FROM rust:1.89-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --package herald --bin herald
