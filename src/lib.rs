@@ -17,6 +17,7 @@ pub mod sinks;
 pub mod store;
 pub mod template;
 pub mod timeinterval;
+pub mod version;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub async fn run_with_reload(
     clock: Arc<dyn Clock>,
     source: Option<reload::ConfigSource>,
 ) -> Result<(), RunError> {
+    // The metrics recorder first: what starts next records into it from its first step.
+    http::metrics::handle();
     let client = sinks::http::client()
         .map_err(|error| RunError::Config(format!("cannot build the HTTP client: {error}")))?;
     let applied = reload::Applied::build(settings, &client, &clock).map_err(RunError::Config)?;

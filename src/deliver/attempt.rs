@@ -10,7 +10,7 @@ use super::policy;
 use crate::clock::Clock;
 use crate::config::format_duration;
 use crate::notification::Notification;
-use crate::sinks::integrations::Integration;
+use crate::sinks::integrations::{Integration, Integrations};
 use crate::sinks::{Context, Receipt, SinkError};
 use crate::store::delivery::{AttemptRecord, Finished, Settle};
 
@@ -235,5 +235,31 @@ fn record(
         receiver: job.receiver,
         finished,
         pause,
+    }
+}
+
+/// Starts the delivery counters of every receiver and integration `integrations` configures at 0 (those already
+/// counting keep their values), so `rate()` and dashboards see them before their first event.
+pub(super) fn start_counters(integrations: &Integrations) {
+    for receiver in integrations.receiver_names() {
+        let Some(configured) = integrations.receiver(receiver) else {
+            continue;
+        };
+        for integration in &configured.integrations {
+            let kind = integration.sink.integration();
+            for outcome in ["delivered", "retryable", "rate_limited", "permanent"] {
+                metrics::counter!("herald_delivery_attempts_total", "integration" => kind, "outcome" => outcome)
+                    .increment(0);
+            }
+            metrics::counter!("herald_rate_limited_total", "integration" => kind).increment(0);
+            metrics::counter!("herald_template_failures_total", "integration" => kind).increment(0);
+            metrics::counter!("herald_notifications_total", "receiver" => receiver.to_owned(), "integration" => kind)
+                .increment(0);
+            for reason in ["permanent", "retries_exhausted"] {
+                metrics::counter!("herald_notifications_failed_total", "receiver" => receiver.to_owned(),
+                    "integration" => kind, "reason" => reason)
+                .increment(0);
+            }
+        }
     }
 }

@@ -217,6 +217,7 @@ impl Engine {
     /// Takes a configuration's integrations, delivery settings and rate limits (at start and on reload).
     fn configure(&mut self, applied: &Applied) {
         self.integrations = Arc::clone(&applied.integrations);
+        attempt::start_counters(&self.integrations);
         self.settings = applied.settings.delivery.clone();
         let mut limits = HashMap::new();
         for integration in self.integrations.all() {

@@ -94,6 +94,33 @@ fn describe() {
         "herald_store_writes_total",
         "Store write requests; divided by commits, how many writes share a commit."
     );
+    metrics::describe_gauge!(
+        "herald_build_info",
+        "Always 1, labelled with the version, the source revision and the Rust compiler herald was built with."
+    );
+    metrics::gauge!(
+        "herald_build_info",
+        "version" => crate::version::VERSION,
+        "revision" => crate::version::REVISION,
+        "rustversion" => crate::version::RUST_VERSION
+    )
+    .set(1.0);
+    // Every counter with a fixed label set starts at 0, so rate() and dashboards work before its first event;
+    // those labelled by receiver and integration start when a configuration is put in force (deliver).
+    for name in [
+        "herald_store_commits_total",
+        "herald_store_syncs_total",
+        "herald_store_writes_total",
+    ] {
+        metrics::counter!(name).absolute(0);
+    }
+    for reason in ["busy", "backlog"] {
+        metrics::counter!("herald_ingest_refused_total", "reason" => reason).absolute(0);
+    }
+    for reason in ["silenced", "inhibited", "muted", "deduped"] {
+        metrics::counter!("herald_notifications_suppressed_total", "reason" => reason).absolute(0);
+    }
+    process_collector().describe();
     for source in Source::ALL {
         metrics::counter!("herald_alerts_invalid_total", "source" => source.as_str()).absolute(0);
         for status in ["firing", "resolved"] {
@@ -101,6 +128,12 @@ fn describe() {
                 .absolute(0);
         }
     }
+}
+
+/// The `process_*` metrics (CPU, memory, file descriptors, start time, threads), read at each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -139,6 +172,7 @@ pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -
 
 /// `GET /metrics`: everything recorded, plus gauges read from this instance's store at scrape time.
 pub async fn render(State(state): State<AppState>) -> Response {
+    process_collector().collect();
     let mut text = state.metrics.render();
     let now = state.clock.now();
     match state.store.alert_counts(now).await {

@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod emulator;
 mod flow;
+mod fresh_metrics;
 mod harness;
 mod ingest;
 mod jira;
