@@ -2,6 +2,8 @@
 //! error types that name the origin and key path of every problem.
 
 mod duration;
+mod email;
+mod httpconfig;
 mod load;
 mod raw;
 mod secret;
@@ -12,6 +14,8 @@ mod validate;
 use std::fmt;
 
 pub use duration::{format_duration, parse_duration};
+pub use email::*;
+pub use httpconfig::*;
 pub use load::{load, load_str, resolve_path};
 pub use secret::Secret;
 pub use settings::*;

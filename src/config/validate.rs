@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod email;
+mod http;
 mod integrations;
 mod services;
 
@@ -331,6 +333,19 @@ impl Checker<'_> {
                     self.jira_config(&format!("receivers[{i}].jira_configs[{j}]"), jira, delivery)
                 })
                 .collect();
+            let email_configs = receiver
+                .email_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, email)| {
+                    self.email_config(
+                        &format!("receivers[{i}].email_configs[{j}]"),
+                        email,
+                        delivery,
+                    )
+                })
+                .collect();
             receivers.push(Receiver {
                 name,
                 max_alerts,
@@ -338,6 +353,7 @@ impl Checker<'_> {
                 webhook_configs,
                 slack_configs,
                 jira_configs,
+                email_configs,
             });
         }
         receivers

@@ -61,6 +61,7 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
             webhook_configs: vec![],
             slack_configs: vec![],
             jira_configs: vec![],
+            email_configs: vec![],
         }],
         time_intervals: vec![],
         inhibit_rules: vec![],
@@ -83,7 +84,9 @@ pub fn webhook_settings(
     settings.receivers[0].webhook_configs.push(WebhookConfig {
         url: Secret::new(url),
         send_resolved: true,
-        authorization: None,
+        method: Default::default(),
+        body: None,
+        http: Default::default(),
         hmac_secret: None,
         max_alerts: None,
         delivery,

@@ -72,7 +72,7 @@ impl Checker<'_> {
     }
 
     /// Delivery options with a service's default rate limit when the config sets none.
-    fn service_options(
+    pub(super) fn service_options(
         &mut self,
         path: &str,
         retry: Option<&crate::config::raw::RawRetry>,
@@ -150,6 +150,7 @@ impl Checker<'_> {
             "default.title_link",
         );
         let text = self.template_field(path, "text", raw.text.as_deref(), "default.text");
+        let http = self.http_config(&format!("{path}.http_config"), raw.http_config.as_ref());
         let delivery = self.service_options(
             path,
             raw.retry.as_ref(),
@@ -169,6 +170,7 @@ impl Checker<'_> {
             title,
             title_link,
             text,
+            http,
             delivery,
         })
     }
@@ -302,6 +304,7 @@ impl Checker<'_> {
             ),
             None => Some(Duration::from_secs(24 * 3600)),
         };
+        let http = self.http_config(&format!("{path}.http_config"), raw.http_config.as_ref());
         let delivery = self.service_options(
             path,
             raw.retry.as_ref(),
@@ -342,6 +345,7 @@ impl Checker<'_> {
                 .clone()
                 .filter(|value| !value.is_empty()),
             send_resolved: raw.send_resolved.unwrap_or(true),
+            http,
             delivery,
         })
     }
