@@ -426,6 +426,7 @@ mod tests {
 
     /// One request as the test server saw it.
     struct Seen {
+        method: axum::http::Method,
         path: String,
         headers: HeaderMap,
         body: Bytes,
@@ -440,10 +441,14 @@ mod tests {
     ) -> (String, mpsc::UnboundedReceiver<Seen>) {
         let (seen, requests) = mpsc::unbounded_channel();
         let app = Router::new().fallback(
-            move |uri: Uri, request_headers: HeaderMap, request_body: Bytes| {
+            move |method: axum::http::Method,
+                  uri: Uri,
+                  request_headers: HeaderMap,
+                  request_body: Bytes| {
                 let seen = seen.clone();
                 async move {
                     let _ = seen.send(Seen {
+                        method,
                         path: uri.path().to_owned(),
                         headers: request_headers,
                         body: request_body,
@@ -605,5 +610,81 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, SinkError::Permanent { .. }), "{error:?}");
         assert!(!error.to_string().contains(TOKEN), "{error}");
+    }
+
+    /// A DingTalk robot's text message, as a user would write it.
+    const DINGTALK: &str = r#"{"msgtype":"text","text":{"content":{{ ("[" ~ (status | upper) ~ "] " ~ (alerts | map(attribute="annotations.summary") | join("; "))) | tojson }}},"at":{"isAtAll":false}}"#;
+
+    fn templated(url: &str, source: &str) -> (WebhookConfig, Arc<Templates>) {
+        let mut templates = Templates::new();
+        templates.add("hooks.body", source).unwrap();
+        let mut config = config(url);
+        config.body = Some(TemplateField {
+            custom: Some("hooks.body".into()),
+            default: "default.webhook_body",
+        });
+        (config, Arc::new(templates))
+    }
+
+    #[tokio::test]
+    async fn a_body_template_is_sent_with_its_method_and_headers() {
+        let (url, mut requests) = serve(200, &[], r#"{"errcode":0,"errmsg":"ok"}"#).await;
+        let (mut config, templates) = templated(&url, DINGTALK);
+        config.method = WebhookMethod::Put;
+        config.max_alerts = Some(2);
+        config.http.headers = vec![crate::config::HttpHeader {
+            name: "Content-Type".into(),
+            values: vec!["application/json; charset=utf-8".into()],
+            secrets: vec![],
+        }];
+        config.hmac_secret = Some(Secret::new("hm4c-key"));
+        let sink = WebhookSink::new(&config, http::client().unwrap()).with_templates(templates);
+        sink.send(&notification(), &Context::default())
+            .await
+            .unwrap();
+        let seen = requests.recv().await.unwrap();
+        assert_eq!(seen.method, axum::http::Method::PUT);
+        assert_eq!(
+            seen.headers
+                .get_all("content-type")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["application/json; charset=utf-8"]
+        );
+        let json: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+        assert_eq!(json["msgtype"], "text");
+        assert_eq!(
+            json["text"]["content"], "[FIRING] db-1 disk full; db-2 disk full",
+            "max_alerts applies to the template's alerts too"
+        );
+        let timestamp: i64 = seen.headers["x-herald-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected = signature(b"hm4c-key", timestamp, &seen.body).unwrap();
+        assert_eq!(
+            seen.headers["x-herald-signature"],
+            format!("sha256={expected}").as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_fails_to_render_is_permanent_and_nothing_is_sent() {
+        let (url, mut requests) = serve(200, &[], "ok").await;
+        let (config, templates) = templated(&url, "{{ alerts | no_such_filter }}");
+        let sink = WebhookSink::new(&config, http::client().unwrap()).with_templates(templates);
+        let error = sink
+            .send(&notification(), &Context::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SinkError::Permanent { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the body cannot be rendered: template hooks.body failed"),
+            "{error}"
+        );
+        assert!(requests.try_recv().is_err());
     }
 }

@@ -76,6 +76,7 @@ pub fn build(
     let mut builder = Message::builder()
         .envelope(envelope(config)?)
         .date(SystemTime::from(date))
+        .message_id(None)
         .mailbox(header::From::from(mailboxes("From", &from)?))
         .mailbox(header::To::from(mailboxes("To", &to)?));
     for (name, value) in &rendered.headers {
@@ -182,6 +183,7 @@ mod tests {
             "{formatted}"
         );
         assert!(formatted.contains("multipart/alternative"), "{formatted}");
+        assert!(formatted.contains("\r\nMessage-ID: <"), "{formatted}");
         assert!(
             formatted.contains("plain body") && formatted.contains("<p>html body</p>"),
             "{formatted}"
