@@ -8,6 +8,7 @@ mod load;
 mod raw;
 mod secret;
 mod settings;
+pub mod shown;
 mod summary;
 mod validate;
 

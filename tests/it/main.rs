@@ -21,6 +21,7 @@ mod pki;
 mod receiver;
 mod reload;
 mod routing;
+mod secrets;
 mod send_test;
 mod silences;
 mod slack;
