@@ -379,6 +379,9 @@ mod tests {
             .map(|line| format!("{line}\n"))
             .collect::<String>()
             .replace("${JIRA_API_TOKEN}", "token")
+            .replace("${HOOK_TOKEN}", "token")
+            .replace("${HOOK_SIGNING_KEY}", "key")
+            .replace("${SMTP_PASSWORD}", "password")
     }
 
     #[test]
@@ -411,6 +414,87 @@ mod tests {
         );
         assert_eq!(jira.fields["customfield_10010"]["value"], "Production");
         assert_eq!(jira.delivery.rate_limit, None);
+    }
+
+    #[test]
+    fn the_documented_webhook_and_email_examples_load() {
+        let yaml = format!(
+            "route: {{receiver: team}}\nreceivers:\n  - name: team\n{}{}",
+            example("webhook_configs"),
+            example("email_configs")
+        );
+        let settings = load_str(&yaml, "h.yaml").unwrap().settings;
+        let receiver = &settings.receivers[0];
+        let hook = &receiver.webhook_configs[0];
+        assert_eq!(
+            hook.http.authorization.as_ref().unwrap().value.expose(),
+            "Bearer token"
+        );
+        assert!(hook.hmac_secret.is_some());
+        let mail = &receiver.email_configs[0];
+        assert_eq!(mail.to.len(), 2);
+        assert_eq!(mail.smarthost.to_string(), "smtp.example.com:587");
+        assert!(mail.require_tls);
+        assert!(mail.headers[0].value.custom.is_some());
+    }
+
+    /// The README's receiver examples for `name`, with files replaced by inline values and TLS files left out.
+    fn readme_receiver(name: &str) -> String {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("```yaml\n")
+            .map(|rest| rest.split("```").next().unwrap_or_default())
+            .find(|block| block.contains(&format!("  - name: {name}\n")))
+            .unwrap();
+        block
+            .lines()
+            .filter(|line| !line.contains("tls_config:"))
+            .map(|line| {
+                line.replace(
+                    "url_file: /run/secrets/dingtalk_robot_url",
+                    "url: https://oapi.dingtalk.com/robot/send?access_token=x",
+                )
+                .replace("_file: /run/secrets/", ": secret-")
+                .replace("${AUDIT_API_KEY}", "key")
+                    + "\n"
+            })
+            .collect::<String>()
+            .replacen(
+                "receivers:\n",
+                &format!("route: {{receiver: {name}}}\nreceivers:\n"),
+                1,
+            )
+    }
+
+    #[test]
+    fn the_readme_receivers_load_and_the_dingtalk_body_renders_json() {
+        for name in ["oncall-mail", "audit"] {
+            load_str(&readme_receiver(name), "README.md").unwrap();
+        }
+        let settings = load_str(&readme_receiver("dingtalk"), "README.md")
+            .unwrap()
+            .settings;
+        let hook = &settings.receivers[0].webhook_configs[0];
+        let n = crate::notification::Notification::synthetic(
+            "dingtalk",
+            crate::alert::Status::Firing,
+            chrono::DateTime::UNIX_EPOCH,
+            None,
+        );
+        let body = settings
+            .templates
+            .renderer(&n, "webhook")
+            .render_strict(hook.body.as_ref().unwrap())
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["markdown"]["title"], "[FIRING] HeraldSendTest");
+        assert!(
+            json["markdown"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Test notification"),
+            "{json}"
+        );
     }
 
     #[test]
