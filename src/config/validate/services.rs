@@ -71,6 +71,16 @@ impl Checker<'_> {
         }
     }
 
+    /// Warns that `http_config`'s credentials are not sent where the integration signs in by itself.
+    fn unused_credentials(&mut self, path: &str, http: &crate::config::HttpConfig, why: &str) {
+        if http.authorization.is_some() || http.oauth2.is_some() {
+            self.warnings.push(crate::config::Issue::new(
+                format!("{path}.http_config"),
+                format!("its credentials are not used: {why}"),
+            ));
+        }
+    }
+
     /// Delivery options with a service's default rate limit when the config sets none.
     pub(super) fn service_options(
         &mut self,
@@ -151,6 +161,9 @@ impl Checker<'_> {
         );
         let text = self.template_field(path, "text", raw.text.as_deref(), "default.text");
         let http = self.http_config(&format!("{path}.http_config"), raw.http_config.as_ref());
+        if matches!(mode, Some(SlackMode::Bot { .. })) {
+            self.unused_credentials(path, &http, "in bot mode the token signs in");
+        }
         let delivery = self.service_options(
             path,
             raw.retry.as_ref(),
@@ -305,6 +318,11 @@ impl Checker<'_> {
             None => Some(Duration::from_secs(24 * 3600)),
         };
         let http = self.http_config(&format!("{path}.http_config"), raw.http_config.as_ref());
+        self.unused_credentials(
+            path,
+            &http,
+            "Jira signs in with user and api_token, or personal_access_token",
+        );
         let delivery = self.service_options(
             path,
             raw.retry.as_ref(),
@@ -573,5 +591,26 @@ mod tests {
             !errors.iter().any(|e| e.contains("jira_configs[1]")),
             "a PAT alone is enough: {errors:#?}"
         );
+    }
+
+    #[test]
+    fn http_config_credentials_a_jira_or_slack_bot_does_not_send_are_warned_about() {
+        let yaml = "route: {receiver: team}\nreceivers:\n  - name: team\n    slack_configs:\n      \
+                    - {token: xoxb-1, channel: '#a', http_config: {bearer_token: t}}\n      \
+                    - {api_url: 'https://hooks.slack.com/x', http_config: {bearer_token: t}}\n    jira_configs:\n      \
+                    - {api_url: 'https://x', personal_access_token: p, project: OPS, issue_type: Bug, \
+                    http_config: {basic_auth: {username: u, password: p}, tls_config: {min_version: TLS13}}}\n";
+        let loaded = load_str(yaml, "h.yaml").unwrap();
+        assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings[0]
+                .contains("slack_configs[0].http_config: its credentials are not used")
+        );
+        assert!(
+            loaded.warnings[1]
+                .contains("jira_configs[0].http_config: its credentials are not used")
+        );
+        let jira = &loaded.settings.receivers[0].jira_configs[0];
+        assert!(jira.http.needs_own_client(), "TLS settings still apply");
     }
 }
