@@ -1,30 +1,61 @@
-//! A loopback TLS listener for axum: accepts TCP connections, completes each TLS handshake with the test PKI's
-//! server configuration, and records the handshakes that failed (a client without a certificate, one that does
-//! not trust the CA), so a test can tell a refused handshake from a request never made.
+//! A loopback TLS listener for axum: accepts TCP connections, completes each TLS handshake (each in its own task,
+//! so one slow client holds up no other) with the test PKI's server configuration, and records the handshakes
+//! that failed (a client without a certificate, one that does not trust the CA), so a test can tell a refused
+//! handshake from a request never made.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use herald::clock::Clock;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 pub struct TlsListener {
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    failures: Arc<Mutex<Vec<String>>>,
+    addr: SocketAddr,
+    accepted: mpsc::UnboundedReceiver<(TlsStream<TcpStream>, SocketAddr)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl TlsListener {
     pub async fn bind(config: Arc<rustls::ServerConfig>) -> (Self, Arc<Mutex<Vec<String>>>) {
         let failures = Arc::new(Mutex::new(Vec::new()));
-        let listener = TlsListener {
-            listener: crate::emulator::loopback().await,
-            acceptor: TlsAcceptor::from(config),
-            failures: Arc::clone(&failures),
+        let listener = crate::emulator::loopback().await;
+        let addr = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(config);
+        let (sender, accepted) = mpsc::unbounded_channel();
+        let task = {
+            let failures = Arc::clone(&failures);
+            tokio::spawn(async move {
+                while let Ok((stream, peer)) = listener.accept().await {
+                    let (acceptor, sender, failures) =
+                        (acceptor.clone(), sender.clone(), Arc::clone(&failures));
+                    tokio::spawn(async move {
+                        match acceptor.accept(stream).await {
+                            Ok(tls) => {
+                                let _ = sender.send((tls, peer));
+                            }
+                            Err(error) => failures.lock().unwrap().push(error.to_string()),
+                        }
+                    });
+                }
+            })
         };
-        (listener, failures)
+        (
+            TlsListener {
+                addr,
+                accepted,
+                task,
+            },
+            failures,
+        )
     }
 }
 
@@ -33,19 +64,14 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, addr)) = self.listener.accept().await else {
-                continue;
-            };
-            match self.acceptor.accept(stream).await {
-                Ok(tls) => return (tls, addr),
-                Err(error) => self.failures.lock().unwrap().push(error.to_string()),
-            }
+        match self.accepted.recv().await {
+            Some(accepted) => accepted,
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.listener.local_addr()
+        Ok(self.addr)
     }
 }
 
