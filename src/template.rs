@@ -99,6 +99,17 @@ const DEFAULTS: &[(&str, &str)] = &[
          {% if alert.generator_url %}\nSource: {{ alert.generator_url }}{% endif %}\n{% endfor %}\
          {% if truncated %}\n… and {{ truncated }} more alerts{% endif %}",
     ),
+    ("default.empty", ""),
+    ("default.webhook_body", ""),
+    (
+        "default.email.subject",
+        "[{{ status | upper }}{% if status == 'firing' %}:{{ firing | length }}{% endif %}] \
+         {{ group_labels.alertname or common_labels.alertname or 'alerts' }}\
+         {% for name, value in group_labels | items %}{% if name != 'alertname' %} {{ name }}={{ value }}{% endif %}\
+         {% endfor %}",
+    ),
+    ("default.email.text", include_str!("template/email.txt")),
+    ("default.email.html", include_str!("template/email.html")),
     (
         "default.comment",
         "{{ status | upper }} ({{ reason }}): {{ firing | length }} firing, {{ resolved | length }} resolved\
@@ -257,6 +268,22 @@ pub struct Renderer<'a> {
 }
 
 impl Renderer<'_> {
+    /// Renders the user's template of `field` with no fallback: for a field whose default cannot stand in for it
+    /// (a webhook's body, in the destination's own format). `Err` says why it failed.
+    pub fn render_strict(&self, field: &TemplateField) -> Result<String, String> {
+        let name = field.custom.as_deref().unwrap_or(field.default);
+        self.templates
+            .render_named(name, &self.context)
+            .map_err(|error| {
+                metrics::counter!("herald_template_failures_total", "integration" => self.integration)
+                    .increment(1);
+                match error.line() {
+                    Some(line) => format!("template {name} failed at line {line}: {}", error.detail().unwrap_or_default()),
+                    None => format!("template {name} failed: {error}"),
+                }
+            })
+    }
+
     /// Renders `field`; when the user's template fails, counts it, logs it and renders the default instead.
     pub fn render(&self, field: &TemplateField) -> String {
         if let Some(name) = &field.custom {

@@ -2,16 +2,21 @@
 //! error types that name the origin and key path of every problem.
 
 mod duration;
+mod email;
+mod httpconfig;
 mod load;
 mod raw;
 mod secret;
 mod settings;
+pub mod shown;
 mod summary;
 mod validate;
 
 use std::fmt;
 
 pub use duration::{format_duration, parse_duration};
+pub use email::*;
+pub use httpconfig::*;
 pub use load::{load, load_str, resolve_path};
 pub use secret::Secret;
 pub use settings::*;

@@ -120,6 +120,7 @@ pub(crate) struct RawReceiver {
     pub pagerduty_configs: Option<Vec<RawPagerDutyConfig>>,
     pub wecom_configs: Option<Vec<RawWeComConfig>>,
     pub msteamsv2_configs: Option<Vec<RawMsTeamsV2Config>>,
+    pub email_configs: Option<Vec<RawEmailConfig>>,
 }
 
 /// `slack_configs[]`: incoming-webhook mode (`api_url`) or bot mode (`token`, `channel`, `api_url` as the API base).
@@ -139,6 +140,7 @@ pub(crate) struct RawSlackConfig {
     pub title: Option<String>,
     pub title_link: Option<String>,
     pub text: Option<String>,
+    pub http_config: Option<RawHttpConfig>,
     pub retry: Option<RawRetry>,
     pub rate_limit: Option<RawRateLimit>,
     pub timeout: Option<String>,
@@ -174,6 +176,7 @@ pub(crate) struct RawJiraConfig {
     pub reopen_duration: Option<String>,
     pub wont_fix_resolution: Option<String>,
     pub send_resolved: Option<bool>,
+    pub http_config: Option<RawHttpConfig>,
     pub retry: Option<RawRetry>,
     pub rate_limit: Option<RawRateLimit>,
     pub timeout: Option<String>,
@@ -261,9 +264,8 @@ pub(crate) struct RawLogConfig {
     pub timeout: Option<String>,
 }
 
-/// `webhook_configs[]`, with Alertmanager's keys (`url`, `url_file`, `send_resolved`, `max_alerts`,
-/// `http_config.authorization`, `http_config.basic_auth`, `timeout`) and herald's (`hmac_secret`, `retry`,
-/// `rate_limit`).
+/// `webhook_configs[]`, with Alertmanager's keys (`url`, `url_file`, `send_resolved`, `max_alerts`, `http_config`,
+/// `timeout`) and herald's (`body`, `method`, `hmac_secret`, `retry`, `rate_limit`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a webhook config (a map with url)")]
 pub(crate) struct RawWebhookConfig {
@@ -272,6 +274,9 @@ pub(crate) struct RawWebhookConfig {
     pub send_resolved: Option<bool>,
     pub max_alerts: Option<String>,
     pub http_config: Option<RawHttpConfig>,
+    /// A template for the request body; Alertmanager's payload when unset.
+    pub body: Option<String>,
+    pub method: Option<String>,
     pub hmac_secret: Option<String>,
     pub hmac_secret_file: Option<String>,
     pub retry: Option<RawRetry>,
@@ -279,11 +284,54 @@ pub(crate) struct RawWebhookConfig {
     pub timeout: Option<String>,
 }
 
+/// `email_configs[]`, with Alertmanager's keys and herald's `retry`, `rate_limit` and `timeout`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(expecting = "an HTTP client config (a map with authorization or basic_auth)")]
+#[serde(expecting = "an email config (a map with to, from and smarthost)")]
+pub(crate) struct RawEmailConfig {
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub smarthost: Option<String>,
+    pub hello: Option<String>,
+    pub auth_username: Option<String>,
+    pub auth_password: Option<String>,
+    pub auth_password_file: Option<String>,
+    /// CRAM-MD5's secret: recognised so a pasted block gets a clear error, not supported.
+    pub auth_secret: Option<String>,
+    pub auth_secret_file: Option<String>,
+    pub auth_identity: Option<String>,
+    pub require_tls: Option<bool>,
+    pub force_implicit_tls: Option<bool>,
+    pub tls_config: Option<RawTlsConfig>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub send_resolved: Option<bool>,
+    pub retry: Option<RawRetry>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub timeout: Option<String>,
+}
+
+/// `http_config`, with Prometheus's and Alertmanager's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an HTTP client config (a map such as {authorization: ..., tls_config: ...})")]
 pub(crate) struct RawHttpConfig {
     pub authorization: Option<RawAuthorization>,
     pub basic_auth: Option<RawBasicAuth>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    pub oauth2: Option<RawOAuth2>,
+    pub tls_config: Option<RawTlsConfig>,
+    pub proxy_url: Option<String>,
+    pub no_proxy: Option<String>,
+    pub proxy_from_environment: Option<bool>,
+    pub follow_redirects: Option<bool>,
+    /// Accepted for Alertmanager compatibility; herald speaks HTTP/1.1.
+    #[allow(
+        dead_code,
+        reason = "accepted for Alertmanager compatibility; herald speaks HTTP/1.1"
+    )]
+    pub enable_http2: Option<bool>,
+    pub http_headers: Option<BTreeMap<String, RawHttpHeader>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,8 +347,47 @@ pub(crate) struct RawAuthorization {
 #[serde(expecting = "basic auth (a map with username and password)")]
 pub(crate) struct RawBasicAuth {
     pub username: Option<String>,
+    pub username_file: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a TLS config (a map such as {ca_file: ..., cert_file: ..., key_file: ...})")]
+pub(crate) struct RawTlsConfig {
+    pub ca: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert: Option<String>,
+    pub cert_file: Option<String>,
+    pub key: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+    pub min_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "an OAuth2 config (a map with client_id, client_secret and token_url)")]
+pub(crate) struct RawOAuth2 {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub token_url: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub endpoint_params: Option<BTreeMap<String, String>>,
+    pub tls_config: Option<RawTlsConfig>,
+    pub proxy_url: Option<String>,
+    pub no_proxy: Option<String>,
+    pub proxy_from_environment: Option<bool>,
+}
+
+/// One `http_headers` entry, as Prometheus writes it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a header's values (a map with values, secrets or files)")]
+pub(crate) struct RawHttpHeader {
+    pub values: Option<Vec<String>>,
+    pub secrets: Option<Vec<String>>,
+    pub files: Option<Vec<String>>,
 }
 
 /// A named time interval: `time_intervals[]` (or the deprecated `mute_time_intervals[]`).

@@ -9,6 +9,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use super::Secret;
+use super::email::EmailConfig;
+use super::httpconfig::HttpConfig;
 use crate::inhibit::InhibitRule;
 use crate::template::{TemplateField, Templates};
 use crate::timeinterval::TimeInterval;
@@ -175,6 +177,7 @@ pub struct Receiver {
     pub pagerduty_configs: Vec<PagerDutyConfig>,
     pub wecom_configs: Vec<WeComConfig>,
     pub msteamsv2_configs: Vec<MsTeamsV2Config>,
+    pub email_configs: Vec<EmailConfig>,
 }
 
 impl Receiver {
@@ -187,6 +190,7 @@ impl Receiver {
             + self.pagerduty_configs.len()
             + self.wecom_configs.len()
             + self.msteamsv2_configs.len()
+            + self.email_configs.len()
     }
 }
 
@@ -216,6 +220,8 @@ pub struct SlackConfig {
     pub title: TemplateField,
     pub title_link: TemplateField,
     pub text: TemplateField,
+    /// `http_config`: TLS, proxy, headers (credentials are the webhook URL or the token).
+    pub http: HttpConfig,
     pub delivery: DeliveryOptions,
 }
 
@@ -272,6 +278,8 @@ pub struct JiraConfig {
     pub wont_fix_resolution: Option<String>,
     /// `send_resolved`, default true.
     pub send_resolved: bool,
+    /// `http_config`: TLS, proxy, headers (credentials are `user` + `api_token` or the personal access token).
+    pub http: HttpConfig,
     pub delivery: DeliveryOptions,
 }
 
@@ -367,22 +375,45 @@ pub struct LogConfig {
     pub delivery: DeliveryOptions,
 }
 
-/// `webhook_configs[]`: POST Alertmanager's webhook payload (version 4) to a URL.
+/// `webhook_configs[]`: send Alertmanager's webhook payload (version 4), or a templated body, to a URL.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// `url` or `url_file`: where to POST; a secret (it often carries a token).
+    /// `url` or `url_file`: where to send; a secret (it often carries a token).
     pub url: Secret,
     /// `send_resolved`, default true.
     pub send_resolved: bool,
-    /// The `Authorization` header value, from `http_config.authorization` (`type` + `credentials`) or
-    /// `http_config.basic_auth` (`username` + `password`).
-    pub authorization: Option<Secret>,
+    /// `method`: POST (default), PUT or PATCH.
+    pub method: WebhookMethod,
+    /// `body`: a template for the request body (`Content-Type: application/json` unless `http_headers` sets
+    /// one); Alertmanager's payload when unset.
+    pub body: Option<TemplateField>,
+    /// `http_config`: TLS, proxy, credentials, redirects and extra headers.
+    pub http: HttpConfig,
     /// `hmac_secret` or `hmac_secret_file`: when set, each request carries `X-Herald-Timestamp` (Unix seconds) and
     /// `X-Herald-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`.
     pub hmac_secret: Option<Secret>,
     /// `max_alerts`: at most this many alerts per payload (the rest counted in `truncatedAlerts`); `None` for all.
     pub max_alerts: Option<usize>,
     pub delivery: DeliveryOptions,
+}
+
+/// The HTTP method of a webhook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WebhookMethod {
+    #[default]
+    Post,
+    Put,
+    Patch,
+}
+
+impl WebhookMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookMethod::Post => "POST",
+            WebhookMethod::Put => "PUT",
+            WebhookMethod::Patch => "PATCH",
+        }
+    }
 }
 
 impl Settings {

@@ -63,6 +63,7 @@ pub fn summary(loaded: &Loaded) -> String {
             ("pagerduty", receiver.pagerduty_configs.len()),
             ("wecom", receiver.wecom_configs.len()),
             ("msteamsv2", receiver.msteamsv2_configs.len()),
+            ("email", receiver.email_configs.len()),
         ]
         .into_iter()
         .filter(|(_, count)| *count > 0)
@@ -72,6 +73,7 @@ pub fn summary(loaded: &Loaded) -> String {
             let _ = write!(out, " ({})", kinds.join(", "));
         }
         out.push('\n');
+        integration_lines(&mut out, receiver);
     }
     let delivery = &settings.delivery;
     let retry = &delivery.retry;
@@ -109,6 +111,25 @@ pub fn summary(loaded: &Loaded) -> String {
         }
     }
     out
+}
+
+/// One line per webhook and email integration with its settings, secrets shown as `<secret>`.
+fn integration_lines(out: &mut String, receiver: &super::settings::Receiver) {
+    let lines = receiver
+        .webhook_configs
+        .iter()
+        .enumerate()
+        .map(|(i, hook)| (format!("webhook/{i}"), super::shown::webhook(hook, true)))
+        .chain(
+            receiver
+                .email_configs
+                .iter()
+                .enumerate()
+                .map(|(i, mail)| (format!("email/{i}"), super::shown::email(mail, true))),
+        );
+    for (key, shown) in lines {
+        let _ = writeln!(out, "    {key}: {shown}");
+    }
 }
 
 /// `4MiB`, `512KiB`, or `1000 bytes`: the largest binary unit that divides the size exactly.
@@ -322,5 +343,106 @@ inhibit_rules:
             ),
             "{text}"
         );
+    }
+
+    /// An Alertmanager receiver with `email_configs` and `webhook_configs` with `http_config`, as written for
+    /// Alertmanager.
+    const ALERTMANAGER_RECEIVER: &str = r#"
+route:
+  receiver: team
+receivers:
+  - name: team
+    email_configs:
+      - to: team@example.com
+        from: alertmanager@example.com
+        smarthost: smtp.example.com:587
+        hello: alertmanager.example.com
+        auth_username: alertmanager@example.com
+        auth_password: sm7p-s3cret
+        auth_identity: alertmanager@example.com
+        require_tls: true
+        tls_config: {insecure_skip_verify: false}
+        headers: {Subject: Alerts for the team}
+        send_resolved: true
+    webhook_configs:
+      - url: https://hooks.example.com/alerts/w3bhook-url-t0ken
+        send_resolved: true
+        max_alerts: 10
+        timeout: 10s
+        http_config:
+          authorization: {type: Bearer, credentials: w3bhook-cred}
+          tls_config: {min_version: TLS12}
+          proxy_url: http://user:pr0xy-pass@proxy.example.com:3128
+          follow_redirects: true
+          enable_http2: true
+          http_headers: {X-Source: {values: [alertmanager], secrets: [h3ader-s3cret]}}
+      - url: https://hooks.example.com/oauth
+        http_config:
+          oauth2:
+            client_id: alertmanager
+            client_secret: cl1ent-s3cret
+            token_url: https://auth.example.com/oauth2/token
+            scopes: [alerts]
+"#;
+
+    #[test]
+    fn an_alertmanager_receiver_loads_and_is_shown_without_its_secrets() {
+        let loaded = load_str(ALERTMANAGER_RECEIVER, "am.yaml").unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let text = summary(&loaded);
+        assert!(
+            text.contains("  team: 3 integrations (webhook: 2, email: 1)"),
+            "{text}"
+        );
+        assert!(text.contains("    webhook/0: {\"http_config\":{"), "{text}");
+        assert!(
+            text.contains("\"url\":\"https://hooks.example.com/<secret>\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"authorization\":{\"credentials\":\"<secret>\",\"type\":\"Bearer\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"proxy_url\":\"http://user:%3Csecret%3E@proxy.example.com:3128/\""),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\"X-Source\":{\"secrets\":[\"<secret>\"],\"values\":[\"alertmanager\"]}"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("    webhook/1: "), "{text}");
+        assert!(text.contains("\"client_secret\":\"<secret>\""), "{text}");
+        assert!(text.contains("    email/0: {"), "{text}");
+        assert!(text.contains("\"auth_password\":\"<secret>\""), "{text}");
+        assert!(
+            text.contains("\"smarthost\":\"smtp.example.com:587\""),
+            "{text}"
+        );
+        for secret in [
+            "sm7p-s3cret",
+            "w3bhook",
+            "pr0xy-pass",
+            "h3ader-s3cret",
+            "cl1ent-s3cret",
+        ] {
+            assert!(!text.contains(secret), "{secret} shown:\n{text}");
+        }
+        let shown = serde_json::to_string(&super::super::shown::receiver(
+            &loaded.settings.receivers[0],
+        ))
+        .unwrap();
+        assert!(shown.contains("\"email_configs\""), "{shown}");
+        for secret in [
+            "sm7p-s3cret",
+            "w3bhook",
+            "pr0xy-pass",
+            "h3ader-s3cret",
+            "cl1ent-s3cret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
     }
 }

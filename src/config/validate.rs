@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod chat;
+mod email;
+mod http;
 mod integrations;
 mod services;
 
@@ -371,6 +373,19 @@ impl Checker<'_> {
                     )
                 })
                 .collect();
+            let email_configs = receiver
+                .email_configs
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter_map(|(j, email)| {
+                    self.email_config(
+                        &format!("receivers[{i}].email_configs[{j}]"),
+                        email,
+                        delivery,
+                    )
+                })
+                .collect();
             receivers.push(Receiver {
                 name,
                 max_alerts,
@@ -381,6 +396,7 @@ impl Checker<'_> {
                 pagerduty_configs,
                 wecom_configs,
                 msteamsv2_configs,
+                email_configs,
             });
         }
         receivers

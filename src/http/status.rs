@@ -7,7 +7,7 @@ use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use crate::config::{GroupBy, Route, Settings, format_duration};
+use crate::config::{GroupBy, Route, Settings, format_duration, shown};
 
 /// A route in Alertmanager's YAML shape (written as JSON, which YAML parsers read), keys left out when unset.
 fn route_json(route: &Route) -> Value {
@@ -59,14 +59,11 @@ fn route_json(route: &Route) -> Value {
 }
 
 /// The configuration in Alertmanager's shape, for `amtool config show` and `amtool config routes`: the route
-/// tree, the receivers by name (their integrations are herald's and hold secrets, so they are left out) and the
-/// time intervals by name. Pretty-printed JSON, which is YAML too.
+/// tree, the receivers by name with their Alertmanager integrations (`webhook_configs`, `email_configs`, secrets
+/// shown as `<secret>`; herald's own integrations are left out) and the time intervals by name. Pretty-printed
+/// JSON, which is YAML too.
 fn alertmanager_config(settings: &Settings) -> String {
-    let receivers: Vec<Value> = settings
-        .receivers
-        .iter()
-        .map(|receiver| json!({ "name": receiver.name }))
-        .collect();
+    let receivers: Vec<Value> = settings.receivers.iter().map(shown::receiver).collect();
     let intervals: Vec<Value> = settings
         .time_intervals
         .iter()

@@ -2,9 +2,10 @@
 //! `Retry-After`, `X-RateLimit-*` hints) and its classification, with transport errors, into `Receipt` or
 //! `SinkError`.
 //!
-//! Redirects are not followed: a webhook that answers 3xx fails permanently, naming the status. Following them would
-//! turn a POST into a GET on 301/302/303 (losing the payload) and could carry credentials to another host; the fix is
-//! to configure the final URL.
+//! Redirects: 307 and 308 are followed (they keep the method and body; see `httpclient::redirect_policy`), unless
+//! an integration's `follow_redirects` is false. 301, 302 and 303 never are: they would turn a POST into a GET and
+//! lose the payload. A 3xx that is not followed fails permanently, naming the status; the fix is to configure the
+//! final URL.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -35,14 +36,15 @@ const REASON_BODY_CHARS: usize = 200;
 /// `X-RateLimit-Reset` values above this are Unix times; smaller ones are seconds from now.
 const EPOCH_THRESHOLD: f64 = 1e9;
 
-/// The HTTP client every sink shares (one connection pool): rustls, herald's user agent, a connect timeout, no
-/// overall timeout (the delivery engine times each attempt) and no redirects.
+/// The HTTP client sinks without their own TLS, proxy or redirect settings share (one connection pool): rustls,
+/// herald's user agent, a connect timeout, no overall timeout (the delivery engine times each attempt), and only
+/// 307 and 308 redirects followed.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .tls_backend_rustls()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(super::httpclient::redirect_policy(true))
         .build()
 }
 
@@ -248,7 +250,7 @@ impl Answer {
     }
 
     /// Classifies the answer by its status alone: 2xx delivered; 429, and 503 with `Retry-After`, rate limited;
-    /// 408, 425 and other 5xx retryable; 3xx (redirects are not followed) and other 4xx permanent.
+    /// 408, 425 and other 5xx retryable; 3xx (a redirect that was not followed) and other 4xx permanent.
     pub fn classify(&self, secrets: &[&str]) -> Result<Receipt, SinkError> {
         let response = self.response(secrets);
         let status = self.status;
@@ -274,7 +276,8 @@ impl Answer {
             }),
             300..=399 => Err(SinkError::Permanent {
                 reason: format!(
-                    "{}: redirects are not followed; configure the final URL",
+                    "{}: redirects are not followed (only 307 and 308 are, with follow_redirects); configure the \
+                     final URL",
                     describe(status, "")
                 ),
                 response: Some(response),

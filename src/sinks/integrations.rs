@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Sink;
+use super::email::EmailSink;
+use super::httpclient::HttpClient;
 use super::jira::JiraSink;
 use super::log::LogSink;
 use super::msteams::MsTeamsSink;
@@ -68,7 +70,12 @@ impl Integrations {
                     integrations.push(Integration::new(
                         format!("webhook/{index}"),
                         Arc::new(
-                            WebhookSink::new(config, client.clone()).with_clock(Arc::clone(clock)),
+                            WebhookSink::with_http(
+                                config,
+                                HttpClient::build(&config.http, client, Arc::clone(clock)),
+                            )
+                            .with_clock(Arc::clone(clock))
+                            .with_templates(Arc::clone(&settings.templates)),
                         ),
                         config.delivery.clone(),
                     ));
@@ -128,6 +135,17 @@ impl Integrations {
                             config,
                             Arc::clone(&settings.templates),
                             client.clone(),
+                            Arc::clone(clock),
+                        )),
+                        config.delivery.clone(),
+                    ));
+                }
+                for (index, config) in receiver.email_configs.iter().enumerate() {
+                    integrations.push(Integration::new(
+                        format!("email/{index}"),
+                        Arc::new(EmailSink::new(
+                            config,
+                            Arc::clone(&settings.templates),
                             Arc::clone(clock),
                         )),
                         config.delivery.clone(),

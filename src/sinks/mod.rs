@@ -1,6 +1,8 @@
 //! Sinks: the `Sink` trait every integration implements, the notification it receives, and how a send can fail.
 
+pub mod email;
 pub mod http;
+pub mod httpclient;
 pub mod integrations;
 pub mod jira;
 pub mod log;

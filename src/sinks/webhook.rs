@@ -1,20 +1,25 @@
-//! The `webhook` integration: POSTs Alertmanager's webhook payload (version 4) to a URL, with an optional
-//! `Authorization` header and an optional HMAC-SHA256 signature of the body.
+//! The `webhook` integration: sends Alertmanager's webhook payload (version 4), or a body rendered from the
+//! `body` template in the destination's own format (DingTalk, Feishu, Mattermost ...), to a URL with POST, PUT or
+//! PATCH; the `http_config` adds credentials, TLS, a proxy and headers (`Content-Type` among them, JSON unless set),
+//! and an optional HMAC-SHA256 signature covers the body.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::Method;
+use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use sha2::Sha256;
 
+use super::httpclient::HttpClient;
 use super::{Context, Receipt, Sink, SinkError, http};
 use crate::alert::{Annotations, Fingerprint, Labels, Status};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Secret, WebhookConfig};
+use crate::config::{Secret, WebhookConfig, WebhookMethod};
 use crate::notification::{Notification, NotifiedAlert};
+use crate::template::{TemplateField, Templates};
 
 /// Header carrying the Unix time (seconds) the signature covers.
 pub const TIMESTAMP_HEADER: &str = "x-herald-timestamp";
@@ -120,35 +125,46 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> Result<String, S
 #[derive(Debug, Clone)]
 pub struct WebhookSink {
     url: Secret,
-    authorization: Option<Secret>,
+    method: Method,
+    /// The body's template; Alertmanager's payload when `None`.
+    body: Option<TemplateField>,
+    templates: Arc<Templates>,
     hmac_secret: Option<Secret>,
-    /// Everything redacted from kept answers and error reasons: the URL (and its token-like parts), the
-    /// authorization value (and its credentials) and the HMAC secret.
+    /// Everything redacted from kept answers and error reasons: the URL (and its token-like parts), the HMAC
+    /// secret, and the `http_config`'s secrets (which the client adds).
     secrets: Vec<Secret>,
     send_resolved: bool,
     max_alerts: Option<usize>,
     destination: String,
-    client: reqwest::Client,
+    client: HttpClient,
     clock: Arc<dyn Clock>,
 }
 
 impl WebhookSink {
+    /// The sink for `config`, sending with the shared `client` unless its `http_config` needs one of its own.
     pub fn new(config: &WebhookConfig, client: reqwest::Client) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::with_http(config, HttpClient::build(&config.http, &client, clock))
+    }
+
+    /// The sink for `config`, sending with `client` (built from its `http_config`).
+    pub fn with_http(config: &WebhookConfig, client: HttpClient) -> Self {
         let url = config.url.expose();
         let mut secrets = http::url_secrets(url);
-        if let Some(authorization) = &config.authorization {
-            let value = authorization.expose();
-            secrets.push(value.to_owned());
-            if let Some((_scheme, credentials)) = value.split_once(' ') {
-                secrets.push(credentials.trim().to_owned());
-            }
-        }
+        secrets.extend(config.http.secrets().into_iter().map(str::to_owned));
         if let Some(secret) = &config.hmac_secret {
             secrets.push(secret.expose().to_owned());
         }
+        let method = match config.method {
+            WebhookMethod::Post => Method::POST,
+            WebhookMethod::Put => Method::PUT,
+            WebhookMethod::Patch => Method::PATCH,
+        };
         WebhookSink {
             url: config.url.clone(),
-            authorization: config.authorization.clone(),
+            method,
+            body: config.body.clone(),
+            templates: Arc::new(Templates::new()),
             hmac_secret: config.hmac_secret.clone(),
             secrets: secrets.into_iter().map(Secret::new).collect(),
             send_resolved: config.send_resolved,
@@ -165,8 +181,41 @@ impl WebhookSink {
         self
     }
 
+    /// Renders the `body` template with `templates` (the configuration's, where it was compiled).
+    pub fn with_templates(mut self, templates: Arc<Templates>) -> Self {
+        self.templates = templates;
+        self
+    }
+
     fn secrets(&self) -> Vec<&str> {
         self.secrets.iter().map(Secret::expose).collect()
+    }
+
+    /// The request body: the rendered template (over at most `max_alerts` alerts), or Alertmanager's payload.
+    fn body(&self, notification: &Notification) -> Result<Vec<u8>, SinkError> {
+        let Some(template) = &self.body else {
+            return serde_json::to_vec(&payload(notification, self.max_alerts)).map_err(|error| {
+                SinkError::permanent(format!("cannot encode the payload: {error}"))
+            });
+        };
+        let limited;
+        let notification = match self.max_alerts {
+            Some(max) if max > 0 && max < notification.alerts.len() => {
+                let mut kept = notification.clone();
+                kept.truncated += kept.alerts.len() - max;
+                kept.alerts.truncate(max);
+                limited = kept;
+                &limited
+            }
+            _ => notification,
+        };
+        self.templates
+            .renderer(notification, "webhook")
+            .render_strict(template)
+            .map(String::into_bytes)
+            .map_err(|reason| {
+                SinkError::permanent(format!("the body cannot be rendered: {reason}"))
+            })
     }
 }
 
@@ -190,19 +239,11 @@ impl Sink for WebhookSink {
         _context: &Context,
     ) -> Result<Receipt, SinkError> {
         let secrets = self.secrets();
-        let body = serde_json::to_vec(&payload(notification, self.max_alerts))
-            .map_err(|error| SinkError::permanent(format!("cannot encode the payload: {error}")))?;
+        let body = self.body(notification)?;
         let mut request = self
             .client
-            .post(self.url.expose())
+            .request(self.method.clone(), self.url.expose())
             .header(CONTENT_TYPE, "application/json");
-        if let Some(authorization) = &self.authorization {
-            let mut value = HeaderValue::from_str(authorization.expose()).map_err(|_| {
-                SinkError::permanent("the authorization is not a valid HTTP header value")
-            })?;
-            value.set_sensitive(true);
-            request = request.header(AUTHORIZATION, value);
-        }
         if let Some(secret) = &self.hmac_secret {
             let timestamp = self.clock.now().timestamp();
             let signature = signature(secret.expose().as_bytes(), timestamp, &body)?;
@@ -210,11 +251,12 @@ impl Sink for WebhookSink {
                 .header(TIMESTAMP_HEADER, timestamp)
                 .header(SIGNATURE_HEADER, format!("sha256={signature}"));
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| http::transport_error(error, &secrets))?;
+        let response = self.client.send(request.body(body), &secrets).await?;
+        let own = self.client.secrets();
+        let secrets: Vec<&str> = secrets
+            .into_iter()
+            .chain(own.iter().map(String::as_str))
+            .collect();
         http::classify(response, &secrets, self.clock.now()).await
     }
 }
@@ -232,8 +274,9 @@ mod tests {
     use super::*;
     use crate::alert::test_alert;
     use crate::clock::ManualClock;
-    use crate::config::{DeliveryOptions, RetryPolicy};
+    use crate::config::{Authorization, DeliveryOptions, HttpConfig, RetryPolicy};
     use crate::notification::Reason;
+    use axum::http::HeaderValue;
 
     const TOKEN: &str = "s3cr3t-token";
 
@@ -245,7 +288,9 @@ mod tests {
         WebhookConfig {
             url: Secret::new(url),
             send_resolved: true,
-            authorization: None,
+            method: WebhookMethod::Post,
+            body: None,
+            http: HttpConfig::default(),
             hmac_secret: None,
             max_alerts: None,
             delivery: DeliveryOptions {
@@ -381,6 +426,7 @@ mod tests {
 
     /// One request as the test server saw it.
     struct Seen {
+        method: axum::http::Method,
         path: String,
         headers: HeaderMap,
         body: Bytes,
@@ -395,10 +441,14 @@ mod tests {
     ) -> (String, mpsc::UnboundedReceiver<Seen>) {
         let (seen, requests) = mpsc::unbounded_channel();
         let app = Router::new().fallback(
-            move |uri: Uri, request_headers: HeaderMap, request_body: Bytes| {
+            move |method: axum::http::Method,
+                  uri: Uri,
+                  request_headers: HeaderMap,
+                  request_body: Bytes| {
                 let seen = seen.clone();
                 async move {
                     let _ = seen.send(Seen {
+                        method,
                         path: uri.path().to_owned(),
                         headers: request_headers,
                         body: request_body,
@@ -424,7 +474,10 @@ mod tests {
     async fn posts_the_payload_with_authorization_and_signature() {
         let (url, mut requests) = serve(200, &[], "ok").await;
         let mut config = config(&url);
-        config.authorization = Some(Secret::new("Bearer t0ken-abc"));
+        config.http.authorization = Some(Authorization {
+            value: Secret::new("Bearer t0ken-abc"),
+            secret: Secret::new("t0ken-abc"),
+        });
         config.hmac_secret = Some(Secret::new("hm4c-key"));
         config.max_alerts = Some(2);
         let clock = Arc::new(ManualClock::new(time("2026-11-21T10:00:00Z")));
@@ -504,7 +557,10 @@ mod tests {
         let body = "invalid payload for /hooks/s3cr3t-token (Bearer t0ken-abc)";
         let (url, _requests) = serve(400, &[], body).await;
         let mut config = config(&url);
-        config.authorization = Some(Secret::new("Bearer t0ken-abc"));
+        config.http.authorization = Some(Authorization {
+            value: Secret::new("Bearer t0ken-abc"),
+            secret: Secret::new("t0ken-abc"),
+        });
         let sink = WebhookSink::new(&config, http::client().unwrap());
         let error = sink
             .send(&notification(), &Context::default())
@@ -554,5 +610,81 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, SinkError::Permanent { .. }), "{error:?}");
         assert!(!error.to_string().contains(TOKEN), "{error}");
+    }
+
+    /// A DingTalk robot's text message, as a user would write it.
+    const DINGTALK: &str = r#"{"msgtype":"text","text":{"content":{{ ("[" ~ (status | upper) ~ "] " ~ (alerts | map(attribute="annotations.summary") | join("; "))) | tojson }}},"at":{"isAtAll":false}}"#;
+
+    fn templated(url: &str, source: &str) -> (WebhookConfig, Arc<Templates>) {
+        let mut templates = Templates::new();
+        templates.add("hooks.body", source).unwrap();
+        let mut config = config(url);
+        config.body = Some(TemplateField {
+            custom: Some("hooks.body".into()),
+            default: "default.webhook_body",
+        });
+        (config, Arc::new(templates))
+    }
+
+    #[tokio::test]
+    async fn a_body_template_is_sent_with_its_method_and_headers() {
+        let (url, mut requests) = serve(200, &[], r#"{"errcode":0,"errmsg":"ok"}"#).await;
+        let (mut config, templates) = templated(&url, DINGTALK);
+        config.method = WebhookMethod::Put;
+        config.max_alerts = Some(2);
+        config.http.headers = vec![crate::config::HttpHeader {
+            name: "Content-Type".into(),
+            values: vec!["application/json; charset=utf-8".into()],
+            secrets: vec![],
+        }];
+        config.hmac_secret = Some(Secret::new("hm4c-key"));
+        let sink = WebhookSink::new(&config, http::client().unwrap()).with_templates(templates);
+        sink.send(&notification(), &Context::default())
+            .await
+            .unwrap();
+        let seen = requests.recv().await.unwrap();
+        assert_eq!(seen.method, axum::http::Method::PUT);
+        assert_eq!(
+            seen.headers
+                .get_all("content-type")
+                .iter()
+                .collect::<Vec<_>>(),
+            ["application/json; charset=utf-8"]
+        );
+        let json: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+        assert_eq!(json["msgtype"], "text");
+        assert_eq!(
+            json["text"]["content"], "[FIRING] db-1 disk full; db-2 disk full",
+            "max_alerts applies to the template's alerts too"
+        );
+        let timestamp: i64 = seen.headers["x-herald-timestamp"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected = signature(b"hm4c-key", timestamp, &seen.body).unwrap();
+        assert_eq!(
+            seen.headers["x-herald-signature"],
+            format!("sha256={expected}").as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_fails_to_render_is_permanent_and_nothing_is_sent() {
+        let (url, mut requests) = serve(200, &[], "ok").await;
+        let (config, templates) = templated(&url, "{{ alerts | no_such_filter }}");
+        let sink = WebhookSink::new(&config, http::client().unwrap()).with_templates(templates);
+        let error = sink
+            .send(&notification(), &Context::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SinkError::Permanent { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the body cannot be rendered: template hooks.body failed"),
+            "{error}"
+        );
+        assert!(requests.try_recv().is_err());
     }
 }

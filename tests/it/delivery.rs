@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use herald::clock::{Clock, ManualClock};
-use herald::config::{RateLimit, Secret};
+use herald::config::{Authorization, RateLimit, Secret};
 
 use crate::harness::{Herald, delivery_options, firing, metric, webhook_settings};
 use crate::receiver::{Reply, ScriptedReceiver};
@@ -612,7 +612,10 @@ async fn webhooks_carry_authorization_and_a_verifiable_signature() {
         delivery_options(),
     );
     let hook = &mut settings.receivers[0].webhook_configs[0];
-    hook.authorization = Some(Secret::new("Bearer hook-token"));
+    hook.http.authorization = Some(Authorization {
+        value: Secret::new("Bearer hook-token"),
+        secret: Secret::new("hook-token"),
+    });
     hook.hmac_secret = Some(Secret::new("signing-key"));
     let herald = Herald::start_with_clock(settings, clock.clone()).await;
 

@@ -32,14 +32,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves every request on `listener` with `handler`, given `state`.
-    pub fn start<H, T, S>(listener: TcpListener, handler: H, state: S) -> Self
+    /// Serves every request on `listener` (plain TCP, or TLS) with `handler`, given `state`.
+    pub fn start<L, H, T, S>(listener: L, handler: H, state: S) -> Self
     where
+        L: axum::serve::Listener<Addr = SocketAddr>,
         H: axum::handler::Handler<T, S>,
         T: 'static,
         S: Clone + Send + Sync + 'static,
     {
-        let addr = listener.local_addr().unwrap();
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
         let app = axum::Router::new().fallback(handler).with_state(state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

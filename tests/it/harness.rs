@@ -64,6 +64,7 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
             pagerduty_configs: vec![],
             wecom_configs: vec![],
             msteamsv2_configs: vec![],
+            email_configs: vec![],
         }],
         time_intervals: vec![],
         inhibit_rules: vec![],
@@ -86,7 +87,9 @@ pub fn webhook_settings(
     settings.receivers[0].webhook_configs.push(WebhookConfig {
         url: Secret::new(url),
         send_resolved: true,
-        authorization: None,
+        method: Default::default(),
+        body: None,
+        http: Default::default(),
         hmac_secret: None,
         max_alerts: None,
         delivery,

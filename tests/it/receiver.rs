@@ -86,6 +86,7 @@ type Shared = emulator::Shared<Inner>;
 
 pub struct ScriptedReceiver {
     pub addr: SocketAddr,
+    scheme: &'static str,
     shared: Shared,
     _server: Server,
 }
@@ -150,6 +151,18 @@ impl ScriptedReceiver {
     }
 
     fn serve(listener: tokio::net::TcpListener, clock: Arc<dyn Clock>) -> Self {
+        Self::serve_on(listener, "http", clock)
+    }
+
+    /// Serves on `listener` (plain TCP, or TLS: then `scheme` is `https`).
+    #[allow(
+        dead_code,
+        reason = "the e2e binary shares this file and serves plain HTTP only"
+    )]
+    pub fn serve_on<L>(listener: L, scheme: &'static str, clock: Arc<dyn Clock>) -> Self
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let inner = Inner {
             script: VecDeque::new(),
             otherwise: Reply::ok(),
@@ -160,13 +173,14 @@ impl ScriptedReceiver {
         let server = Server::start(listener, handle, shared.clone());
         ScriptedReceiver {
             addr: server.addr,
+            scheme,
             shared,
             _server: server,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        format!("{}://{}/hook", self.scheme, self.addr)
     }
 
     /// Answers the next requests with these replies, in order.

@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-
 use super::Checker;
 use crate::config::Secret;
 use crate::config::raw::{
-    RawDelivery, RawHttpConfig, RawLogConfig, RawRateLimit, RawRetry, RawServer, RawWebhookConfig,
+    RawDelivery, RawLogConfig, RawRateLimit, RawRetry, RawServer, RawWebhookConfig,
 };
 use crate::config::secret::{expand_env, resolve_secret};
 use crate::config::settings::{
     DeliveryOptions, DeliverySettings, LogConfig, RateLimit, RetryPolicy, WebhookConfig,
+    WebhookMethod,
 };
 
 /// Fallbacks for a `delivery.retry` whose keys were overridden with nothing; they equal the embedded default.
@@ -200,84 +199,6 @@ impl Checker<'_> {
         }
     }
 
-    /// The `Authorization` header value of an `http_config`.
-    fn authorization(&mut self, path: &str, raw: &RawHttpConfig) -> Option<Secret> {
-        match (&raw.authorization, &raw.basic_auth) {
-            (Some(_), Some(_)) => {
-                self.error(
-                    format!("{path}.basic_auth"),
-                    "cannot be set together with authorization; set only one",
-                );
-                None
-            }
-            (Some(auth), None) => {
-                let path = format!("{path}.authorization");
-                let kind = auth.kind.as_deref().unwrap_or("Bearer");
-                if kind.is_empty() || kind.contains(char::is_whitespace) {
-                    self.error(
-                        format!("{path}.type"),
-                        format!(
-                            "invalid authorization type {kind:?}: expected one word such as Bearer"
-                        ),
-                    );
-                    return None;
-                }
-                if kind.eq_ignore_ascii_case("basic") {
-                    self.error(
-                        format!("{path}.type"),
-                        "use http_config.basic_auth for Basic authorization",
-                    );
-                    return None;
-                }
-                let credentials = self.secret_pair(
-                    &format!("{path}.credentials"),
-                    auth.credentials.as_deref(),
-                    auth.credentials_file.as_deref(),
-                );
-                match credentials {
-                    Some(credentials) => {
-                        Some(Secret::new(format!("{kind} {}", credentials.expose())))
-                    }
-                    None => {
-                        self.error(
-                            format!("{path}.credentials"),
-                            "must be set (or credentials_file)",
-                        );
-                        None
-                    }
-                }
-            }
-            (None, Some(basic)) => {
-                let path = format!("{path}.basic_auth");
-                let username = match basic.username.as_deref().map(|u| expand_env(u, self.env)) {
-                    Some(Ok(username)) if !username.is_empty() && !username.contains(':') => {
-                        username
-                    }
-                    Some(Err(message)) => {
-                        self.error(format!("{path}.username"), message);
-                        return None;
-                    }
-                    _ => {
-                        self.error(format!("{path}.username"), "must be set, without a colon");
-                        return None;
-                    }
-                };
-                let password = self
-                    .secret_pair(
-                        &format!("{path}.password"),
-                        basic.password.as_deref(),
-                        basic.password_file.as_deref(),
-                    )
-                    .map(|secret| secret.expose().to_owned())
-                    .unwrap_or_default();
-                let encoded = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{password}"));
-                Some(Secret::new(format!("Basic {encoded}")))
-            }
-            (None, None) => None,
-        }
-    }
-
     pub(super) fn webhook_config(
         &mut self,
         path: &str,
@@ -303,10 +224,26 @@ impl Checker<'_> {
                 None
             }
         };
-        let authorization = match &raw.http_config {
-            Some(http) => self.authorization(&format!("{path}.http_config"), http),
-            None => None,
+        let http = self.http_config(&format!("{path}.http_config"), raw.http_config.as_ref());
+        let method = match raw.method.as_deref().map(str::trim) {
+            None | Some("") => Some(WebhookMethod::Post),
+            Some(method) => match method.to_ascii_uppercase().as_str() {
+                "POST" => Some(WebhookMethod::Post),
+                "PUT" => Some(WebhookMethod::Put),
+                "PATCH" => Some(WebhookMethod::Patch),
+                _ => {
+                    self.error(
+                        format!("{path}.method"),
+                        format!("unsupported method {method:?}: expected POST, PUT or PATCH"),
+                    );
+                    None
+                }
+            },
         };
+        let body = raw
+            .body
+            .as_deref()
+            .map(|source| self.template_field(path, "body", Some(source), "default.webhook_body"));
         let hmac_secret = self.secret_pair(
             &format!("{path}.hmac_secret"),
             raw.hmac_secret.as_deref(),
@@ -336,7 +273,9 @@ impl Checker<'_> {
         Some(WebhookConfig {
             url: url?,
             send_resolved: raw.send_resolved.unwrap_or(true),
-            authorization,
+            method: method?,
+            body,
+            http,
             hmac_secret,
             max_alerts,
             delivery,
@@ -435,7 +374,15 @@ mod tests {
         let hooks = &settings.receivers[0].webhook_configs;
         let auth: Vec<_> = hooks
             .iter()
-            .map(|hook| hook.authorization.as_ref().unwrap().expose().to_owned())
+            .map(|hook| {
+                hook.http
+                    .authorization
+                    .as_ref()
+                    .unwrap()
+                    .value
+                    .expose()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(auth, ["Bearer tok", "Token t2", "Basic dTpw"]);
         assert_eq!(hooks[2].hmac_secret.as_ref().unwrap().expose(), "key");

@@ -71,6 +71,16 @@ impl Checker<'_> {
         }
     }
 
+    /// Warns that `http_config`'s credentials are not sent where the integration signs in by itself.
+    fn unused_credentials(&mut self, path: &str, http: &crate::config::HttpConfig, why: &str) {
+        if http.authorization.is_some() || http.oauth2.is_some() {
+            self.warnings.push(crate::config::Issue::new(
+                format!("{path}.http_config"),
+                format!("its credentials are not used: {why}"),
+            ));
+        }
+    }
+
     /// Delivery options with a service's default rate limit when the config sets none.
     pub(super) fn service_options(
         &mut self,
@@ -150,6 +160,10 @@ impl Checker<'_> {
             "default.title_link",
         );
         let text = self.template_field(path, "text", raw.text.as_deref(), "default.text");
+        let http = self.http_config(&format!("{path}.http_config"), raw.http_config.as_ref());
+        if matches!(mode, Some(SlackMode::Bot { .. })) {
+            self.unused_credentials(path, &http, "in bot mode the token signs in");
+        }
         let delivery = self.service_options(
             path,
             raw.retry.as_ref(),
@@ -169,6 +183,7 @@ impl Checker<'_> {
             title,
             title_link,
             text,
+            http,
             delivery,
         })
     }
@@ -302,6 +317,12 @@ impl Checker<'_> {
             ),
             None => Some(Duration::from_secs(24 * 3600)),
         };
+        let http = self.http_config(&format!("{path}.http_config"), raw.http_config.as_ref());
+        self.unused_credentials(
+            path,
+            &http,
+            "Jira signs in with user and api_token, or personal_access_token",
+        );
         let delivery = self.service_options(
             path,
             raw.retry.as_ref(),
@@ -342,6 +363,7 @@ impl Checker<'_> {
                 .clone()
                 .filter(|value| !value.is_empty()),
             send_resolved: raw.send_resolved.unwrap_or(true),
+            http,
             delivery,
         })
     }
@@ -375,6 +397,9 @@ mod tests {
             .map(|line| format!("{line}\n"))
             .collect::<String>()
             .replace("${JIRA_API_TOKEN}", "token")
+            .replace("${HOOK_TOKEN}", "token")
+            .replace("${HOOK_SIGNING_KEY}", "key")
+            .replace("${SMTP_PASSWORD}", "password")
     }
 
     #[test]
@@ -407,6 +432,87 @@ mod tests {
         );
         assert_eq!(jira.fields["customfield_10010"]["value"], "Production");
         assert_eq!(jira.delivery.rate_limit, None);
+    }
+
+    #[test]
+    fn the_documented_webhook_and_email_examples_load() {
+        let yaml = format!(
+            "route: {{receiver: team}}\nreceivers:\n  - name: team\n{}{}",
+            example("webhook_configs"),
+            example("email_configs")
+        );
+        let settings = load_str(&yaml, "h.yaml").unwrap().settings;
+        let receiver = &settings.receivers[0];
+        let hook = &receiver.webhook_configs[0];
+        assert_eq!(
+            hook.http.authorization.as_ref().unwrap().value.expose(),
+            "Bearer token"
+        );
+        assert!(hook.hmac_secret.is_some());
+        let mail = &receiver.email_configs[0];
+        assert_eq!(mail.to.len(), 2);
+        assert_eq!(mail.smarthost.to_string(), "smtp.example.com:587");
+        assert!(mail.require_tls);
+        assert!(mail.headers[0].value.custom.is_some());
+    }
+
+    /// The README's receiver examples for `name`, with files replaced by inline values and TLS files left out.
+    fn readme_receiver(name: &str) -> String {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("```yaml\n")
+            .map(|rest| rest.split("```").next().unwrap_or_default())
+            .find(|block| block.contains(&format!("  - name: {name}\n")))
+            .unwrap();
+        block
+            .lines()
+            .filter(|line| !line.contains("tls_config:"))
+            .map(|line| {
+                line.replace(
+                    "url_file: /run/secrets/dingtalk_robot_url",
+                    "url: https://oapi.dingtalk.com/robot/send?access_token=x",
+                )
+                .replace("_file: /run/secrets/", ": secret-")
+                .replace("${AUDIT_API_KEY}", "key")
+                    + "\n"
+            })
+            .collect::<String>()
+            .replacen(
+                "receivers:\n",
+                &format!("route: {{receiver: {name}}}\nreceivers:\n"),
+                1,
+            )
+    }
+
+    #[test]
+    fn the_readme_receivers_load_and_the_dingtalk_body_renders_json() {
+        for name in ["oncall-mail", "audit"] {
+            load_str(&readme_receiver(name), "README.md").unwrap();
+        }
+        let settings = load_str(&readme_receiver("dingtalk"), "README.md")
+            .unwrap()
+            .settings;
+        let hook = &settings.receivers[0].webhook_configs[0];
+        let n = crate::notification::Notification::synthetic(
+            "dingtalk",
+            crate::alert::Status::Firing,
+            chrono::DateTime::UNIX_EPOCH,
+            None,
+        );
+        let body = settings
+            .templates
+            .renderer(&n, "webhook")
+            .render_strict(hook.body.as_ref().unwrap())
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["markdown"]["title"], "[FIRING] HeraldSendTest");
+        assert!(
+            json["markdown"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("Test notification"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -485,5 +591,26 @@ mod tests {
             !errors.iter().any(|e| e.contains("jira_configs[1]")),
             "a PAT alone is enough: {errors:#?}"
         );
+    }
+
+    #[test]
+    fn http_config_credentials_a_jira_or_slack_bot_does_not_send_are_warned_about() {
+        let yaml = "route: {receiver: team}\nreceivers:\n  - name: team\n    slack_configs:\n      \
+                    - {token: xoxb-1, channel: '#a', http_config: {bearer_token: t}}\n      \
+                    - {api_url: 'https://hooks.slack.com/x', http_config: {bearer_token: t}}\n    jira_configs:\n      \
+                    - {api_url: 'https://x', personal_access_token: p, project: OPS, issue_type: Bug, \
+                    http_config: {basic_auth: {username: u, password: p}, tls_config: {min_version: TLS13}}}\n";
+        let loaded = load_str(yaml, "h.yaml").unwrap();
+        assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings[0]
+                .contains("slack_configs[0].http_config: its credentials are not used")
+        );
+        assert!(
+            loaded.warnings[1]
+                .contains("jira_configs[0].http_config: its credentials are not used")
+        );
+        let jira = &loaded.settings.receivers[0].jira_configs[0];
+        assert!(jira.http.needs_own_client(), "TLS settings still apply");
     }
 }

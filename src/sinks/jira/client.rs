@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::clock::Clock;
 use crate::config::{JiraApi, JiraAuth, Secret};
 use crate::sinks::http::{self, Answer, RateLimitHints};
+use crate::sinks::httpclient::HttpClient;
 use crate::sinks::{Response, SinkError};
 
 /// The fields herald reads of an issue.
@@ -102,7 +103,7 @@ impl Trail {
 /// A Jira site's REST API.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: HttpClient,
     base: String,
     api: JiraApi,
     authorization: Secret,
@@ -131,13 +132,15 @@ fn authorization(auth: &JiraAuth) -> (Secret, Vec<Secret>) {
 
 impl Client {
     pub fn new(
-        http: reqwest::Client,
+        http: impl Into<HttpClient>,
         base: &str,
         api: JiraApi,
         auth: &JiraAuth,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let (authorization, secrets) = authorization(auth);
+        let http = http.into();
+        let (authorization, mut secrets) = authorization(auth);
+        secrets.extend(http.secrets().into_iter().map(Secret::new));
         Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -197,10 +200,7 @@ impl Client {
             })?;
             request = request.header(CONTENT_TYPE, "application/json").body(bytes);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| http::transport_error(error, &secrets))?;
+        let response = self.http.send(request, &secrets).await?;
         Ok(Answer::read(response, self.clock.now()).await)
     }
 

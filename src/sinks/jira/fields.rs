@@ -204,6 +204,7 @@ pub(super) mod tests {
             reopen_duration: Duration::from_secs(24 * 3600),
             wont_fix_resolution: Some("Won't Do".into()),
             send_resolved: true,
+            http: Default::default(),
             delivery: DeliveryOptions {
                 retry: RetryPolicy {
                     initial_backoff: Duration::from_secs(1),

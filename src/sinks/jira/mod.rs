@@ -44,6 +44,7 @@ use self::client::{CallError, Client, Issue, Trail};
 use self::fields::Rendered;
 use self::lifecycle::{Fresh, Goal, Plan, Rules};
 use self::state::State;
+use super::httpclient::HttpClient;
 use super::{Context, Receipt, Sink, SinkError};
 use crate::clock::Clock;
 use crate::config::JiraConfig;
@@ -88,7 +89,7 @@ impl JiraSink {
     ) -> Self {
         JiraSink {
             client: Client::new(
-                http,
+                HttpClient::build(&config.http, &http, Arc::clone(&clock)),
                 &config.api_url,
                 config.api,
                 &config.auth,

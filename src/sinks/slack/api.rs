@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::config::Secret;
 use crate::sinks::http::{self, Answer};
+use crate::sinks::httpclient::HttpClient;
 use crate::sinks::{Receipt, Response, SinkError};
 
 /// The wait after a Web API rate limit that named none (Slack's usual `Retry-After` for chat methods).
@@ -265,16 +266,21 @@ pub struct WebApi {
     /// The base, without a trailing slash (`https://slack.com/api`).
     base: String,
     token: Secret,
-    client: reqwest::Client,
+    client: HttpClient,
     clock: Arc<dyn Clock>,
 }
 
 impl WebApi {
-    pub fn new(base: &str, token: Secret, client: reqwest::Client, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        base: &str,
+        token: Secret,
+        client: impl Into<HttpClient>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         WebApi {
             base: base.trim().trim_end_matches('/').to_owned(),
             token,
-            client,
+            client: client.into(),
             clock,
         }
     }
@@ -295,16 +301,23 @@ impl WebApi {
             SinkError::permanent("the Slack token is not a valid HTTP header value")
         })?;
         authorization.set_sensitive(true);
-        let response = self
+        let request = self
             .client
             .post(self.url(method))
             .header(AUTHORIZATION, authorization)
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
-            .body(bytes)
-            .send()
+            .body(bytes);
+        let response = self
+            .client
+            .send(request, &secrets)
             .await
-            .map_err(|error| name_method(method, http::transport_error(error, &secrets)))?;
+            .map_err(|error| name_method(method, error))?;
         let answer = Answer::read(response, self.clock.now()).await;
+        let own = self.client.secrets();
+        let secrets: Vec<&str> = secrets
+            .into_iter()
+            .chain(own.iter().map(String::as_str))
+            .collect();
         web_api_answer(method, &answer, &secrets)
     }
 }

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use self::api::{Posted, WebApi};
 use self::bot::{BotState, Plan};
 use self::message::{Content, Texts};
+use super::httpclient::HttpClient;
 use super::{Context, Receipt, Sink, SinkError, http};
 use crate::clock::Clock;
 use crate::config::{Secret, SlackConfig, SlackMode};
@@ -44,7 +45,7 @@ pub struct SlackSink {
     secrets: Vec<Secret>,
     destination: String,
     templates: Arc<Templates>,
-    client: reqwest::Client,
+    client: HttpClient,
     clock: Arc<dyn Clock>,
 }
 
@@ -55,7 +56,8 @@ impl SlackSink {
         client: reqwest::Client,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let (mode, secrets, destination) = match &config.mode {
+        let client = HttpClient::build(&config.http, &client, Arc::clone(&clock));
+        let (mode, mut secrets, destination): (Mode, Vec<Secret>, String) = match &config.mode {
             SlackMode::Webhook { url } => (
                 Mode::Webhook { url: url.clone() },
                 http::url_secrets(url.expose())
@@ -76,6 +78,7 @@ impl SlackSink {
                 ),
             ),
         };
+        secrets.extend(config.http.secrets().into_iter().map(Secret::new));
         SlackSink {
             mode,
             config: config.clone(),
@@ -131,14 +134,12 @@ impl SlackSink {
         let bytes = serde_json::to_vec(&body).map_err(|error| {
             SinkError::permanent(format!("cannot encode the Slack message: {error}"))
         })?;
-        let response = self
+        let request = self
             .client
             .post(url.expose())
             .header(CONTENT_TYPE, "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .map_err(|error| http::transport_error(error, &secrets))?;
+            .body(bytes);
+        let response = self.client.send(request, &secrets).await?;
         let answer = http::Answer::read(response, self.clock.now()).await;
         api::webhook_answer(&answer, &secrets)
     }

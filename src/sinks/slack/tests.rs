@@ -99,6 +99,7 @@ fn config(mode: SlackMode, thread_replies: bool) -> SlackConfig {
         title: TemplateField::default_only("default.title"),
         title_link: TemplateField::default_only("default.title_link"),
         text: TemplateField::default_only("default.text"),
+        http: Default::default(),
         delivery: DeliveryOptions {
             retry: RetryPolicy {
                 initial_backoff: Duration::from_secs(1),
