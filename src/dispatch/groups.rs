@@ -146,7 +146,8 @@ impl GroupSet {
 
     /// Puts back the notification log. An entry of a whole receiver (written when the log was kept per receiver)
     /// becomes the entry of each integration `integrations` lists for the receiver that has none; those copies are
-    /// returned, to be stored in its place.
+    /// returned, to be stored in its place. It is kept too, under its own key, so that it is forgotten with its
+    /// group when no integration took it.
     pub fn restore_log(
         &mut self,
         records: Vec<SentRecord>,
@@ -175,6 +176,7 @@ impl GroupSet {
                 self.restore_sent(copy.clone());
                 adopted.push(copy);
             }
+            self.restore_sent(record);
         }
         adopted
     }
@@ -901,6 +903,10 @@ receivers: [{name: default}, {name: pager}]
         assert!(
             Arc::ptr_eq(&told(HOOK), &told("slack/0")),
             "integrations told the same share it"
+        );
+        assert!(
+            Arc::ptr_eq(&told(HOOK), &told(RECEIVER_ENTRY)),
+            "kept until forgotten with its group"
         );
         let integrations = [(HOOK, true), ("slack/0", true), ("log/0", true)];
         let (flush, _) = set
