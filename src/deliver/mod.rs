@@ -722,13 +722,18 @@ impl Engine {
         }
     }
 
-    /// Tells the dispatcher which receivers have free send slots and nothing due waiting for them.
+    /// Tells the dispatcher which receivers have free send slots and nothing due waiting for them. None while open
+    /// deliveries wait in the store to be read back (at start, or past `max_tracked`): a delivery queued then is left
+    /// to the read back, which knows nothing of a claim made as it was queued, so it must not be claimed.
     fn publish_slots(&self) {
         let now = self.clock.now();
         let Ok(mut slots) = self.slots.lock() else {
             return;
         };
         slots.clear();
+        if self.unread_from.is_some() {
+            return;
+        }
         for receiver in self.integrations.receiver_names() {
             if self.queue.has_due(receiver, now) {
                 continue;

@@ -1,24 +1,65 @@
-//! Aggregation groups and the notification log's decision, as pure state: when a group flushes, what it sends and
-//! why (Alertmanager's `aggrGroup` and `DedupStage`). Time is always passed in; nothing here does I/O.
+//! Aggregation groups and the notification log's decision, as pure state: when a group flushes, what it sends to
+//! each integration of its receiver and why (Alertmanager's `aggrGroup` and `DedupStage`, per integration). Time is
+//! always passed in; nothing here does I/O.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::held::HeldAlert;
-use std::sync::Arc;
 
 use crate::alert::{Alert, Fingerprint, PackedLabels, Status};
 pub use crate::notification::Reason;
 
-/// The notification log's entry for one receiver and group: what was last sent and when.
+/// What a notification told: the alerts it listed as firing and as resolved, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentEntry {
     pub firing: BTreeSet<Fingerprint>,
     pub resolved: BTreeSet<Fingerprint>,
     pub at: DateTime<Utc>,
+}
+
+/// The notification log's entry for one integration of a receiver and one group. Integrations told the same share
+/// one `SentEntry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Its last notification is queued or delivered.
+    Sent(Arc<SentEntry>),
+    /// Its last notification (`parked`) died: it has what it was told before (`had`; `None`: nothing). The dead
+    /// letter still carries `parked`, and a replay delivers it.
+    Dead {
+        parked: Arc<SentEntry>,
+        had: Option<Arc<SentEntry>>,
+    },
+}
+
+impl Entry {
+    /// The entries it holds: its last notification, and, when that died, what it had before.
+    pub fn entries(&self) -> impl Iterator<Item = &SentEntry> {
+        let (last, had) = match self {
+            Entry::Sent(entry) => (entry, None),
+            Entry::Dead { parked, had } => (parked, had.as_deref()),
+        };
+        std::iter::once(&**last).chain(had)
+    }
+
+    /// When its last notification was made.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Entry::Sent(entry) | Entry::Dead { parked: entry, .. } => entry.at,
+        }
+    }
+}
+
+/// An integration of the group's receiver, as a flush sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    /// Its log entry for the group (`None`: never told).
+    pub last: Option<&'a Entry>,
+    pub send_resolved: bool,
 }
 
 /// The timers of the route a group belongs to.
@@ -64,6 +105,30 @@ pub fn needs_update(
     .then_some(Reason::Repeat)
 }
 
+/// Whether an integration with the log entry `last` is due a notification, and why: `needs_update` against what it
+/// was told. When its last notification died, against what it had before, and only when the group says something
+/// its dead letter does not (a replay delivers that).
+pub fn decide(
+    last: Option<&Entry>,
+    firing: &BTreeSet<Fingerprint>,
+    resolved: &BTreeSet<Fingerprint>,
+    send_resolved: bool,
+    repeat_interval: Duration,
+    now: DateTime<Utc>,
+) -> Option<Reason> {
+    let needs = |entry: Option<&SentEntry>| {
+        needs_update(entry, firing, resolved, send_resolved, repeat_interval, now)
+    };
+    match last {
+        None => needs(None),
+        Some(Entry::Sent(entry)) => needs(Some(entry)),
+        Some(Entry::Dead { parked, had }) => {
+            needs(Some(parked))?;
+            needs(had.as_deref())
+        }
+    }
+}
+
 /// One alert of a group as seen at a flush.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlushedAlert {
@@ -75,12 +140,25 @@ pub struct FlushedAlert {
 /// What a flush decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flush {
-    /// The notification to send, when one is due.
-    pub send: Option<(Reason, Vec<FlushedAlert>)>,
-    /// The log entry to record once the notification is safely handed on.
-    pub entry: Option<SentEntry>,
+    /// For each integration (in the order given), why it is sent a notification, if it is.
+    pub reasons: Vec<Option<Reason>>,
+    /// The alerts the notifications carry (empty when none is sent).
+    pub alerts: Vec<FlushedAlert>,
+    /// The log entry to record for the integrations sent to, once the notifications are safely handed on.
+    pub entry: Option<Arc<SentEntry>>,
     /// Resolved members the group is done with.
     pub done: Vec<Fingerprint>,
+}
+
+impl Flush {
+    fn nothing(integrations: usize, done: Vec<Fingerprint>) -> Self {
+        Flush {
+            reasons: vec![None; integrations],
+            alerts: Vec::new(),
+            entry: None,
+            done,
+        }
+    }
 }
 
 /// An aggregation group: the alerts of one route with the same group labels, and its timer.
@@ -198,16 +276,15 @@ impl Group {
     }
 
     /// Flushes at `now` with the members' current alerts, found with `alert` (members it does not find are treated
-    /// as gone): schedules the next tick and decides what to send against the last log entry. `held.suppressed`
-    /// alerts (inhibited, silenced) stay members but are neither sent nor counted as sent; `held.muted` (a time
-    /// interval) sends nothing at all. Resolved members are done either way. Alerts are copied only when a
-    /// notification is due.
+    /// as gone): schedules the next tick and decides, for each integration of `recipients`, what to send against its
+    /// own log entry. `held.suppressed` alerts (inhibited, silenced) stay members but are neither sent nor counted as
+    /// sent; `held.muted` (a time interval) sends nothing at all. Resolved members are done either way. Alerts are
+    /// copied only when a notification is due.
     pub fn flush<'a>(
         &mut self,
         alert: impl Fn(&Fingerprint) -> Option<&'a HeldAlert>,
         held: &Held,
-        last: Option<&SentEntry>,
-        send_resolved: bool,
+        recipients: &[Recipient<'_>],
         now: DateTime<Utc>,
     ) -> Flush {
         let anchor = *self.anchor.get_or_insert(self.next_flush.min(now));
@@ -232,56 +309,54 @@ impl Group {
                 Status::Resolved => resolved.insert(*fingerprint),
             };
         }
-        let sent_before: BTreeSet<Fingerprint> = firing.union(&resolved).copied().collect();
         for fingerprint in &done {
             self.members.remove(fingerprint);
         }
-        if held.muted || sent_before.is_empty() {
-            return Flush {
-                send: None,
-                entry: None,
-                done,
-            };
+        if held.muted || (firing.is_empty() && resolved.is_empty()) {
+            return Flush::nothing(recipients.len(), done);
         }
-        let reason = needs_update(
-            last,
-            &firing,
-            &resolved,
-            send_resolved,
-            self.timers.repeat_interval,
-            now,
-        );
-        let Some(reason) = reason else {
-            return Flush {
-                send: None,
-                entry: None,
-                done,
-            };
-        };
-        self.announced = true;
-        let mut flushed: Vec<FlushedAlert> = sent_before
+        let reasons: Vec<Option<Reason>> = recipients
             .iter()
-            .filter_map(|fingerprint| {
-                let current = alert(fingerprint)?;
+            .map(|recipient| {
+                decide(
+                    recipient.last,
+                    &firing,
+                    &resolved,
+                    recipient.send_resolved,
+                    self.timers.repeat_interval,
+                    now,
+                )
+            })
+            .collect();
+        if reasons.iter().all(Option::is_none) {
+            return Flush::nothing(recipients.len(), done);
+        }
+        self.announced = true;
+        let mut flushed: Vec<FlushedAlert> = firing
+            .iter()
+            .map(|fingerprint| (fingerprint, Status::Firing))
+            .chain(
+                resolved
+                    .iter()
+                    .map(|fingerprint| (fingerprint, Status::Resolved)),
+            )
+            .filter_map(|(fingerprint, status)| {
                 Some(FlushedAlert {
                     fingerprint: *fingerprint,
-                    status: if firing.contains(fingerprint) {
-                        Status::Firing
-                    } else {
-                        Status::Resolved
-                    },
-                    alert: current.to_alert(),
+                    status,
+                    alert: alert(fingerprint)?.to_alert(),
                 })
             })
             .collect();
         flushed.sort_by(|a, b| a.alert.labels.cmp(&b.alert.labels));
         Flush {
-            send: Some((reason, flushed)),
-            entry: Some(SentEntry {
+            reasons,
+            alerts: flushed,
+            entry: Some(Arc::new(SentEntry {
                 firing,
                 resolved,
                 at: now,
-            }),
+            })),
             done,
         }
     }
@@ -342,11 +417,19 @@ mod tests {
         )
     }
 
-    /// Flushes `group` at `now` with `alerts`, records the entry in `log` when one was sent, and returns the reason
-    /// and the names sent.
+    /// One integration with the log entry `last`.
+    fn one(last: Option<&Entry>, send_resolved: bool) -> [Recipient<'_>; 1] {
+        [Recipient {
+            last,
+            send_resolved,
+        }]
+    }
+
+    /// Flushes `group` at `now` with `alerts` for one integration, records the entry in `log` when it was sent one,
+    /// and returns the reason and the names sent.
     fn flush(
         group: &mut Group,
-        log: &mut Option<SentEntry>,
+        log: &mut Option<Entry>,
         alerts: &[(Fingerprint, Alert)],
         send_resolved: bool,
         now: i64,
@@ -355,20 +438,24 @@ mod tests {
         let flush = group.flush(
             |fingerprint| alerts.get(fingerprint),
             &Held::default(),
-            log.as_ref(),
-            send_resolved,
+            &one(log.as_ref(), send_resolved),
             t(now),
         );
-        if let Some(entry) = flush.entry {
-            *log = Some(entry);
-        }
-        flush.send.map(|(reason, alerts)| {
-            let names = alerts
-                .iter()
-                .map(|a| format!("{}:{}", a.alert.name(), a.status))
-                .collect();
-            (reason, names)
-        })
+        let reason = flush.reasons[0]?;
+        *log = flush.entry.map(Entry::Sent);
+        Some((reason, names(&flush.alerts)))
+    }
+
+    fn names(alerts: &[FlushedAlert]) -> Vec<String> {
+        alerts
+            .iter()
+            .map(|a| format!("{}:{}", a.alert.name(), a.status))
+            .collect()
+    }
+
+    /// What `log` says was last sent.
+    fn last(log: &Option<Entry>) -> &SentEntry {
+        log.as_ref().unwrap().entries().next().unwrap()
     }
 
     #[test]
@@ -461,7 +548,7 @@ mod tests {
             );
             assert!(g.is_empty());
             assert!(
-                log.as_ref().unwrap().firing.is_empty(),
+                last(&log).firing.is_empty(),
                 "the log no longer lists anything as firing"
             );
         }
@@ -512,7 +599,7 @@ mod tests {
 
     #[test]
     fn suppressed_alerts_are_held_back_and_muted_groups_send_nothing() {
-        let (mut g, mut log): (Group, Option<SentEntry>) = (group(0), None);
+        let (mut g, mut log): (Group, Option<Entry>) = (group(0), None);
         let (a, b) = (alert("A", None), alert("B", None));
         g.add(a.0, t(0), t(0));
         g.add(b.0, t(0), t(0));
@@ -524,27 +611,25 @@ mod tests {
         let flush = g.flush(
             |fingerprint| both.get(fingerprint),
             &inhibited,
-            log.as_ref(),
-            true,
+            &one(log.as_ref(), true),
             t(30),
         );
-        let (reason, sent) = flush.send.unwrap();
-        assert_eq!((reason, sent.len()), (Reason::First, 1), "only A is sent");
-        log = flush.entry;
+        assert_eq!(
+            (flush.reasons[0], flush.alerts.len()),
+            (Some(Reason::First), 1),
+            "only A is sent"
+        );
+        log = flush.entry.map(Entry::Sent);
         assert_eq!(g.members.len(), 2, "B stays in the group");
 
         // The inhibition ends: B is news at the next flush.
         let flush = g.flush(
             |fingerprint| both.get(fingerprint),
             &Held::default(),
-            log.as_ref(),
-            true,
+            &one(log.as_ref(), true),
             t(330),
         );
-        assert_eq!(
-            flush.send.map(|(reason, _)| reason),
-            Some(Reason::NewAlerts)
-        );
+        assert_eq!(flush.reasons, [Some(Reason::NewAlerts)]);
 
         let muted = Held {
             suppressed: Default::default(),
@@ -553,13 +638,12 @@ mod tests {
         let flush = g.flush(
             |fingerprint| both.get(fingerprint),
             &muted,
-            None,
-            true,
+            &one(None, true),
             t(630),
         );
         assert_eq!(
-            (flush.send, flush.entry),
-            (None, None),
+            (flush.reasons, flush.entry),
+            (vec![None], None),
             "muted: nothing sent, nothing logged"
         );
     }
@@ -574,12 +658,171 @@ mod tests {
         let flush = g.flush(
             |fingerprint| only_a.get(fingerprint),
             &Held::default(),
-            None,
-            true,
+            &one(None, true),
             t(30),
         );
         assert_eq!(flush.done, vec![b.0]);
         assert_eq!(g.members.len(), 1);
+    }
+
+    /// Flushes `group` at `now` with `alerts` for integrations with these log entries and `send_resolved`; records
+    /// the entry of each one sent to, and returns the reasons.
+    fn flush_each(
+        group: &mut Group,
+        logs: &mut [(Option<Entry>, bool)],
+        alerts: &[(Fingerprint, Alert)],
+        now: i64,
+    ) -> Vec<Option<Reason>> {
+        let alerts = lookup(alerts);
+        let recipients: Vec<Recipient<'_>> = logs
+            .iter()
+            .map(|(last, send_resolved)| Recipient {
+                last: last.as_ref(),
+                send_resolved: *send_resolved,
+            })
+            .collect();
+        let flush = group.flush(
+            |fingerprint| alerts.get(fingerprint),
+            &Held::default(),
+            &recipients,
+            t(now),
+        );
+        for ((last, _), reason) in logs.iter_mut().zip(&flush.reasons) {
+            if reason.is_some() {
+                *last = flush.entry.clone().map(Entry::Sent);
+            }
+        }
+        flush.reasons
+    }
+
+    #[test]
+    fn an_integration_the_receiver_gained_is_told_what_fires_and_the_others_nothing() {
+        let (mut g, a) = (group(0), alert("A", None));
+        g.add(a.0, t(0), t(0));
+        let mut logs = [(None, true)];
+        flush_each(&mut g, &mut logs, std::slice::from_ref(&a), 30);
+        let told = logs[0].0.clone();
+        let mut logs = [(told, true), (None, true)];
+        assert_eq!(
+            flush_each(&mut g, &mut logs, std::slice::from_ref(&a), 330),
+            [None, Some(Reason::First)]
+        );
+        assert_eq!(
+            last(&logs[0].0).firing,
+            last(&logs[1].0).firing,
+            "both told the same alerts now (each repeats on its own schedule)"
+        );
+        assert_eq!(
+            flush_each(&mut g, &mut logs, std::slice::from_ref(&a), 630),
+            [None, None]
+        );
+        // A gained integration is not told of alerts that resolved before it came.
+        let (mut g, b) = (group(0), alert("B", None));
+        g.add(b.0, t(0), t(0));
+        let mut logs = [(None, true)];
+        flush_each(&mut g, &mut logs, std::slice::from_ref(&b), 30);
+        let mut logs = [(logs[0].0.clone(), true), (None, true)];
+        assert_eq!(
+            flush_each(&mut g, &mut logs, &[alert("B", Some(100))], 330),
+            [Some(Reason::AllResolved), None]
+        );
+    }
+
+    #[test]
+    fn an_integration_whose_notification_died_waits_for_its_replay_unless_the_group_says_more() {
+        let (mut g, a, b) = (group(0), alert("A", None), alert("B", None));
+        g.add(a.0, t(0), t(0));
+        let mut logs = [(None, true), (None, true)];
+        assert_eq!(
+            flush_each(&mut g, &mut logs, std::slice::from_ref(&a), 30),
+            [Some(Reason::First); 2]
+        );
+        // The first integration's delivery died; the second one's was delivered.
+        let Some(Entry::Sent(parked)) = logs[0].0.clone() else {
+            panic!("sent");
+        };
+        logs[0].0 = Some(Entry::Dead { parked, had: None });
+        assert_eq!(
+            flush_each(&mut g, &mut logs, std::slice::from_ref(&a), 330),
+            [None, None],
+            "nothing its dead letter does not say: a replay delivers that"
+        );
+        g.add(b.0, t(400), t(400));
+        let both = [a.clone(), b.clone()];
+        assert_eq!(
+            flush_each(&mut g, &mut logs, &both, 630),
+            [Some(Reason::First), Some(Reason::NewAlerts)],
+            "the group changed: each is told the current state, against what it has"
+        );
+        assert_eq!(logs[0].0, logs[1].0, "then both were told the same");
+
+        // A dead first notification of alerts that resolved since: nothing to take back.
+        let mut g = group(0);
+        g.add(a.0, t(0), t(0));
+        let mut logs = [(None, true), (None, true)];
+        flush_each(&mut g, &mut logs, std::slice::from_ref(&a), 30);
+        let Some(Entry::Sent(parked)) = logs[0].0.clone() else {
+            panic!("sent");
+        };
+        logs[0].0 = Some(Entry::Dead { parked, had: None });
+        assert_eq!(
+            flush_each(&mut g, &mut logs, &[alert("A", Some(100))], 330),
+            [None, Some(Reason::AllResolved)]
+        );
+
+        // A dead resolve of alerts it had: it is told when the group says more, and at the repeat.
+        let mut g = group(0);
+        g.add(a.0, t(0), t(0));
+        g.add(b.0, t(0), t(0));
+        let mut logs = [(None, true)];
+        flush_each(&mut g, &mut logs, &both, 30);
+        let had = match logs[0].0.clone() {
+            Some(Entry::Sent(had)) => had,
+            _ => panic!("sent"),
+        };
+        let b_resolved = [a.clone(), alert("B", Some(100))];
+        assert_eq!(
+            flush_each(&mut g, &mut logs, &b_resolved, 330),
+            [Some(Reason::SomeResolved)]
+        );
+        let Some(Entry::Sent(parked)) = logs[0].0.clone() else {
+            panic!("sent");
+        };
+        logs[0].0 = Some(Entry::Dead {
+            parked,
+            had: Some(had),
+        });
+        let only_a = std::slice::from_ref(&a);
+        assert_eq!(flush_each(&mut g, &mut logs, only_a, 630), [None]);
+        assert_eq!(
+            flush_each(&mut g, &mut logs, only_a, 330 + 4 * 3600),
+            [Some(Reason::Repeat)],
+            "repeat_interval after the dead one"
+        );
+    }
+
+    #[test]
+    fn each_integration_decides_with_its_own_send_resolved() {
+        let (mut g, a, b) = (group(0), alert("A", None), alert("B", None));
+        g.add(a.0, t(0), t(0));
+        g.add(b.0, t(0), t(0));
+        let mut logs = [(None, true), (None, false)];
+        assert_eq!(
+            flush_each(&mut g, &mut logs, &[a.clone(), b.clone()], 30),
+            [Some(Reason::First); 2]
+        );
+        assert_eq!(
+            flush_each(&mut g, &mut logs, &[a.clone(), alert("B", Some(100))], 330),
+            [Some(Reason::SomeResolved), None],
+            "a partial resolve is news only with send_resolved"
+        );
+        assert_ne!(logs[0].0, logs[1].0);
+        assert_eq!(
+            flush_each(&mut g, &mut logs, &[alert("A", Some(400))], 630),
+            [Some(Reason::AllResolved); 2],
+            "all resolved: both logs stop listing them as firing"
+        );
+        assert_eq!(logs[0].0, logs[1].0);
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! Every aggregation group of the route tree, their flush times in order, the alerts they hold and the notification
-//! log: which groups an alert joins, which are due, and what a due group sends. Pure state in memory, so a flush
-//! that sends nothing costs no I/O; the dispatcher task stores what changes durably.
+//! log (per integration of each receiver): which groups an alert joins, which are due, and what a due group sends to
+//! which integration. Pure state in memory, so a flush that sends nothing costs no I/O; the dispatcher task stores
+//! what changes durably.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::group::{Flush, Group, Held, SentEntry, Timers, next_tick};
+use super::group::{Entry, Flush, Group, Held, Recipient, SentEntry, Timers, next_tick};
 use super::held::HeldAlert;
 use crate::alert::{Alert, Fingerprint, PackedLabels, label_set};
 use crate::route::tree::RouteNode;
-use crate::store::{GroupRecord, SentRecord};
+use crate::store::delivery::RECEIVER_ENTRY;
+use crate::store::{GroupRecord, LogChange, LogChangeKind, SentRecord, Told};
 
 /// A group's identity in the set: its route's id and its labels (route keys alone are not unique among siblings).
 /// Shared by the set's indexes.
@@ -24,13 +26,58 @@ struct Member {
     groups: u32,
 }
 
+/// One integration's entry in a group's notification log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// Its key in its receiver (`webhook/0`).
+    pub integration: Arc<str>,
+    /// The delivery carrying its last notification, if one does.
+    pub delivery: Option<i64>,
+    pub entry: Entry,
+}
+
+/// A group's notification log: an entry per integration of its receiver that was told something (most receivers
+/// have one).
+type GroupLog = Vec<Logged>;
+
+fn find<'a>(log: Option<&'a GroupLog>, integration: &str) -> Option<&'a Logged> {
+    log?.iter()
+        .find(|logged| &*logged.integration == integration)
+}
+
+/// When the latest notification of a group's log was made, among those that told something firing.
+fn last_firing(log: &GroupLog) -> Option<DateTime<Utc>> {
+    log.iter()
+        .filter(|logged| logged.entry.entries().any(|entry| !entry.firing.is_empty()))
+        .map(|logged| logged.entry.at())
+        .max()
+}
+
+fn entry_of(told: Told) -> SentEntry {
+    SentEntry {
+        firing: told.firing.into_iter().collect(),
+        resolved: told.resolved.into_iter().collect(),
+        at: told.at,
+    }
+}
+
+/// `entry`, shared with an equal one of `log` when there is one.
+fn shared(log: &GroupLog, entry: SentEntry) -> Arc<SentEntry> {
+    log.iter()
+        .flat_map(|logged| match &logged.entry {
+            Entry::Sent(told) | Entry::Dead { parked: told, .. } => Some(told),
+        })
+        .find(|told| ***told == entry)
+        .map_or_else(|| Arc::new(entry), Arc::clone)
+}
+
 #[derive(Debug, Default)]
 pub struct GroupSet {
     groups: HashMap<GroupId, Group>,
     /// (next flush, group) for every group.
     timers: BTreeSet<(DateTime<Utc>, GroupId)>,
-    /// receiver -> group key -> what was last sent.
-    log: HashMap<Arc<str>, HashMap<String, SentEntry>>,
+    /// receiver -> group key -> what each integration was last told.
+    log: HashMap<Arc<str>, HashMap<String, GroupLog>>,
     /// The current version of every alert a group holds.
     alerts: HashMap<Fingerprint, Member>,
     /// Groups whose record may have to be written or deleted (created, first flushed, first flush moved) since the
@@ -97,25 +144,81 @@ impl GroupSet {
         true
     }
 
-    /// Puts back a notification log entry.
-    pub fn restore_sent(&mut self, record: SentRecord) {
-        let entry = SentEntry {
-            firing: record.firing.into_iter().collect(),
-            resolved: record.resolved.into_iter().collect(),
-            at: record.at,
-        };
-        let receiver = self.intern(&record.receiver);
-        self.log
-            .entry(receiver)
-            .or_default()
-            .insert(record.group_key, entry);
+    /// Puts back the notification log. An entry of a whole receiver (written when the log was kept per receiver)
+    /// becomes the entry of each integration `integrations` lists for the receiver that has none; those copies are
+    /// returned, to be stored in its place. It is kept too, under its own key, so that it is forgotten with its
+    /// group when no integration took it.
+    pub fn restore_log(
+        &mut self,
+        records: Vec<SentRecord>,
+        integrations: impl Fn(&str) -> Vec<String>,
+    ) -> Vec<SentRecord> {
+        let (receivers, records): (Vec<SentRecord>, Vec<SentRecord>) = records
+            .into_iter()
+            .partition(|record| record.integration_key == RECEIVER_ENTRY);
+        for record in records {
+            self.restore_sent(record);
+        }
+        let mut adopted = Vec::new();
+        for record in receivers {
+            for integration in integrations(&record.receiver) {
+                let logged = self
+                    .log
+                    .get(record.receiver.as_str())
+                    .and_then(|log| log.get(&record.group_key));
+                if find(logged, &integration).is_some() {
+                    continue;
+                }
+                let copy = SentRecord {
+                    integration_key: integration,
+                    ..record.clone()
+                };
+                self.restore_sent(copy.clone());
+                adopted.push(copy);
+            }
+            self.restore_sent(record);
+        }
+        adopted
     }
 
-    fn last_sent(&self, receiver: &str, key: &str) -> Option<&SentEntry> {
+    /// Puts back one integration's notification log entry.
+    fn restore_sent(&mut self, record: SentRecord) {
+        let receiver = self.intern(&record.receiver);
+        let integration = self.intern(&record.integration_key);
+        let log = self
+            .log
+            .entry(receiver)
+            .or_default()
+            .entry(record.group_key)
+            .or_default();
+        let told = shared(log, entry_of(record.told));
+        let entry = if record.dead {
+            Entry::Dead {
+                parked: told,
+                had: record.had.map(|had| shared(log, entry_of(had))),
+            }
+        } else {
+            Entry::Sent(told)
+        };
+        log.retain(|logged| logged.integration != integration);
+        log.push(Logged {
+            integration,
+            delivery: record.delivery,
+            entry,
+        });
+    }
+
+    /// The group log of `receiver` and group `key`.
+    fn group_log(&self, receiver: &str, key: &str) -> Option<&GroupLog> {
         self.log.get(receiver)?.get(key)
     }
 
-    /// After a restart, groups without a stored record whose log entry still lists firing alerts had announced them
+    /// What `integration` of `receiver` was last told about the group with `key`.
+    pub fn last_sent(&self, receiver: &str, integration: &str, key: &str) -> Option<&Logged> {
+        find(self.group_log(receiver, key), integration)
+    }
+
+    /// After a restart, groups without a stored record whose log still lists firing alerts had announced them
     /// before: they tick on from the log's last send (every send happens on a tick of the group's schedule), not
     /// from a new group_wait.
     pub fn adopt_log_schedules(&mut self, now: DateTime<Utc>) {
@@ -124,18 +227,18 @@ impl GroupSet {
             if group.stored || group.flushed() {
                 continue;
             }
-            let Some(entry) = self
+            let Some(at) = self
                 .log
                 .get(&group.receiver)
                 .and_then(|log| log.get(&group.key))
-                .filter(|entry| !entry.firing.is_empty())
+                .and_then(last_firing)
             else {
                 continue;
             };
             moved.push((group.next_flush, id.clone()));
-            group.anchor = Some(entry.at);
+            group.anchor = Some(at);
             group.announced = true;
-            group.next_flush = next_tick(entry.at, group.timers.group_interval, now, true);
+            group.next_flush = next_tick(at, group.timers.group_interval, now, true);
             self.timers.insert((group.next_flush, id.clone()));
         }
         for (at, id) in moved {
@@ -154,15 +257,21 @@ impl GroupSet {
     pub fn announced_missing(&self) -> Vec<(GroupId, Fingerprint)> {
         let mut found = Vec::new();
         for (id, group) in &self.groups {
-            if let Some(entry) = self.last_sent(&group.receiver, &group.key) {
-                found.extend(
-                    entry
-                        .firing
-                        .iter()
-                        .filter(|fingerprint| !group.members.contains(fingerprint))
-                        .map(|fingerprint| (id.clone(), *fingerprint)),
-                );
-            }
+            let Some(log) = self.group_log(&group.receiver, &group.key) else {
+                continue;
+            };
+            let missing: BTreeSet<Fingerprint> = log
+                .iter()
+                .flat_map(|logged| logged.entry.entries())
+                .flat_map(|entry| entry.firing.iter())
+                .filter(|fingerprint| !group.members.contains(fingerprint))
+                .copied()
+                .collect();
+            found.extend(
+                missing
+                    .into_iter()
+                    .map(|fingerprint| (id.clone(), fingerprint)),
+            );
         }
         found
     }
@@ -341,29 +450,35 @@ impl GroupSet {
         self.alerts.len()
     }
 
-    /// Flushes a group with its members' current alerts. The group is rescheduled, or dropped once empty (and then
-    /// returned with the decision); the decision's log entry is recorded with `record` once the notification has
-    /// been handed on.
+    /// Flushes a group with its members' current alerts, deciding for each of `integrations` (key, `send_resolved`)
+    /// against its own log entry. The group is rescheduled, or dropped once empty (and then returned with the
+    /// decision); the decision's log entry is recorded with `record` once the notifications have been handed on.
     pub fn flush(
         &mut self,
         id: &GroupId,
         held: &Held,
-        send_resolved: bool,
+        integrations: &[(&str, bool)],
         now: DateTime<Utc>,
     ) -> Option<(Flush, Option<Group>)> {
         let group = self.groups.get_mut(id)?;
         self.timers.remove(&(group.next_flush, Arc::clone(id)));
         let (first, announced) = (!group.flushed(), group.announced);
-        let last = self
+        let log = self
             .log
             .get(&group.receiver)
             .and_then(|log| log.get(&group.key));
+        let recipients: Vec<Recipient<'_>> = integrations
+            .iter()
+            .map(|(key, send_resolved)| Recipient {
+                last: find(log, key).map(|logged| &logged.entry),
+                send_resolved: *send_resolved,
+            })
+            .collect();
         let alerts = &self.alerts;
         let flush = group.flush(
             |fingerprint| alerts.get(fingerprint).map(|member| &member.alert),
             held,
-            last,
-            send_resolved,
+            &recipients,
             now,
         );
         let mut dropped = None;
@@ -451,13 +566,63 @@ impl GroupSet {
         }
     }
 
-    /// Records what was sent to `receiver` for the group with `key`.
-    pub fn record(&mut self, receiver: &str, key: &str, entry: SentEntry) {
+    /// Records what `integration` of `receiver` was sent for the group with `key`, and the delivery carrying it.
+    pub fn record(
+        &mut self,
+        receiver: &str,
+        key: &str,
+        integration: &str,
+        delivery: Option<i64>,
+        entry: Arc<SentEntry>,
+    ) {
         let receiver = self.intern(receiver);
-        self.log
+        let integration = self.intern(integration);
+        let log = self
+            .log
             .entry(receiver)
             .or_default()
-            .insert(key.to_string(), entry);
+            .entry(key.to_string())
+            .or_default();
+        let logged = Logged {
+            integration,
+            delivery,
+            entry: Entry::Sent(entry),
+        };
+        match log
+            .iter_mut()
+            .find(|old| old.integration == logged.integration)
+        {
+            Some(old) => *old = logged,
+            None => log.push(logged),
+        }
+    }
+
+    /// Takes in a change the store made to the log as a delivery died or was replayed, if the integration's entry
+    /// is still the one that delivery carries (a later notification replaces it).
+    pub fn apply(&mut self, change: LogChange) {
+        let Some(logged) = self
+            .log
+            .get_mut(change.receiver.as_str())
+            .and_then(|log| log.get_mut(&change.group_key))
+            .and_then(|log| {
+                log.iter_mut().find(|logged| {
+                    *logged.integration == *change.integration_key
+                        && logged.delivery == Some(change.delivery)
+                })
+            })
+        else {
+            return;
+        };
+        logged.entry = match (&logged.entry, change.kind) {
+            (Entry::Sent(parked), LogChangeKind::Dead { had }) => Entry::Dead {
+                parked: Arc::clone(parked),
+                had: had.map(|had| Arc::new(entry_of(had))),
+            },
+            (Entry::Dead { parked, .. }, LogChangeKind::Replayed) => {
+                Entry::Sent(Arc::clone(parked))
+            }
+            (entry, _) => entry.clone(),
+        };
     }
 
     /// Forgets log entries written before `before` whose group no longer exists; returns them as (receiver, group
@@ -473,8 +638,9 @@ impl GroupSet {
             forgotten.extend(
                 entries
                     .iter()
-                    .filter(|(key, entry)| {
-                        entry.at < before && !live.contains(&(&**receiver, key.as_str()))
+                    .filter(|(key, log)| {
+                        log.iter().all(|logged| logged.entry.at() < before)
+                            && !live.contains(&(&**receiver, key.as_str()))
                     })
                     .map(|(key, _)| (receiver.to_string(), key.clone())),
             );
@@ -493,6 +659,7 @@ impl GroupSet {
 mod tests {
     use super::*;
     use crate::alert::test_alert;
+    use crate::dispatch::group::Reason;
 
     fn t(second: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap()
@@ -518,6 +685,30 @@ receivers: [{name: default}, {name: pager}]
                 .route,
         )
         .unwrap()
+    }
+
+    const HOOK: &str = "webhook/0";
+
+    /// A log entry of `integration` for `group`, told `firing` at `at`.
+    fn record(
+        group: &Group,
+        integration: &str,
+        firing: Vec<Fingerprint>,
+        at: DateTime<Utc>,
+    ) -> SentRecord {
+        SentRecord {
+            receiver: group.receiver.to_string(),
+            integration_key: integration.into(),
+            group_key: group.key.clone(),
+            told: Told {
+                firing,
+                resolved: vec![],
+                at,
+            },
+            delivery: None,
+            dead: false,
+            had: None,
+        }
     }
 
     fn alert(name: &str, severity: &str) -> (Fingerprint, Alert) {
@@ -562,23 +753,169 @@ receivers: [{name: default}, {name: pager}]
         set.add(&routes, fp, &down, t(0));
         let id = set.due(t(10), usize::MAX).remove(0);
         let group = set.get(&id).unwrap().clone();
-        let entry = |at| SentEntry {
-            firing: [fp].into(),
-            resolved: Default::default(),
-            at,
+        let entry = |at| {
+            Arc::new(SentEntry {
+                firing: [fp].into(),
+                resolved: Default::default(),
+                at,
+            })
         };
-        set.record(&group.receiver, &group.key, entry(t(10)));
-        set.record("default", "{}:{alertname=\"Gone\"}", entry(t(10)));
-        set.record("default", "{}:{alertname=\"Recent\"}", entry(t(100)));
+        set.record(&group.receiver, &group.key, HOOK, Some(1), entry(t(10)));
+        set.record(
+            "default",
+            "{}:{alertname=\"Gone\"}",
+            HOOK,
+            Some(2),
+            entry(t(10)),
+        );
+        // Gone too, but one of its integrations was told recently.
+        set.record(
+            "default",
+            "{}:{alertname=\"Mixed\"}",
+            HOOK,
+            None,
+            entry(t(10)),
+        );
+        set.record(
+            "default",
+            "{}:{alertname=\"Mixed\"}",
+            "log/0",
+            None,
+            entry(t(100)),
+        );
+        set.record(
+            "default",
+            "{}:{alertname=\"Recent\"}",
+            HOOK,
+            None,
+            entry(t(100)),
+        );
         assert_eq!(
             set.forget_sent(t(50)),
             vec![("default".to_string(), "{}:{alertname=\"Gone\"}".to_string())],
             "only the old entry of a group that is gone"
         );
-        assert!(set.last_sent(&group.receiver, &group.key).is_some());
+        assert!(set.last_sent(&group.receiver, HOOK, &group.key).is_some());
+        for kept in ["Recent", "Mixed"] {
+            let key = format!("{{}}:{{alertname=\"{kept}\"}}");
+            assert!(set.last_sent("default", HOOK, &key).is_some(), "{kept}");
+        }
+    }
+
+    #[test]
+    fn deliveries_that_die_or_are_replayed_change_the_entry_they_carry_and_no_later_one() {
+        let routes = routes();
+        let mut set = GroupSet::default();
+        let (fp, down) = alert("Down", "warn");
+        set.add(&routes, fp, &down, t(0));
+        let id = set.due(t(10), usize::MAX).remove(0);
+        let integrations = [(HOOK, true), ("log/0", true)];
+        let (flush, _) = set
+            .flush(&id, &Held::default(), &integrations, t(10))
+            .unwrap();
+        assert_eq!(flush.reasons, [Some(Reason::First); 2]);
+        let group = set.get(&id).unwrap().clone();
+        let entry = flush.entry.unwrap();
+        set.record(
+            &group.receiver,
+            &group.key,
+            HOOK,
+            Some(1),
+            Arc::clone(&entry),
+        );
+        set.record(
+            &group.receiver,
+            &group.key,
+            "log/0",
+            Some(2),
+            Arc::clone(&entry),
+        );
+        let change = |delivery, kind| LogChange {
+            receiver: group.receiver.to_string(),
+            integration_key: HOOK.into(),
+            group_key: group.key.clone(),
+            delivery,
+            kind,
+        };
+        set.apply(change(7, LogChangeKind::Dead { had: None }));
         assert!(
-            set.last_sent("default", "{}:{alertname=\"Recent\"}")
-                .is_some()
+            matches!(
+                set.last_sent(&group.receiver, HOOK, &group.key)
+                    .unwrap()
+                    .entry,
+                Entry::Sent(_)
+            ),
+            "another delivery's death changes nothing"
+        );
+        set.apply(change(1, LogChangeKind::Dead { had: None }));
+        assert_eq!(
+            set.last_sent(&group.receiver, HOOK, &group.key)
+                .unwrap()
+                .entry,
+            Entry::Dead {
+                parked: Arc::clone(&entry),
+                had: None
+            }
+        );
+        let (held, _) = set
+            .flush(&id, &Held::default(), &integrations, t(310))
+            .unwrap();
+        assert_eq!(held.reasons, [None, None], "its dead letter holds it");
+        set.apply(change(1, LogChangeKind::Replayed));
+        assert_eq!(
+            set.last_sent(&group.receiver, HOOK, &group.key)
+                .unwrap()
+                .entry,
+            Entry::Sent(entry)
+        );
+    }
+
+    #[test]
+    fn an_entry_of_a_whole_receiver_becomes_that_of_each_integration_without_one() {
+        let routes = routes();
+        let mut set = GroupSet::default();
+        let (fp, down) = alert("Down", "warn");
+        set.add(&routes, fp, &down, t(0));
+        let id = set.due(t(10), usize::MAX).remove(0);
+        let group = set.get(&id).unwrap().clone();
+        let mut own = record(&group, "log/0", vec![], t(5));
+        own.dead = true;
+        let adopted = set.restore_log(
+            vec![record(&group, RECEIVER_ENTRY, vec![fp], t(5)), own],
+            |receiver| {
+                assert_eq!(receiver, &*group.receiver);
+                vec![HOOK.into(), "slack/0".into(), "log/0".into()]
+            },
+        );
+        let copied: Vec<&str> = adopted
+            .iter()
+            .map(|record| record.integration_key.as_str())
+            .collect();
+        assert_eq!(copied, [HOOK, "slack/0"], "log/0 has its own");
+        let told = |integration| match &set
+            .last_sent(&group.receiver, integration, &group.key)
+            .unwrap()
+            .entry
+        {
+            Entry::Sent(told) => Arc::clone(told),
+            Entry::Dead { .. } => panic!("sent"),
+        };
+        assert!(
+            Arc::ptr_eq(&told(HOOK), &told("slack/0")),
+            "integrations told the same share it"
+        );
+        assert!(
+            Arc::ptr_eq(&told(HOOK), &told(RECEIVER_ENTRY)),
+            "kept until forgotten with its group"
+        );
+        let integrations = [(HOOK, true), ("slack/0", true), ("log/0", true)];
+        let (flush, _) = set
+            .flush(&id, &Held::default(), &integrations, t(10))
+            .unwrap();
+        assert_eq!(
+            flush.reasons,
+            [None, None, Some(Reason::First)],
+            "an upgrade notifies nothing again"
         );
     }
 
@@ -589,20 +926,36 @@ receivers: [{name: default}, {name: pager}]
         let (fp, down) = alert("Down", "warn");
         set.add(&routes, fp, &down, t(0));
         let id = set.due(t(10), usize::MAX).remove(0);
-        let (flush, _) = set.flush(&id, &Held::default(), true, t(10)).unwrap();
-        assert!(flush.send.is_some());
+        let (flush, _) = set
+            .flush(&id, &Held::default(), &[(HOOK, true)], t(10))
+            .unwrap();
+        assert_eq!(flush.reasons, [Some(Reason::First)]);
         let group = set.get(&id).unwrap().clone();
-        set.record(&group.receiver, &group.key, flush.entry.unwrap());
+        set.record(
+            &group.receiver,
+            &group.key,
+            HOOK,
+            Some(1),
+            flush.entry.unwrap(),
+        );
         assert_eq!(set.next_deadline(), Some(t(310)));
 
-        let (again, _) = set.flush(&id, &Held::default(), true, t(310)).unwrap();
-        assert!(again.send.is_none(), "deduplicated by the log");
+        let (again, _) = set
+            .flush(&id, &Held::default(), &[(HOOK, true)], t(310))
+            .unwrap();
+        assert_eq!(
+            (again.reasons, again.entry),
+            (vec![None], None),
+            "deduplicated by the log"
+        );
 
         let mut resolved = down.clone();
         resolved.ends_at = Some(t(400));
         assert!(set.update(fp, &resolved));
-        let (last, dropped) = set.flush(&id, &Held::default(), true, t(610)).unwrap();
-        assert!(last.send.is_some());
+        let (last, dropped) = set
+            .flush(&id, &Held::default(), &[(HOOK, true)], t(610))
+            .unwrap();
+        assert_eq!(last.reasons, [Some(Reason::AllResolved)]);
         assert_eq!(dropped.map(|group| group.key), Some(group.key.clone()));
         assert!(
             set.is_empty(),
@@ -636,11 +989,13 @@ receivers: [{name: default}, {name: pager}]
             suppressed: [fp].into(),
             muted: false,
         };
-        set.flush(&id, &silenced, true, t(10)).unwrap();
+        set.flush(&id, &silenced, &[(HOOK, true)], t(10)).unwrap();
         let (flushed, _) = set.take_dirty();
         assert_eq!((flushed[0].first_flush, flushed[0].flushed), (t(10), true));
-        let (flush, _) = set.flush(&id, &Held::default(), true, t(310)).unwrap();
-        assert!(flush.send.is_some());
+        let (flush, _) = set
+            .flush(&id, &Held::default(), &[(HOOK, true)], t(310))
+            .unwrap();
+        assert!(flush.entry.is_some());
         let (changed, deleted) = set.take_dirty();
         assert!(changed.is_empty());
         assert_eq!(deleted, vec![id.to_string()], "announced: its record goes");
@@ -666,13 +1021,7 @@ receivers: [{name: default}, {name: pager}]
         // Without a record, a group whose log lists firing alerts ticks on from the log's last send.
         let mut derived = GroupSet::default();
         let group = set.get(&id).unwrap().clone();
-        derived.restore_sent(SentRecord {
-            receiver: group.receiver.to_string(),
-            group_key: group.key.clone(),
-            firing: vec![fp],
-            resolved: vec![],
-            at: t(310),
-        });
+        derived.restore_sent(record(&group, HOOK, vec![fp], t(310)));
         derived.add(&routes, fp, &down, t(1000));
         derived.adopt_log_schedules(t(1000));
         assert_eq!(derived.next_deadline(), Some(t(1210)));

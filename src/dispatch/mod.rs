@@ -1,7 +1,9 @@
 //! The dispatcher: alerts join the aggregation groups of the routes they match, groups flush on their timers (read
-//! on the injected clock) from the alerts they hold in memory, and what the notification log says is news is queued
-//! in the outbox, one delivery per integration, together with the log entry. The store is written only when
-//! something durable changes: a group created or first flushed, a notification queued with its log entry.
+//! on the injected clock) from the alerts they hold in memory, and what the notification log says is news to each
+//! integration of the receiver is queued in the outbox, one delivery per integration, together with the
+//! integrations' log entries. The store is written only when something durable changes: a group created or first
+//! flushed, a notification queued with its log entries. Deliveries that die or are replayed change the log in the
+//! store, which tells the dispatcher so its copy stays in step.
 
 pub mod group;
 pub mod groups;
@@ -28,11 +30,11 @@ use crate::reload::Applied;
 use crate::route::silence::SilenceBook;
 use crate::route::tree::RouteNode;
 use crate::sinks::integrations::{Integration, Integrations};
-use crate::store::delivery::{NewDelivery, Queued};
-use crate::store::{AlertQuery, Dispatched, SentRecord, StateChange, Store};
+use crate::store::delivery::{Logged as LogRecord, NewDelivery, Queued};
+use crate::store::{AlertQuery, Dispatched, LogChange, SentRecord, StateChange, Store, Told};
 use crate::timeinterval::TimeInterval;
 
-use self::group::Held;
+use self::group::{Held, Reason};
 use self::groups::GroupSet;
 use self::held::HeldAlert;
 
@@ -144,57 +146,145 @@ impl DispatchHandle {
 /// How long a group whose notification could not be stored waits before it tries again.
 const RETRY_STORE: Duration = Duration::from_secs(1);
 
-/// One delivery per integration of the receiver that takes this notification, with the notification it sends:
-/// integrations without `send_resolved` get only its firing alerts, and nothing when none fires. `claim` says until
-/// when a delivery is claimed as it is queued (its receiver has a free send slot), if it is.
-fn deliveries(
-    integrations: &[Integration],
-    notification: &Arc<Notification>,
-    claim: &mut dyn FnMut(&Integration) -> Option<DateTime<Utc>>,
-) -> Vec<(NewDelivery, Arc<Notification>)> {
-    let mut deliveries = Vec::with_capacity(integrations.len());
-    for integration in integrations {
-        let notification = if integration.sink.send_resolved() {
-            Arc::clone(notification)
-        } else {
-            let mut firing = Notification::clone(notification);
-            firing.alerts.retain(|alert| alert.status == Status::Firing);
-            if firing.alerts.is_empty() {
-                continue;
-            }
-            firing.status = Status::Firing;
-            Arc::new(firing)
-        };
-        let payload = match serde_json::to_string(&*notification) {
-            Ok(payload) => payload,
-            Err(error) => {
-                tracing::error!(%error, receiver = %notification.receiver, "cannot encode a notification");
-                continue;
-            }
-        };
-        let delivery = NewDelivery {
-            receiver: notification.receiver.clone(),
-            integration: integration.sink.integration().to_owned(),
-            integration_key: integration.key.clone(),
-            destination: integration.destination.clone(),
-            group_key: notification.group_key.clone(),
-            status: notification.status.as_str().to_owned(),
-            alert_count: notification.alerts.len(),
-            payload,
-            claim_until: claim(integration),
-        };
-        deliveries.push((delivery, notification));
+/// What one integration is sent at a flush.
+enum Sending {
+    /// A delivery, with the notification it sends.
+    Delivery(Box<NewDelivery>, Arc<Notification>),
+    /// Nothing, but it counts as told: an integration without `send_resolved` gets no resolve (its log still stops
+    /// listing the alerts as firing).
+    Nothing,
+    /// Nothing, and it does not count as told (the notification could not be encoded).
+    Failed,
+}
+
+/// A notification made at a flush, with its JSON.
+#[derive(Clone)]
+struct Payload {
+    notification: Arc<Notification>,
+    json: Arc<str>,
+}
+
+impl Payload {
+    fn new(notification: Notification) -> Result<Self, serde_json::Error> {
+        let json = serde_json::to_string(&notification)?.into();
+        Ok(Payload {
+            notification: Arc::new(notification),
+            json,
+        })
     }
-    deliveries
+}
+
+/// The notifications of one flush, shared by the integrations in the same state: one per reason, and a copy with
+/// the firing alerts only for integrations without `send_resolved` (none when nothing fires); each encoded once, when
+/// an integration is first sent it.
+#[derive(Default)]
+struct Payloads {
+    /// Per reason, the notification with every alert, and its JSON once encoded.
+    full: Vec<(Reason, Arc<Notification>, Option<Arc<str>>)>,
+    firing: Vec<(Reason, Option<Payload>)>,
+}
+
+impl Payloads {
+    /// The notification for `reason` (its firing alerts only when `firing_only`), made with `make` the first time.
+    fn get(
+        &mut self,
+        reason: Reason,
+        firing_only: bool,
+        make: impl FnOnce() -> Notification,
+    ) -> Result<Option<Payload>, serde_json::Error> {
+        if firing_only
+            && let Some((_, firing)) = self.firing.iter().find(|(made, _)| *made == reason)
+        {
+            return Ok(firing.clone());
+        }
+        let index = match self.full.iter().position(|(made, ..)| *made == reason) {
+            Some(index) => index,
+            None => {
+                self.full.push((reason, Arc::new(make()), None));
+                self.full.len() - 1
+            }
+        };
+        let Some((_, full, json)) = self.full.get_mut(index) else {
+            return Ok(None);
+        };
+        if !firing_only {
+            let json = match json {
+                Some(json) => Arc::clone(json),
+                None => Arc::clone(json.insert(serde_json::to_string(&**full)?.into())),
+            };
+            return Ok(Some(Payload {
+                notification: Arc::clone(full),
+                json,
+            }));
+        }
+        let mut firing = Notification::clone(full);
+        firing.alerts.retain(|alert| alert.status == Status::Firing);
+        firing.status = Status::Firing;
+        let firing = if firing.alerts.is_empty() {
+            None
+        } else {
+            Some(Payload::new(firing)?)
+        };
+        self.firing.push((reason, firing.clone()));
+        Ok(firing)
+    }
+
+    /// A notification with every alert of the flush, if one was made.
+    fn any(&self) -> Option<Arc<Notification>> {
+        self.full.first().map(|(_, full, _)| Arc::clone(full))
+    }
+}
+
+/// What `integration` is sent for `reason`: a delivery of the notification (its firing alerts only, without
+/// `send_resolved`; nothing when none fires). `claim` says until when a delivery is claimed as it is queued (its
+/// receiver has a free send slot), if it is.
+fn sending(
+    integration: &Integration,
+    reason: Reason,
+    payloads: &mut Payloads,
+    make: impl FnOnce() -> Notification,
+    claim: &mut dyn FnMut(&Integration) -> Option<DateTime<Utc>>,
+) -> Sending {
+    let made = match payloads.get(reason, !integration.sink.send_resolved(), make) {
+        Ok(made) => made,
+        Err(error) => {
+            tracing::error!(%error, integration = %integration.key, "cannot encode a notification");
+            return Sending::Failed;
+        }
+    };
+    let Some(Payload {
+        notification,
+        json: payload,
+    }) = made
+    else {
+        return Sending::Nothing;
+    };
+    let delivery = NewDelivery {
+        receiver: notification.receiver.clone(),
+        integration: integration.sink.integration().to_owned(),
+        integration_key: integration.key.clone(),
+        destination: integration.destination.clone(),
+        group_key: notification.group_key.clone(),
+        status: notification.status.as_str().to_owned(),
+        alert_count: notification.alerts.len(),
+        payload: payload.to_string(),
+        claim_until: claim(integration),
+    };
+    Sending::Delivery(Box::new(delivery), notification)
 }
 
 /// A notification of a flush, kept until it is stored: what to record then, or to put back when storing failed.
 struct Logged {
     id: groups::GroupId,
-    entry: Option<group::SentEntry>,
+    receiver: Arc<str>,
+    group_key: String,
+    entry: Arc<group::SentEntry>,
+    /// The integrations the entry is recorded for, each with the index of its delivery among the round's.
+    integrations: Vec<(String, Option<usize>)>,
     /// The group, when the flush dropped it (its last alerts resolved).
     dropped: Option<group::Group>,
-    notification: Arc<Notification>,
+    /// A notification it made: its resolved alerts go back into the group when storing failed.
+    notification: Option<Arc<Notification>>,
 }
 
 /// The dispatcher's state and what it needs to act.
@@ -219,6 +309,8 @@ struct Dispatcher {
     pruned_at: DateTime<Utc>,
     /// Log entries forgotten in memory, to delete from the store with the next commit.
     forgotten: Vec<(String, String)>,
+    /// Receivers' log entries copied to their integrations, to store with the next commit.
+    adopted: Vec<SentRecord>,
 }
 
 fn collect_intervals(route: &RouteNode, into: &mut HashMap<String, (Vec<String>, Vec<String>)>) {
@@ -308,9 +400,27 @@ impl Dispatcher {
             Err(error) => tracing::error!(%error, "cannot read stored groups"),
         }
         match self.store.sent().await {
-            Ok(log) => log
-                .into_iter()
-                .for_each(|record| self.groups.restore_sent(record)),
+            Ok(log) => {
+                let integrations = Arc::clone(&self.integrations);
+                self.adopted = self.groups.restore_log(log, |receiver| {
+                    integrations
+                        .receiver(receiver)
+                        .map(|receiver| {
+                            receiver
+                                .integrations
+                                .iter()
+                                .map(|integration| integration.key.clone())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                });
+                if !self.adopted.is_empty() {
+                    tracing::info!(
+                        entries = self.adopted.len(),
+                        "notification log entries of whole receivers copied to each of their integrations"
+                    );
+                }
+            }
             Err(error) => tracing::error!(%error, "cannot read the notification log"),
         }
         match self
@@ -445,32 +555,34 @@ impl Dispatcher {
     }
 
     /// Flushes every group whose timer is due, from the alerts held in memory, and stores in one transaction every
-    /// notification due with its log entry and the group records that changed. A flush that sends nothing and
-    /// changes no record touches no store.
+    /// notification due with its integrations' log entries and the group records that changed. A flush that sends
+    /// nothing and changes no record touches no store.
     async fn flush_due(&mut self) {
         let now = self.clock.now();
         let due = self.groups.due(now, FLUSH_BATCH);
         let mut batch = Vec::new();
         let mut logged = Vec::new();
         let mut notifications = Vec::new();
+        let mut queued_deliveries = 0;
+        let integrations = Arc::clone(&self.integrations);
         for id in due {
             let Some(group) = self.groups.get(&id) else {
                 continue;
             };
             let muted = self.muted(&group.route_id, now);
-            let integrations = self.integrations.receiver(&group.receiver);
-            let send_resolved = integrations.is_some_and(|receiver| {
-                receiver
-                    .integrations
-                    .iter()
-                    .any(|integration| integration.sink.send_resolved())
-            });
+            let receiver_integrations = integrations.receiver(&group.receiver);
+            let configured: &[Integration] =
+                receiver_integrations.map_or(&[], |receiver| &receiver.integrations);
+            let recipients: Vec<(&str, bool)> = configured
+                .iter()
+                .map(|integration| (integration.key.as_str(), integration.sink.send_resolved()))
+                .collect();
             let held = self.held(self.groups.members(&id), muted, now);
-            let Some((flush, dropped)) = self.groups.flush(&id, &held, send_resolved, now) else {
+            let Some((flush, dropped)) = self.groups.flush(&id, &held, &recipients, now) else {
                 continue;
             };
-            let Some((reason, alerts)) = flush.send else {
-                if flush.entry.is_none() && !muted {
+            let Some(entry) = flush.entry else {
+                if !muted {
                     metrics::counter!("herald_notifications_suppressed_total", "reason" => "deduped")
                         .increment(1);
                 }
@@ -480,28 +592,48 @@ impl Dispatcher {
                 continue;
             };
             let (receiver, key, labels) = (
-                group.receiver.to_string(),
+                Arc::clone(&group.receiver),
                 group.key.clone(),
                 group.labels.to_labels(),
             );
-            let notified = alerts
-                .into_iter()
-                .map(|alert| NotifiedAlert {
-                    fingerprint: alert.fingerprint,
-                    status: alert.status,
-                    alert: alert.alert,
-                })
-                .collect();
-            let max_alerts = integrations.and_then(|receiver| receiver.max_alerts);
-            let notification = Arc::new(Notification::new(
-                receiver.clone(),
-                reason,
-                key.clone(),
-                labels,
-                notified,
-                max_alerts,
-                self.external_url.clone(),
-            ));
+            let mut notified = Some(
+                flush
+                    .alerts
+                    .into_iter()
+                    .map(|alert| NotifiedAlert {
+                        fingerprint: alert.fingerprint,
+                        status: alert.status,
+                        alert: alert.alert,
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            // One notification per reason (nearly always one): the last one made takes the alerts.
+            let mut reasons: Vec<Reason> = Vec::new();
+            for reason in flush.reasons.iter().flatten() {
+                if !reasons.contains(reason) {
+                    reasons.push(*reason);
+                }
+            }
+            let max_alerts = receiver_integrations.and_then(|receiver| receiver.max_alerts);
+            let external_url = &self.external_url;
+            let mut made = 0;
+            let mut make = |reason| {
+                made += 1;
+                let alerts = if made >= reasons.len() {
+                    notified.take()
+                } else {
+                    notified.clone()
+                };
+                Notification::new(
+                    receiver.to_string(),
+                    reason,
+                    key.clone(),
+                    labels.clone(),
+                    alerts.unwrap_or_default(),
+                    max_alerts,
+                    external_url.clone(),
+                )
+            };
             let handing = &self.deliveries;
             let mut claim = |integration: &Integration| {
                 handing.take_slot(&receiver).then(|| {
@@ -509,24 +641,55 @@ impl Dispatcher {
                     now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX)
                 })
             };
-            let (deliveries, sending): (Vec<NewDelivery>, Vec<Arc<Notification>>) = integrations
-                .map_or_else(Vec::new, |receiver| {
-                    deliveries(&receiver.integrations, &notification, &mut claim)
-                })
-                .into_iter()
-                .unzip();
-            notifications.extend(sending);
-            let sent = flush.entry.as_ref().map(|entry| SentRecord {
-                receiver: receiver.clone(),
+            let mut payloads = Payloads::default();
+            let mut deliveries = Vec::new();
+            let mut told = Vec::new();
+            for (integration, reason) in configured.iter().zip(&flush.reasons) {
+                let Some(reason) = *reason else {
+                    continue;
+                };
+                match sending(
+                    integration,
+                    reason,
+                    &mut payloads,
+                    || make(reason),
+                    &mut claim,
+                ) {
+                    Sending::Delivery(delivery, notification) => {
+                        told.push((integration.key.clone(), Some(deliveries.len())));
+                        deliveries.push(*delivery);
+                        notifications.push(notification);
+                    }
+                    Sending::Nothing => told.push((integration.key.clone(), None)),
+                    Sending::Failed => {}
+                }
+            }
+            let notification = payloads.any();
+            let record = LogRecord {
+                receiver: receiver.to_string(),
                 group_key: key.clone(),
-                firing: entry.firing.iter().copied().collect(),
-                resolved: entry.resolved.iter().copied().collect(),
-                at: entry.at,
+                told: Told {
+                    firing: entry.firing.iter().copied().collect(),
+                    resolved: entry.resolved.iter().copied().collect(),
+                    at: entry.at,
+                },
+                integrations: told.clone(),
+            };
+            let offset = queued_deliveries;
+            queued_deliveries += deliveries.len();
+            batch.push(Queued {
+                deliveries,
+                sent: Some(record),
             });
-            batch.push(Queued { deliveries, sent });
             logged.push(Logged {
                 id,
-                entry: flush.entry,
+                receiver,
+                group_key: key,
+                entry,
+                integrations: told
+                    .into_iter()
+                    .map(|(integration, index)| (integration, index.map(|index| offset + index)))
+                    .collect(),
                 dropped,
                 notification,
             });
@@ -545,10 +708,15 @@ impl Dispatcher {
         now: DateTime<Utc>,
     ) {
         metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
-        if queued.is_empty() && !self.groups.has_dirty() && self.forgotten.is_empty() {
+        if queued.is_empty()
+            && !self.groups.has_dirty()
+            && self.forgotten.is_empty()
+            && self.adopted.is_empty()
+        {
             return;
         }
         let forgotten = std::mem::take(&mut self.forgotten);
+        let adopted = std::mem::take(&mut self.adopted);
         let (groups, dropped) = self.groups.take_dirty();
         let changed: Vec<String> = groups.iter().map(|group| group.id.clone()).collect();
         let dispatched = Dispatched {
@@ -556,9 +724,11 @@ impl Dispatcher {
             dropped: dropped.clone(),
             queued,
             forgotten: forgotten.clone(),
+            adopted: adopted.clone(),
         };
         match self.store.dispatch(dispatched, now).await {
             Ok(records) => {
+                let ids: Vec<i64> = records.iter().map(|enqueued| enqueued.record.id).collect();
                 // The engine gets each notification with its delivery, so it sends without reading it back.
                 let handed = records
                     .into_iter()
@@ -571,11 +741,13 @@ impl Dispatcher {
                     .collect();
                 self.deliveries.handed(handed);
                 for logged in logged {
-                    if let Some(entry) = logged.entry {
+                    for (integration, index) in &logged.integrations {
                         self.groups.record(
-                            &logged.notification.receiver,
-                            &logged.notification.group_key,
-                            entry,
+                            &logged.receiver,
+                            &logged.group_key,
+                            integration,
+                            index.and_then(|index| ids.get(index).copied()),
+                            Arc::clone(&logged.entry),
                         );
                     }
                 }
@@ -585,12 +757,13 @@ impl Dispatcher {
                     "cannot store notifications and group timers; trying again shortly");
                 self.groups.mark_dirty(changed, dropped);
                 self.forgotten.extend(forgotten);
+                self.adopted.extend(adopted);
                 let retry_at = now + chrono::Duration::from_std(RETRY_STORE).unwrap_or_default();
                 for logged in logged {
                     let resolved = logged
                         .notification
-                        .alerts
                         .iter()
+                        .flat_map(|notification| notification.alerts.iter())
                         .filter(|alert| alert.status == Status::Resolved)
                         .map(|alert| (alert.fingerprint, alert.alert.clone()));
                     self.groups
@@ -598,6 +771,13 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Takes in what the store changed in the notification log as deliveries died or were replayed.
+    fn log_changed(&mut self, change: LogChange) {
+        tracing::debug!(receiver = %change.receiver, integration = %change.integration_key,
+            delivery = change.delivery, kind = ?change.kind, "notification log changed by a delivery");
+        self.groups.apply(change);
     }
 }
 
@@ -630,8 +810,12 @@ pub fn start(
         log_retention: chrono::Duration::zero(),
         pruned_at: DateTime::<Utc>::MIN_UTC,
         forgotten: Vec::new(),
+        adopted: Vec::new(),
     };
     dispatcher.configure(&current);
+    // Taken before the log is read, so no change committed after that read is missed (one committed before it is
+    // applied again, which changes nothing).
+    let mut log_changes = dispatcher.store.log_changes();
     let task = tokio::spawn(async move {
         dispatcher.restore().await;
         loop {
@@ -640,6 +824,12 @@ pub fn start(
             let due = async {
                 match deadline {
                     Some(deadline) => clock.sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let logged = async {
+                match log_changes.as_mut() {
+                    Some(changes) => changes.recv().await,
                     None => std::future::pending().await,
                 }
             };
@@ -653,6 +843,7 @@ pub fn start(
                     }
                     break;
                 }
+                Some(change) = logged => dispatcher.log_changed(change),
                 handed = receiver.recv() => match handed {
                     Some(handed) => {
                         // Everything already handed over is taken in at once (up to a bound), so its groups
@@ -674,6 +865,10 @@ pub fn start(
                     dispatcher.reconfigure(&current).await;
                 }
                 () = due => {}
+            }
+            // A flush decides on the log as the store has it: deaths and replays committed so far count.
+            while let Some(Ok(change)) = log_changes.as_mut().map(|changes| changes.try_recv()) {
+                dispatcher.log_changed(change);
             }
             dispatcher.flush_due().await;
             dispatcher.prune_log();

@@ -40,6 +40,10 @@ struct Running {
 
 impl Running {
     async fn start(dir: &tempfile::TempDir) -> Running {
+        Self::start_with(dir, CONFIG).await
+    }
+
+    async fn start_with(dir: &tempfile::TempDir, config: &str) -> Running {
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("herald.db"), Duration::from_secs(1))
                 .await
@@ -47,7 +51,7 @@ impl Running {
         );
         let clock = ManualClock::new(t(0));
         let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let settings = crate::config::load_str(CONFIG, "herald.yaml")
+        let settings = crate::config::load_str(config, "herald.yaml")
             .unwrap()
             .settings;
         let client = reqwest::Client::new();
@@ -111,7 +115,26 @@ impl Running {
             assert!(delivered < count, "{delivered} delivered, expected {count}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("never delivered {count}");
+        panic!(
+            "never delivered {count}: {:?}",
+            self.store.delivery_counts().await.unwrap()
+        );
+    }
+
+    /// Deliveries per integration key, oldest first.
+    async fn deliveries(&self) -> Vec<String> {
+        let mut all = self
+            .store
+            .deliveries(DeliveryQuery {
+                limit: 1000,
+                ..DeliveryQuery::default()
+            })
+            .await
+            .unwrap();
+        all.reverse();
+        all.into_iter()
+            .map(|delivery| format!("{}:{}", delivery.integration_key, delivery.status))
+            .collect()
     }
 
     async fn stop(self) {
@@ -235,4 +258,84 @@ async fn a_full_backlog_refuses_after_the_wait_and_frees_room_once_taken_in() {
         waiting.await.unwrap(),
         "room freed when the changes were taken in"
     );
+}
+
+/// One receiver with two log integrations, the second without `send_resolved`.
+const TWO_LOGS: &str = "
+route:
+  receiver: log
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 10s
+  repeat_interval: 1h
+receivers:
+  - name: log
+    log_configs: [{}, {send_resolved: false}]
+";
+
+#[tokio::test]
+async fn each_integration_is_logged_and_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start_with(&dir, TWO_LOGS).await;
+    running
+        .post(vec![alert("db-1", "down"), alert("db-2", "down")])
+        .await;
+    running.delivered(2).await;
+    running.clock.sleeping_until(t(10)).await;
+    let mut db2 = alert("db-2", "down");
+    db2.ends_at = Some(t(0));
+    running.post(vec![db2]).await;
+    running.clock.set(t(10));
+    running.delivered(3).await;
+    assert_eq!(
+        running.deliveries().await,
+        ["log/0:firing", "log/1:firing", "log/0:firing"],
+        "a partial resolve goes only to the integration with send_resolved"
+    );
+    let log = running.store.sent().await.unwrap();
+    let resolved: Vec<(&str, usize)> = log
+        .iter()
+        .map(|record| (record.integration_key.as_str(), record.told.resolved.len()))
+        .collect();
+    assert_eq!(resolved, [("log/0", 1), ("log/1", 0)]);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_upgrade_copies_each_receivers_entries_to_its_integrations_and_notifies_nothing_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Running::start_with(&dir, TWO_LOGS).await;
+    running.post(vec![alert("db-1", "down")]).await;
+    running.delivered(2).await;
+    running.stop().await;
+    {
+        // The log as a herald that kept it per receiver left it.
+        let connection = rusqlite::Connection::open(dir.path().join("herald.db")).unwrap();
+        connection
+            .execute_batch(
+                "DELETE FROM integration_log WHERE integration_key = 'log/1';
+                 UPDATE integration_log SET integration_key = '', delivery_id = NULL;",
+            )
+            .unwrap();
+    }
+    let running = Running::start_with(&dir, TWO_LOGS).await;
+    running.post(vec![alert("db-1", "still down")]).await;
+    running.clock.sleeping_until(t(10)).await;
+    running.clock.set(t(10));
+    running.clock.sleeping_until(t(20)).await;
+    assert_eq!(
+        running.deliveries().await.len(),
+        2,
+        "nothing told again: only the first start's deliveries"
+    );
+    let keys: Vec<String> = running
+        .store
+        .sent()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.integration_key)
+        .collect();
+    assert_eq!(keys, ["log/0", "log/1"], "stored per integration at start");
+    running.stop().await;
 }

@@ -86,14 +86,44 @@ pub struct Enqueued {
     pub claimed: Option<Option<String>>,
 }
 
-/// The notification log's entry for one receiver and group.
+/// What a notification told an integration about a group: the alerts it listed as firing and as resolved, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentRecord {
-    pub receiver: String,
-    pub group_key: String,
+pub struct Told {
     pub firing: Vec<Fingerprint>,
     pub resolved: Vec<Fingerprint>,
     pub at: DateTime<Utc>,
+}
+
+/// The integration key of a log entry kept for a whole receiver, by a herald that logged per receiver: at start the
+/// dispatcher copies it to each integration the receiver has (`Dispatched::adopted`).
+pub const RECEIVER_ENTRY: &str = "";
+
+/// The notification log's entry for one integration of a receiver and one group, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    pub receiver: String,
+    /// Which config of the receiver (`webhook/0`), or [`RECEIVER_ENTRY`].
+    pub integration_key: String,
+    pub group_key: String,
+    /// What its last notification told.
+    pub told: Told,
+    /// The delivery that carries that notification, if one does.
+    pub delivery: Option<i64>,
+    /// That delivery is dead: the integration was not told `told`.
+    pub dead: bool,
+    /// What it had been told before `told` (`None`: nothing); what it has while `dead`.
+    pub had: Option<Told>,
+}
+
+/// A notification's log entry, recorded for each integration it was queued for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    pub receiver: String,
+    pub group_key: String,
+    pub told: Told,
+    /// The integrations whose entry it becomes, each with the index of its delivery in the notification's
+    /// `deliveries` (`None`: recorded without one, as a resolve an integration without `send_resolved` does not get).
+    pub integrations: Vec<(String, Option<usize>)>,
 }
 
 /// One notification to queue: its deliveries (one per integration that takes it) and the notification-log entry
@@ -101,7 +131,28 @@ pub struct SentRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queued {
     pub deliveries: Vec<NewDelivery>,
-    pub sent: Option<SentRecord>,
+    pub sent: Option<Logged>,
+}
+
+/// A change that settling or replaying a delivery made to the notification log. The store tells them in the order
+/// it committed them, so whoever keeps the log in memory stays in step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogChange {
+    pub receiver: String,
+    pub integration_key: String,
+    pub group_key: String,
+    /// The delivery the entry was recorded with.
+    pub delivery: i64,
+    pub kind: LogChangeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogChangeKind {
+    /// The delivery died: the integration was not told what it carries, and has what it was told before (`None`:
+    /// nothing).
+    Dead { had: Option<Told> },
+    /// The dead delivery was queued again: what it carries counts as told again.
+    Replayed,
 }
 
 /// A stored delivery, without its payload.

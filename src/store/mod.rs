@@ -16,7 +16,7 @@ use crate::store::delivery::{
     Finished, Queued, RetrySelection,
 };
 
-pub use delivery::SentRecord;
+pub use delivery::{LogChange, LogChangeKind, SentRecord, Told};
 pub use merge::{Existing, merge};
 pub use sqlite::SqliteStore;
 
@@ -58,13 +58,16 @@ pub struct GroupRecord {
 }
 
 /// What a round of the dispatcher stores in one transaction: group records that changed or were dropped, the
-/// notifications it queued with their log entries, and log entries it forgot, by (receiver, group key).
+/// notifications it queued with their log entries, log entries it forgot, by (receiver, group key), and entries of
+/// whole receivers it copied to their integrations.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dispatched {
     pub groups: Vec<GroupRecord>,
     pub dropped: Vec<String>,
     pub queued: Vec<Queued>,
     pub forgotten: Vec<(String, String)>,
+    /// Per-integration copies of receivers' entries (`delivery::RECEIVER_ENTRY`), which they replace.
+    pub adopted: Vec<SentRecord>,
 }
 
 /// One matcher of a stored silence, in the v2 API's shape (`name`, `value`, `isRegex`, `isEqual`).
@@ -172,6 +175,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The whole notification log.
     async fn sent(&self) -> Result<Vec<SentRecord>, StoreError>;
+
+    /// The changes settling and replaying deliveries make to the notification log (a delivery that dies was not
+    /// told; one replayed counts as told again), in the order they are committed, from now on. There is one such
+    /// stream: the first caller takes it, later ones get `None`.
+    fn log_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<LogChange>>;
 
     /// Stores silences (new ones or new versions of stored ones, by id) in one transaction.
     async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError>;

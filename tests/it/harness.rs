@@ -139,11 +139,16 @@ impl Herald {
 
     /// herald configured from the file at `config`, which `POST /-/reload` reads again.
     pub async fn start_reloadable(config: &Path) -> Herald {
+        Self::start_from_file(config, Arc::new(SystemClock)).await
+    }
+
+    /// herald configured from the file at `config` (which `POST /-/reload` reads again), on `clock`.
+    pub async fn start_from_file(config: &Path, clock: Arc<dyn Clock>) -> Herald {
         let path = config.to_path_buf();
         let source: herald::reload::ConfigSource =
             Arc::new(move || herald::config::load(Some(&path)));
         let settings = source().unwrap().settings;
-        Self::start_with_source(settings, Arc::new(SystemClock), Some(source)).await
+        Self::start_with_source(settings, clock, Some(source)).await
     }
 
     async fn start_with_source(

@@ -133,7 +133,7 @@ fn stored_group(db: &std::path::Path) -> Option<(i64, bool)> {
 fn stored_sent_at(db: &std::path::Path) -> Option<i64> {
     let connection = rusqlite::Connection::open(db).ok()?;
     connection
-        .query_row("SELECT sent_at FROM notification_log", [], |row| row.get(0))
+        .query_row("SELECT sent_at FROM integration_log", [], |row| row.get(0))
         .ok()
 }
 

@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod cli_deliveries;
 mod crash;
+mod dedupe;
 mod delivery;
 mod email;
 mod emulator;

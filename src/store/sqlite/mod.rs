@@ -28,7 +28,7 @@ use self::rows::{
 use self::timing::TimingIndex;
 use self::writer::{Command, Op, Outcome, Shared, Writer};
 use super::{
-    AlertCounts, AlertQuery, Dispatched, GroupRecord, Health, SentRecord, SilenceRecord,
+    AlertCounts, AlertQuery, Dispatched, GroupRecord, Health, LogChange, SentRecord, SilenceRecord,
     StateChange, Store, StoreError, StoredAlert,
 };
 use crate::alert::{Alert, Fingerprint};
@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_integration_state.sql"),
     include_str!("../migrations/0007_group_first_flush.sql"),
     include_str!("../migrations/0008_delivery_payloads.sql"),
+    include_str!("../migrations/0009_integration_log.sql"),
 ];
 
 /// Page size for new databases, in bytes.
@@ -100,6 +101,8 @@ pub struct SqliteStore {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// This process's lock on the store, released when the store closes.
     lock: Mutex<Option<std::fs::File>>,
+    /// The changes the writer commits to the notification log, until someone takes them.
+    log_changes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LogChange>>>,
 }
 
 /// Prepared statements kept per connection: more than herald's writer uses, so none is prepared twice.
@@ -207,6 +210,7 @@ impl SqliteStore {
         let (sender, receiver) = mpsc::channel();
         let (sync, syncer) = sync::start(&path)?;
         let shared = Arc::new(Shared::new(&timing));
+        let (log_sender, log_changes) = tokio::sync::mpsc::unbounded_channel();
         let writer = Writer {
             connection,
             timing,
@@ -214,6 +218,7 @@ impl SqliteStore {
             committed,
             sync,
             isolate: false,
+            log_changes: log_sender,
         };
         let writer_health = Arc::clone(&health);
         let writer = std::thread::Builder::new()
@@ -228,6 +233,7 @@ impl SqliteStore {
             health,
             threads: Mutex::new(vec![writer, syncer, checkpointer]),
             lock: Mutex::new(Some(lock)),
+            log_changes: Mutex::new(Some(log_changes)),
         })
     }
 
@@ -402,23 +408,11 @@ impl Store for SqliteStore {
     }
 
     async fn sent(&self) -> Result<Vec<SentRecord>, StoreError> {
-        self.read(|connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT receiver, group_key, firing, resolved, sent_at FROM notification_log \
-                 ORDER BY receiver, group_key",
-            )?;
-            let rows = statement.query_map([], |row| {
-                Ok(SentRecord {
-                    receiver: row.get(0)?,
-                    group_key: row.get(1)?,
-                    firing: json_column(2, &row.get::<_, String>(2)?)?,
-                    resolved: json_column(3, &row.get::<_, String>(3)?)?,
-                    at: from_micros(row.get(4)?)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
+        self.read(outbox::sent).await
+    }
+
+    fn log_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<LogChange>> {
+        self.log_changes.lock().ok()?.take()
     }
 
     async fn save_silences(&self, silences: Vec<SilenceRecord>) -> Result<(), StoreError> {

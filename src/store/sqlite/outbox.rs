@@ -1,15 +1,17 @@
-//! The outbox in SQLite: queueing deliveries (with the notification log entry, in one transaction), claiming them
-//! with a lease, settling attempts, replays and discards, and the queries the engine and operators read.
+//! The outbox in SQLite: queueing deliveries (with the notification log entries of their integrations, in one
+//! transaction), claiming them with a lease, settling attempts (a delivery that dies marks its log entry as not
+//! told), replays (which count it as told again) and discards, and the queries the engine and operators read.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::rows::{from_micros, json_text, to_micros, unavailable};
+use super::rows::{from_micros, json_column, json_text, to_micros, unavailable};
+use crate::store::StoreError;
 use crate::store::delivery::{
     AttemptInput, AttemptRecord, Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord,
-    DeliveryState, Discard, Enqueued, Finished, Queued, RetrySelection, Settle,
+    DeliveryState, Discard, Enqueued, Finished, LogChange, LogChangeKind, Logged, Queued,
+    RECEIVER_ENTRY, RetrySelection, SentRecord, Settle, Told,
 };
-use crate::store::{SentRecord, StoreError};
 
 pub(super) const DELIVERY_COLUMNS: &str = "id, receiver, integration, integration_key, destination, group_key, \
      status, alert_count, state, attempts, created_at, queued_at, next_attempt_at, lease_until, updated_at, last_error";
@@ -81,6 +83,7 @@ pub(super) fn enqueue(
     let micros = to_micros(now);
     let mut enqueued = Vec::new();
     for Queued { deliveries, sent } in notifications {
+        let mut ids = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             let state = match delivery.claim_until {
                 Some(_) => DeliveryState::InFlight,
@@ -101,6 +104,7 @@ pub(super) fn enqueue(
                 ])
                 .map_err(unavailable)?;
             let id = connection.last_insert_rowid();
+            ids.push(id);
             insert_payload
                 .execute(params![id, delivery.payload])
                 .map_err(unavailable)?;
@@ -139,7 +143,7 @@ pub(super) fn enqueue(
             });
         }
         if let Some(sent) = sent {
-            record_sent(connection, sent)?;
+            record_sent(connection, sent, &ids)?;
         }
     }
     Ok(enqueued)
@@ -163,35 +167,93 @@ fn integration_state(
         .optional()
 }
 
-/// Records what a receiver was told about a group (the notification log entry), replacing the last one.
-fn record_sent(connection: &Connection, record: SentRecord) -> Result<(), StoreError> {
-    let (firing, resolved) = (json_text(&record.firing)?, json_text(&record.resolved)?);
-    let mut statement = connection
+/// Writes one integration's log entry, replacing its last one: that one becomes what it had before (unless its
+/// delivery died: what it had before stays).
+fn write_entry(
+    connection: &Connection,
+    (receiver, group_key, integration_key): (&str, &str, &str),
+    (firing, resolved, at): (&str, &str, i64),
+    delivery: Option<i64>,
+) -> Result<(), StoreError> {
+    connection
         .prepare_cached(
-            "INSERT INTO notification_log (receiver, group_key, firing, resolved, sent_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing, resolved = excluded.resolved, \
-             sent_at = excluded.sent_at",
+            "INSERT INTO integration_log (receiver, group_key, integration_key, firing, resolved, sent_at, \
+             delivery_id, dead) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0) \
+             ON CONFLICT (receiver, group_key, integration_key) DO UPDATE SET \
+             had_firing = CASE WHEN dead THEN had_firing ELSE firing END, \
+             had_resolved = CASE WHEN dead THEN had_resolved ELSE resolved END, \
+             had_at = CASE WHEN dead THEN had_at ELSE sent_at END, \
+             firing = excluded.firing, resolved = excluded.resolved, sent_at = excluded.sent_at, \
+             delivery_id = excluded.delivery_id, dead = 0",
         )
-        .map_err(unavailable)?;
-    statement
+        .map_err(unavailable)?
         .execute(params![
-            record.receiver,
-            record.group_key,
+            receiver,
+            group_key,
+            integration_key,
             firing,
             resolved,
-            to_micros(record.at)
+            at,
+            delivery
         ])
         .map_err(unavailable)?;
     Ok(())
 }
 
-/// Deletes notification log entries by (receiver, group key).
+/// Records what a notification told each integration it was queued for (the notification log entries), with the
+/// delivery that carries it; `ids` are the notification's deliveries, in order.
+fn record_sent(connection: &Connection, logged: Logged, ids: &[i64]) -> Result<(), StoreError> {
+    let (firing, resolved) = (
+        json_text(&logged.told.firing)?,
+        json_text(&logged.told.resolved)?,
+    );
+    let at = to_micros(logged.told.at);
+    for (integration_key, delivery) in &logged.integrations {
+        write_entry(
+            connection,
+            (&logged.receiver, &logged.group_key, integration_key),
+            (&firing, &resolved, at),
+            delivery.and_then(|index| ids.get(index).copied()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the per-integration copies of receivers' entries, each replacing the receiver's entry it copies.
+pub(super) fn adopt_sent(
+    connection: &Connection,
+    adopted: Vec<SentRecord>,
+) -> Result<(), StoreError> {
+    let mut delete = connection
+        .prepare_cached(
+            "DELETE FROM integration_log WHERE receiver = ?1 AND group_key = ?2 AND integration_key = ?3",
+        )
+        .map_err(unavailable)?;
+    for record in adopted {
+        let (firing, resolved) = (
+            json_text(&record.told.firing)?,
+            json_text(&record.told.resolved)?,
+        );
+        write_entry(
+            connection,
+            (&record.receiver, &record.group_key, &record.integration_key),
+            (&firing, &resolved, to_micros(record.told.at)),
+            None,
+        )?;
+        delete
+            .execute(params![record.receiver, record.group_key, RECEIVER_ENTRY])
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Deletes the notification log entries of groups, by (receiver, group key): every integration's.
 pub(super) fn forget_sent(
     connection: &Connection,
     forgotten: Vec<(String, String)>,
 ) -> Result<(), StoreError> {
     let mut delete = connection
-        .prepare_cached("DELETE FROM notification_log WHERE receiver = ?1 AND group_key = ?2")
+        .prepare_cached("DELETE FROM integration_log WHERE receiver = ?1 AND group_key = ?2")
         .map_err(unavailable)?;
     for (receiver, group_key) in forgotten {
         delete
@@ -199,6 +261,107 @@ pub(super) fn forget_sent(
             .map_err(unavailable)?;
     }
     Ok(())
+}
+
+/// The whole notification log.
+pub(super) fn sent(connection: &Connection) -> rusqlite::Result<Vec<SentRecord>> {
+    let mut statement = connection.prepare_cached(
+        "SELECT receiver, group_key, integration_key, firing, resolved, sent_at, delivery_id, dead, had_firing, \
+         had_resolved, had_at FROM integration_log ORDER BY receiver, group_key, integration_key",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(SentRecord {
+            receiver: row.get(0)?,
+            group_key: row.get(1)?,
+            integration_key: row.get(2)?,
+            told: Told {
+                firing: json_column(3, &row.get::<_, String>(3)?)?,
+                resolved: json_column(4, &row.get::<_, String>(4)?)?,
+                at: from_micros(row.get(5)?)?,
+            },
+            delivery: row.get(6)?,
+            dead: row.get(7)?,
+            had: read_had(row, 8)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// What an entry had before (columns `had_firing`, `had_resolved`, `had_at` from `first` on), if anything.
+fn read_had(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Told>> {
+    let Some(at) = row.get::<_, Option<i64>>(first + 2)? else {
+        return Ok(None);
+    };
+    let firing: Option<String> = row.get(first)?;
+    let resolved: Option<String> = row.get(first + 1)?;
+    Ok(Some(Told {
+        firing: json_column(first, firing.as_deref().unwrap_or("[]"))?,
+        resolved: json_column(first + 1, resolved.as_deref().unwrap_or("[]"))?,
+        at: from_micros(at)?,
+    }))
+}
+
+/// The (receiver, group key, integration key) of a delivery.
+fn delivery_entry(
+    connection: &Connection,
+    id: i64,
+) -> Result<Option<(String, String, String)>, StoreError> {
+    connection
+        .prepare_cached("SELECT receiver, group_key, integration_key FROM deliveries WHERE id = ?1")
+        .map_err(unavailable)?
+        .query_row(params![id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()
+        .map_err(unavailable)
+}
+
+/// A delivery died: when its integration's log entry is the one it carries, that entry no longer counts as told.
+fn log_dead(connection: &Connection, id: i64) -> Result<Option<LogChange>, StoreError> {
+    let Some((receiver, group_key, integration_key)) = delivery_entry(connection, id)? else {
+        return Ok(None);
+    };
+    let had = connection
+        .prepare_cached(
+            "UPDATE integration_log SET dead = 1 WHERE receiver = ?1 AND group_key = ?2 AND integration_key = ?3 \
+             AND delivery_id = ?4 AND dead = 0 RETURNING had_firing, had_resolved, had_at",
+        )
+        .map_err(unavailable)?
+        .query_row(
+            params![receiver, group_key, integration_key, id],
+            |row| read_had(row, 0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    Ok(had.map(|had| LogChange {
+        receiver,
+        integration_key,
+        group_key,
+        delivery: id,
+        kind: LogChangeKind::Dead { had },
+    }))
+}
+
+/// A dead delivery is queued again: when its integration's log entry is the one it carries, it counts as told again.
+fn log_replayed(connection: &Connection, id: i64) -> Result<Option<LogChange>, StoreError> {
+    let Some((receiver, group_key, integration_key)) = delivery_entry(connection, id)? else {
+        return Ok(None);
+    };
+    let changed = connection
+        .prepare_cached(
+            "UPDATE integration_log SET dead = 0 WHERE receiver = ?1 AND group_key = ?2 AND integration_key = ?3 \
+             AND delivery_id = ?4 AND dead = 1",
+        )
+        .map_err(unavailable)?
+        .execute(params![receiver, group_key, integration_key, id])
+        .map_err(unavailable)?;
+    Ok((changed == 1).then_some(LogChange {
+        receiver,
+        integration_key,
+        group_key,
+        delivery: id,
+        kind: LogChangeKind::Replayed,
+    }))
 }
 
 /// Moves pending deliveries (and in-flight ones whose lease ended) to in flight; returns those it took, with their
@@ -231,7 +394,11 @@ pub(super) fn claim(
     Ok(claimed)
 }
 
-pub(super) fn finish(connection: &Connection, finished: Finished) -> Result<(), StoreError> {
+/// Stores an attempt and what became of its delivery; returns the change to the notification log when it died.
+pub(super) fn finish(
+    connection: &Connection,
+    finished: Finished,
+) -> Result<Option<LogChange>, StoreError> {
     let Finished {
         id,
         attempt,
@@ -268,6 +435,7 @@ pub(super) fn finish(connection: &Connection, finished: Finished) -> Result<(), 
             attempt.response,
         ])
         .map_err(unavailable)?;
+    let died = matches!(settle, Settle::Dead { .. });
     let (state, next, error) = match settle {
         Settle::Delivered => (DeliveryState::Delivered, None, None),
         Settle::Retry {
@@ -302,7 +470,10 @@ pub(super) fn finish(connection: &Connection, finished: Finished) -> Result<(), 
             .execute(params![destination, to_micros(until)])
             .map_err(unavailable)?;
     }
-    Ok(())
+    if died {
+        return log_dead(connection, id);
+    }
+    Ok(None)
 }
 
 /// Returns in-flight deliveries to pending, due at `now` (a drain that ran out of time).
@@ -326,11 +497,12 @@ pub(super) fn release(
     Ok(count)
 }
 
+/// Queues deliveries again; returns them, and the log entries that count as told again.
 pub(super) fn retry(
     connection: &Connection,
     selection: RetrySelection,
     now: DateTime<Utc>,
-) -> Result<Vec<DeliveryRecord>, StoreError> {
+) -> Result<(Vec<DeliveryRecord>, Vec<LogChange>), StoreError> {
     let now = to_micros(now);
     let ids: Vec<i64> = match selection {
         RetrySelection::One(id) => vec![id],
@@ -354,12 +526,14 @@ pub(super) fn retry(
         )
         .map_err(unavailable)?;
     let mut retried = Vec::with_capacity(ids.len());
+    let mut changes = Vec::new();
     for id in ids {
         if update.execute(params![id, now]).map_err(unavailable)? == 1 {
             retried.push(id);
+            changes.extend(log_replayed(connection, id)?);
         }
     }
-    select_by_ids(connection, &retried)
+    Ok((select_by_ids(connection, &retried)?, changes))
 }
 
 pub(super) fn discard(connection: &Connection, id: i64) -> Result<Discard, StoreError> {

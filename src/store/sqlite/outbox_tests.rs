@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::alert::Fingerprint;
-use crate::store::delivery::{AttemptRecord, NewDelivery, Queued, Settle};
+use crate::store::delivery::{
+    AttemptRecord, LogChangeKind, Logged, NewDelivery, Queued, RECEIVER_ENTRY, Settle, Told,
+};
 
 fn t(second: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap()
@@ -62,13 +64,37 @@ fn ids(claimed: Vec<Claimed>) -> Vec<i64> {
     claimed.into_iter().map(|claimed| claimed.id).collect()
 }
 
-fn sent(group: &str) -> SentRecord {
-    SentRecord {
+fn told(firing: &[u64], at: i64) -> Told {
+    Told {
+        firing: firing.iter().map(|n| Fingerprint(*n)).collect(),
+        resolved: vec![],
+        at: t(at),
+    }
+}
+
+/// The log entry of a notification for `group` that told alert 7 firing, for `integrations`.
+fn sent(group: &str, integrations: &[(&str, Option<usize>)]) -> Logged {
+    Logged {
         receiver: "team".into(),
         group_key: group.into(),
-        firing: vec![Fingerprint(7)],
-        resolved: vec![],
-        at: t(0),
+        told: told(&[7], 0),
+        integrations: integrations
+            .iter()
+            .map(|(key, delivery)| (key.to_string(), *delivery))
+            .collect(),
+    }
+}
+
+/// The stored entry of `integration` for `group`.
+fn record(group: &str, integration: &str, told: Told, delivery: Option<i64>) -> SentRecord {
+    SentRecord {
+        receiver: "team".into(),
+        integration_key: integration.into(),
+        group_key: group.into(),
+        told,
+        delivery,
+        dead: false,
+        had: None,
     }
 }
 
@@ -91,7 +117,14 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
         &store,
         vec![Queued {
             deliveries: vec![new_delivery("g1"), new_delivery("g1")],
-            sent: Some(sent("g1")),
+            sent: Some(sent(
+                "g1",
+                &[
+                    ("webhook/0", Some(0)),
+                    ("webhook/1", Some(1)),
+                    ("log/0", None),
+                ],
+            )),
         }],
     )
     .await;
@@ -102,7 +135,15 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
             .all(|d| d.state == DeliveryState::Pending && d.attempts == 0)
     );
     assert_eq!(queued[0].next_attempt_at, t(0));
-    assert_eq!(store.sent().await.unwrap(), vec![sent("g1")]);
+    assert_eq!(
+        store.sent().await.unwrap(),
+        vec![
+            record("g1", "log/0", told(&[7], 0), None),
+            record("g1", "webhook/0", told(&[7], 0), Some(queued[0].id)),
+            record("g1", "webhook/1", told(&[7], 0), Some(queued[1].id)),
+        ],
+        "one entry per integration, with the delivery that carries it"
+    );
     assert_eq!(
         store.open_deliveries(i64::MIN, usize::MAX).await.unwrap(),
         queued
@@ -457,11 +498,11 @@ async fn group_records_and_log_entries_change_with_the_dispatch_that_decided_it(
     use crate::store::GroupRecord;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
-    let logged = [sent("live"), sent("gone")]
+    let logged = ["live", "gone"]
         .into_iter()
-        .map(|sent| Queued {
+        .map(|group| Queued {
             deliveries: vec![],
-            sent: Some(sent),
+            sent: Some(sent(group, &[("webhook/0", None), ("webhook/1", None)])),
         })
         .collect();
     let waiting = GroupRecord {
@@ -494,7 +535,178 @@ async fn group_records_and_log_entries_change_with_the_dispatch_that_decided_it(
         .into_iter()
         .map(|record| record.group_key)
         .collect();
-    assert_eq!(kept, ["live"]);
+    assert_eq!(
+        kept,
+        ["live", "live"],
+        "every integration's entry of the group that is gone"
+    );
+    store.close().await.unwrap();
+}
+
+/// Settles delivery `id` after an attempt: delivered, or dead.
+async fn settle(store: &SqliteStore, id: i64, delivered: bool, now: i64) {
+    store
+        .claim(vec![id], t(now), t(now + 10), false)
+        .await
+        .unwrap();
+    let (outcome, settle) = if delivered {
+        ("delivered", Settle::Delivered)
+    } else {
+        (
+            "permanent",
+            Settle::Dead {
+                error: "HTTP 400".into(),
+            },
+        )
+    };
+    let finished = Finished {
+        id,
+        attempt: attempt(outcome),
+        settle,
+        pause: None,
+        state: None,
+        now: t(now),
+    };
+    store.finish(vec![finished]).await.unwrap();
+}
+
+/// Queues one notification for `group` to webhook/0 that told `firing` at `at`; returns its delivery.
+async fn notify(store: &SqliteStore, group: &str, firing: &[u64], at: i64) -> i64 {
+    let queued = enqueue(
+        store,
+        vec![Queued {
+            deliveries: vec![new_delivery(group)],
+            sent: Some(Logged {
+                told: told(firing, at),
+                ..sent(group, &[("webhook/0", Some(0))])
+            }),
+        }],
+    )
+    .await;
+    queued[0].id
+}
+
+#[tokio::test]
+async fn a_dead_delivery_is_not_told_until_it_is_replayed_and_says_so_in_commit_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut changes = store.log_changes().unwrap();
+    assert!(store.log_changes().is_none(), "one stream, taken once");
+    let first = notify(&store, "g", &[1], 0).await;
+    settle(&store, first, true, 1).await;
+    let second = notify(&store, "g", &[1, 2], 10).await;
+    settle(&store, second, false, 11).await;
+
+    let entry = store.sent().await.unwrap().remove(0);
+    assert_eq!(
+        (
+            entry.dead,
+            entry.delivery,
+            entry.told.clone(),
+            entry.had.clone()
+        ),
+        (true, Some(second), told(&[1, 2], 10), Some(told(&[1], 0))),
+        "it has what it was told before the dead one"
+    );
+    let change = changes.try_recv().unwrap();
+    assert_eq!(
+        (
+            change.integration_key.as_str(),
+            change.group_key.as_str(),
+            change.delivery
+        ),
+        ("webhook/0", "g", second)
+    );
+    assert_eq!(
+        change.kind,
+        LogChangeKind::Dead {
+            had: Some(told(&[1], 0))
+        }
+    );
+
+    // Replayed: counted as told again.
+    store
+        .retry_deliveries(RetrySelection::One(second), t(20))
+        .await
+        .unwrap();
+    assert_eq!(changes.try_recv().unwrap().kind, LogChangeKind::Replayed);
+    let entry = store.sent().await.unwrap().remove(0);
+    assert_eq!((entry.dead, entry.told), (false, told(&[1, 2], 10)));
+    settle(&store, second, false, 21).await;
+    assert!(matches!(
+        changes.try_recv().unwrap().kind,
+        LogChangeKind::Dead { .. }
+    ));
+
+    // A later notification replaces the dead one; what the integration has stays what it had.
+    let third = notify(&store, "g", &[1, 2, 3], 30).await;
+    let entry = store.sent().await.unwrap().remove(0);
+    assert_eq!(
+        (entry.dead, entry.delivery, entry.had),
+        (false, Some(third), Some(told(&[1], 0)))
+    );
+    // A dead delivery whose entry a later one replaced changes nothing; nor does replaying it.
+    let fourth = notify(&store, "g", &[1, 2, 3, 4], 40).await;
+    settle(&store, third, false, 41).await;
+    store
+        .retry_deliveries(RetrySelection::One(second), t(42))
+        .await
+        .unwrap();
+    let entry = store.sent().await.unwrap().remove(0);
+    assert_eq!(
+        (entry.dead, entry.delivery, entry.had),
+        (false, Some(fourth), Some(told(&[1, 2, 3], 30)))
+    );
+    assert!(changes.try_recv().is_err(), "no change to tell");
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_of_a_whole_receiver_from_an_older_herald_is_kept_until_copied_to_its_integrations()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.db");
+    {
+        // A store as the herald that logged per receiver left it.
+        let mut connection = Connection::open(&path).unwrap();
+        configure(&connection, Duration::from_millis(200)).unwrap();
+        let transaction = connection.transaction().unwrap();
+        for sql in &MIGRATIONS[..8] {
+            transaction.execute_batch(sql).unwrap();
+        }
+        transaction.pragma_update(None, "user_version", 8).unwrap();
+        transaction
+            .execute(
+                "INSERT INTO notification_log (receiver, group_key, firing, resolved, sent_at) \
+                 VALUES ('team', 'g', ?1, '[]', ?2)",
+                params![
+                    serde_json::to_string(&[Fingerprint(7)]).unwrap(),
+                    to_micros(t(0))
+                ],
+            )
+            .unwrap();
+        transaction.commit().unwrap();
+    }
+    let store = open(&dir).await;
+    let legacy = record("g", RECEIVER_ENTRY, told(&[7], 0), None);
+    assert_eq!(store.sent().await.unwrap(), vec![legacy.clone()]);
+    let adopted: Vec<SentRecord> = ["log/0", "webhook/0"]
+        .into_iter()
+        .map(|integration| SentRecord {
+            integration_key: integration.into(),
+            ..legacy.clone()
+        })
+        .collect();
+    let dispatched = Dispatched {
+        adopted: adopted.clone(),
+        ..Dispatched::default()
+    };
+    store.dispatch(dispatched, t(1)).await.unwrap();
+    assert_eq!(
+        store.sent().await.unwrap(),
+        adopted,
+        "copied to each integration, in its place"
+    );
     store.close().await.unwrap();
 }
 

@@ -1,5 +1,6 @@
 //! The single writer: receives write commands, folds those already queued into one transaction (group commit),
-//! commits once, then answers each; keeps the timing cache in step with what was committed.
+//! commits once, then answers each; keeps the timing cache in step with what was committed, and tells the changes
+//! its commits made to the notification log, in commit order.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -17,7 +18,7 @@ use super::sync::Waiting;
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
 use crate::store::delivery::{
-    Claimed, DeliveryRecord, Discard, Enqueued, Finished, RetrySelection,
+    Claimed, DeliveryRecord, Discard, Enqueued, Finished, LogChange, RetrySelection,
 };
 use crate::store::{
     Dispatched, Existing, GroupRecord, Health, SilenceRecord, StateChange, StoreError, merge,
@@ -207,6 +208,8 @@ pub(super) struct Writer {
     pub(super) sync: mpsc::Sender<Vec<Waiting>>,
     /// Whether each command runs in a savepoint of its own (see `run_batch`).
     pub(super) isolate: bool,
+    /// Where the changes committed to the notification log go (see `Store::log_changes`).
+    pub(super) log_changes: tokio::sync::mpsc::UnboundedSender<LogChange>,
 }
 
 impl Writer {
@@ -272,6 +275,7 @@ impl Writer {
         // batches that follow run each command in a savepoint of its own, so a command that keeps failing (a full
         // disk refusing new alerts) fails alone while the others go on; the first batch without a failure ends that.
         let isolate = self.isolate;
+        let mut log_changes = Vec::new();
         let committed = (|| -> Result<(Vec<Result<Outcome, StoreError>>, Pending), Failure> {
             let mut transaction = self
                 .connection
@@ -285,11 +289,15 @@ impl Writer {
                     pending: &pending,
                     local: Pending::new(),
                 };
+                let mut changed = Vec::new();
                 let outcome = if isolate {
-                    run_isolated(&mut transaction, &mut view, op)
+                    run_isolated(&mut transaction, &mut view, op, &mut changed)
                 } else {
-                    run(&transaction, &mut view, op)
+                    run(&transaction, &mut view, op, &mut changed)
                 };
+                if outcome.is_ok() {
+                    log_changes.append(&mut changed);
+                }
                 let local = view.local;
                 match &outcome {
                     Err(error) if transaction.is_autocommit() => {
@@ -320,6 +328,10 @@ impl Writer {
         };
         match committed {
             Ok((outcomes, pending)) => {
+                for change in log_changes {
+                    // Nobody listening (the dispatcher stopped): the store has it anyway.
+                    let _ = self.log_changes.send(change);
+                }
                 self.timing.apply(pending);
                 self.shared.committed(&self.timing);
                 let _ = self.committed.try_send(());
@@ -403,15 +415,22 @@ fn run_isolated(
     transaction: &mut Transaction<'_>,
     view: &mut View<'_>,
     op: Op,
+    log_changes: &mut Vec<LogChange>,
 ) -> Result<Outcome, StoreError> {
     let savepoint = transaction.savepoint().map_err(unavailable)?;
-    let outcome = run(&savepoint, view, op)?;
+    let outcome = run(&savepoint, view, op, log_changes)?;
     savepoint.commit().map_err(unavailable)?;
     Ok(outcome)
 }
 
-/// Runs one command on `savepoint` (the transaction itself, or a savepoint of it).
-fn run(savepoint: &Connection, view: &mut View<'_>, op: Op) -> Result<Outcome, StoreError> {
+/// Runs one command on `savepoint` (the transaction itself, or a savepoint of it); the changes it makes to the
+/// notification log go to `log_changes`, to be told once committed.
+fn run(
+    savepoint: &Connection,
+    view: &mut View<'_>,
+    op: Op,
+    log_changes: &mut Vec<LogChange>,
+) -> Result<Outcome, StoreError> {
     match op {
         Op::Upsert(alerts, now, committed) => {
             upsert(savepoint, view, alerts, now).map(|changes| match committed {
@@ -429,9 +448,11 @@ fn run(savepoint: &Connection, view: &mut View<'_>, op: Op) -> Result<Outcome, S
                 dropped,
                 queued,
                 forgotten,
+                adopted,
             } = *dispatched;
             save_groups(savepoint, groups, dropped)?;
             outbox::forget_sent(savepoint, forgotten)?;
+            outbox::adopt_sent(savepoint, adopted)?;
             outbox::enqueue(savepoint, queued, now).map(Outcome::Enqueued)
         }
         Op::Claim(ids, now, lease, read_payloads) => {
@@ -440,13 +461,15 @@ fn run(savepoint: &Connection, view: &mut View<'_>, op: Op) -> Result<Outcome, S
         Op::Finish(finished) => {
             let count = finished.len() as u64;
             for finished in finished {
-                outbox::finish(savepoint, finished)?;
+                log_changes.extend(outbox::finish(savepoint, finished)?);
             }
             Ok(Outcome::Count(count))
         }
         Op::Release(ids, now) => outbox::release(savepoint, ids, now).map(Outcome::Count),
         Op::Retry(selection, now) => {
-            outbox::retry(savepoint, selection, now).map(Outcome::Deliveries)
+            let (retried, replayed) = outbox::retry(savepoint, selection, now)?;
+            log_changes.extend(replayed);
+            Ok(Outcome::Deliveries(retried))
         }
         Op::Discard(id) => outbox::discard(savepoint, id).map(Outcome::Discard),
         Op::PurgeDeliveries(before) => outbox::purge(savepoint, before).map(Outcome::Count),
@@ -732,6 +755,7 @@ mod tests {
             committed,
             sync,
             isolate: false,
+            log_changes: tokio::sync::mpsc::unbounded_channel().0,
         };
         (writer, syncing)
     }
