@@ -281,3 +281,72 @@ fn check_config_names_a_bad_template_and_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_alertmanager_receiver_block_with_every_paging_integration_passes_check_config_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "alertmanager.yml",
+        r#"
+route:
+  receiver: oncall
+  group_by: [alertname, cluster]
+receivers:
+  - name: oncall
+    pagerduty_configs:
+      - routing_key: 0123456789abcdef0123456789abcdef
+        severity: critical
+        class: database
+        component: postgres
+        group: payments
+        details:
+          firing: "{{ alerts | length }} firing"
+        links:
+          - href: https://runbooks.example.com/db
+            text: runbook
+    msteamsv2_configs:
+      - webhook_url: https://prod-00.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=xyz
+        title: "Database alerts"
+    email_configs:
+      - to: oncall@example.com
+        from: alertmanager@example.com
+        smarthost: smtp.example.com:587
+        auth_username: alertmanager
+        auth_password: hunter2
+        headers:
+          Subject: "Database alerts"
+    webhook_configs:
+      - url: https://oapi.dingtalk.com/robot/send?access_token=abc
+        send_resolved: true
+        http_config:
+          http_headers:
+            X-Team:
+              values: [payments]
+        body: '{"msgtype": "text", "text": {"content": "{{ alerts | length }} alerts"}}'
+"#,
+    );
+    let output = herald()
+        .arg("check-config")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    for integration in ["pagerduty", "msteamsv2", "email", "webhook"] {
+        assert!(stdout.contains(integration), "{integration}:\n{stdout}");
+    }
+    for secret in [
+        "0123456789abcdef0123456789abcdef",
+        "hunter2",
+        "sig=xyz",
+        "access_token=abc",
+    ] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} shown:\n{stdout}\n{stderr}"
+        );
+    }
+}
