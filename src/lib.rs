@@ -141,7 +141,17 @@ pub async fn run_with_reload(
     let app = http::router(state);
 
     if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, origin = %settings.origin, "herald is listening");
+        let store = match &settings.storage.backend {
+            config::StorageBackend::Sqlite { path } => format!("sqlite://{}", path.display()),
+        };
+        tracing::info!(
+            %address,
+            version = version::VERSION,
+            revision = version::REVISION,
+            origin = %settings.origin,
+            %store,
+            "herald is listening"
+        );
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 

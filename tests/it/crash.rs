@@ -15,6 +15,13 @@ use crate::receiver::{Reply, ScriptedReceiver};
 /// Starts `herald serve -c config`; returns the child and the address it listens on. Its log is drained on a thread
 /// so it never blocks on a full pipe.
 pub fn serve(config: &Path) -> (Child, String) {
+    let (child, start) = serve_with_start_line(config);
+    let address = start["address"].as_str().unwrap_or_default().to_owned();
+    (child, address)
+}
+
+/// Starts `herald serve -c config` as `serve` does; returns the child and its start line (JSON).
+pub fn serve_with_start_line(config: &Path) -> (Child, serde_json::Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .env_remove("HERALD_CONFIG")
         .env_remove("RUST_LOG")
@@ -35,14 +42,14 @@ pub fn serve(config: &Path) -> (Child, String) {
             if entry["message"] == "herald is listening"
                 && let Some(sender) = found.take()
             {
-                let _ = sender.send(entry["address"].as_str().unwrap_or_default().to_owned());
+                let _ = sender.send(entry);
             }
         }
     });
-    let address = address
+    let start = address
         .recv_timeout(Duration::from_secs(60))
         .expect("herald never said where it listens");
-    (child, address)
+    (child, start)
 }
 
 async fn deliveries(client: &reqwest::Client, address: &str) -> Vec<serde_json::Value> {

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::crash::serve;
+use crate::crash::serve_with_start_line;
 use crate::metrics_text::metric;
 
 #[tokio::test]
@@ -20,8 +20,20 @@ async fn a_fresh_herald_shows_build_info_process_metrics_and_counters_at_zero() 
         ),
     )
     .unwrap();
-    let (herald, address) = serve(&config);
+    let (herald, start) = serve_with_start_line(&config);
     let herald = Stopped(herald);
+    // The start line names the version, where the configuration came from, and the store.
+    assert_eq!(start["version"], env!("CARGO_PKG_VERSION"), "{start}");
+    assert!(
+        start["origin"].as_str().unwrap().ends_with("herald.yaml"),
+        "{start}"
+    );
+    assert_eq!(
+        start["store"],
+        format!("sqlite://{}", dir.path().join("herald.db").display()),
+        "{start}"
+    );
+    let address = start["address"].as_str().unwrap().to_owned();
     let text = reqwest::get(format!("http://{address}/metrics"))
         .await
         .unwrap()
