@@ -241,3 +241,42 @@ async fn amtool_alert_add_gives_an_active_alert_that_amtool_alert_query_shows() 
     assert!(queried.contains("added with amtool"), "{queried}");
     herald.stop().await;
 }
+
+#[tokio::test]
+async fn amtool_writes_silences_with_the_admin_token_from_its_http_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(&dir.path().join("amtool-token.db"), "amtool-rcv");
+    settings.server.admin_tokens = vec![herald::config::Secret::new("amtool-admin-token")];
+    let herald = Herald::start(settings).await;
+    let add = [
+        "silence",
+        "add",
+        "alertname=Maintenance",
+        "--duration=1h",
+        "--comment=planned",
+    ];
+    let (code, _) = run_failing(&herald, &add).await;
+    assert_ne!(code, Some(0), "without the token amtool is refused");
+
+    let token = dir.path().join("admin-token");
+    std::fs::write(&token, "amtool-admin-token\n").unwrap();
+    let http_config = dir.path().join("amtool-http.yaml");
+    std::fs::write(
+        &http_config,
+        format!(
+            "authorization:\n  type: Bearer\n  credentials_file: {}\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let flag = format!("--http.config.file={}", http_config.display());
+    let mut with_token = vec![flag.as_str()];
+    with_token.extend(add);
+    let id = run(&herald, &with_token).await;
+    assert_eq!(
+        id.trim().len(),
+        36,
+        "amtool printed the new silence's id: {id:?}"
+    );
+    herald.stop().await;
+}
