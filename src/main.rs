@@ -30,6 +30,10 @@ struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HERALD_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Log level (error, warn, info, debug, trace, or a filter such as `herald=debug`); overrides HERALD_LOG.
+    /// `--log.level`, as Alertmanager spells it, is accepted too.
+    #[arg(long = "log-level", alias = "log.level", global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,14 +49,20 @@ enum Command {
     /// Run the daemon until SIGTERM or SIGINT.
     Serve {
         /// Configuration file; default: $HERALD_CONFIG, else /etc/herald/herald.yaml when present, else the
-        /// embedded default.
-        #[arg(short, long)]
+        /// embedded default. `--config.file`, as Alertmanager spells it, is accepted too.
+        #[arg(short, long, alias = "config.file")]
         config: Option<PathBuf>,
+        /// Listen address, replacing `server.listen` (Alertmanager's `--web.listen-address`).
+        #[arg(long = "listen", alias = "web.listen-address")]
+        listen: Option<std::net::SocketAddr>,
+        /// External URL, replacing `server.external_url` (Alertmanager's `--web.external-url`).
+        #[arg(long = "external-url", alias = "web.external-url")]
+        external_url: Option<String>,
     },
     /// Validate a configuration: print a summary and exit 0, or print every error and exit 1.
     CheckConfig {
         /// Configuration file (same lookup as `serve`).
-        #[arg(short, long)]
+        #[arg(short, long, alias = "config.file")]
         config: Option<PathBuf>,
     },
     /// Print the receivers an alert with the given labels reaches (like `amtool config routes test`), or the tree.
@@ -142,14 +152,16 @@ fn route_test(
     }
 }
 
-/// Log level from HERALD_LOG, else RUST_LOG, else info.
-fn init_logging(format: LogFormat) {
-    let spec = [
-        ("HERALD_LOG", std::env::var("HERALD_LOG")),
-        ("RUST_LOG", std::env::var("RUST_LOG")),
-    ]
-    .into_iter()
-    .find_map(|(name, value)| value.ok().map(|value| (name, value)));
+/// Log level from `--log-level`, else HERALD_LOG, else RUST_LOG, else info.
+fn init_logging(format: LogFormat, level: Option<String>) {
+    let spec = level.map(|level| ("--log-level", level)).or_else(|| {
+        [
+            ("HERALD_LOG", std::env::var("HERALD_LOG")),
+            ("RUST_LOG", std::env::var("RUST_LOG")),
+        ]
+        .into_iter()
+        .find_map(|(name, value)| value.ok().map(|value| (name, value)))
+    });
     let filter = match spec {
         None => EnvFilter::new("info"),
         Some((name, value)) => EnvFilter::try_new(&value).unwrap_or_else(|error| {
@@ -210,7 +222,28 @@ fn watch_signals(token: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+/// Values given on `serve`'s command line, which replace the configuration's at start and at every reload.
+#[derive(Debug, Clone, Default)]
+struct Overrides {
+    listen: Option<std::net::SocketAddr>,
+    external_url: Option<String>,
+}
+
+impl Overrides {
+    fn apply(&self, mut loaded: herald::config::Loaded) -> herald::config::Loaded {
+        if let Some(listen) = self.listen {
+            loaded.settings.server.listen = listen;
+        }
+        if let Some(url) = &self.external_url {
+            loaded.settings.server.external_url = Some(url.trim_end_matches('/').to_owned());
+        }
+        loaded
+    }
+}
+
+async fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
+    let listen_given = overrides.listen.is_some();
+    let load = move |config: Option<PathBuf>| load(config).map(|loaded| overrides.apply(loaded));
     let loaded = match load(config.clone()) {
         Ok(loaded) => loaded,
         Err(errors) => anyhow::bail!("configuration invalid:\n{errors}"),
@@ -223,10 +256,14 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
-            format!(
-                "cannot listen on {listen} (server.listen in {})",
-                settings.origin
-            )
+            if listen_given {
+                format!("cannot listen on {listen} (--listen)")
+            } else {
+                format!(
+                    "cannot listen on {listen} (server.listen in {})",
+                    settings.origin
+                )
+            }
         })?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone())?;
@@ -244,7 +281,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, cli.log_level);
     match cli.command {
         Command::CheckConfig { config } => check_config(config),
         Command::RouteTest {
@@ -255,12 +292,20 @@ fn main() -> ExitCode {
         } => route_test(config, tree, verify_receivers, &labels),
         Command::Deliveries(args) => cli::run(cli::deliveries::run(args)),
         Command::SendTest(args) => cli::run(cli::send_test::run(args)),
-        Command::Serve { config } => {
+        Command::Serve {
+            config,
+            listen,
+            external_url,
+        } => {
             let runtime = match cli::runtime(true) {
                 Ok(runtime) => runtime,
                 Err(code) => return code,
             };
-            match runtime.block_on(serve(config)) {
+            let overrides = Overrides {
+                listen,
+                external_url,
+            };
+            match runtime.block_on(serve(config, overrides)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     tracing::error!("{error:#}");

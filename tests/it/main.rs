@@ -10,6 +10,7 @@ mod dedupe;
 mod delivery;
 mod email;
 mod emulator;
+mod flags;
 mod flow;
 mod fresh_metrics;
 mod harness;
