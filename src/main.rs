@@ -64,6 +64,10 @@ enum Command {
         /// Configuration file (same lookup as `serve`).
         #[arg(short, long, alias = "config.file")]
         config: Option<PathBuf>,
+        /// Check everything but secrets whose `${VAR}` is not set in this environment (CI, a laptop), and list
+        /// those variables instead of failing on them.
+        #[arg(long)]
+        allow_unset_secrets: bool,
     },
     /// Print the receivers an alert with the given labels reaches (like `amtool config routes test`), or the tree.
     RouteTest {
@@ -188,13 +192,30 @@ fn load(config: Option<PathBuf>) -> Result<herald::config::Loaded, herald::confi
     herald::config::load(path.as_deref())
 }
 
-fn check_config(config: Option<PathBuf>) -> ExitCode {
+/// Whether `error` only says that a `${VAR}` is not set.
+fn unset_variable(error: &herald::config::ConfigError) -> bool {
+    error.message.starts_with("environment variable ") && error.message.ends_with(" is not set")
+}
+
+fn check_config(config: Option<PathBuf>, allow_unset_secrets: bool) -> ExitCode {
     match load(config) {
         Ok(loaded) => {
             println!("{}", herald::config::summary(&loaded));
             ExitCode::SUCCESS
         }
-        Err(errors) => {
+        Err(errors) if allow_unset_secrets && errors.errors.iter().all(unset_variable) => {
+            println!(
+                "configuration valid, apart from secrets whose environment variables are not set here:"
+            );
+            for error in &errors.errors {
+                println!("  {error}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(mut errors) => {
+            if allow_unset_secrets {
+                errors.errors.retain(|error| !unset_variable(error));
+            }
             let count = errors.errors.len();
             eprintln!("{errors}");
             eprintln!(
@@ -258,6 +279,8 @@ async fn serve(config: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<
         .with_context(|| {
             if listen_given {
                 format!("cannot listen on {listen} (--listen)")
+            } else if std::env::var_os("HERALD__SERVER__LISTEN").is_some() {
+                format!("cannot listen on {listen} (environment HERALD__SERVER__LISTEN)")
             } else {
                 format!(
                     "cannot listen on {listen} (server.listen in {})",
@@ -283,7 +306,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.log_level);
     match cli.command {
-        Command::CheckConfig { config } => check_config(config),
+        Command::CheckConfig {
+            config,
+            allow_unset_secrets,
+        } => check_config(config, allow_unset_secrets),
         Command::RouteTest {
             config,
             tree,

@@ -350,3 +350,75 @@ receivers:
         );
     }
 }
+
+#[test]
+fn check_config_allow_unset_secrets_lists_the_unset_variables_and_still_reports_real_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = write(
+        dir.path(),
+        "ci.yaml",
+        "route: {receiver: hook}\n\
+         receivers: [{name: hook, webhook_configs: [{url: '${HERALD_TEST_UNSET_HOOK_URL}'}]}]\n",
+    );
+    let check = |path: &Path, allow: bool| {
+        let mut command = herald();
+        command
+            .arg("check-config")
+            .arg("-c")
+            .arg(path)
+            .env_remove("HERALD_TEST_UNSET_HOOK_URL");
+        if allow {
+            command.arg("--allow-unset-secrets");
+        }
+        command.output().unwrap()
+    };
+    let strict = check(&valid, false);
+    assert_eq!(strict.status.code(), Some(1));
+    let allowed = check(&valid, true);
+    let stdout = String::from_utf8_lossy(&allowed.stdout);
+    assert_eq!(allowed.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("HERALD_TEST_UNSET_HOOK_URL"), "{stdout}");
+    assert!(
+        stdout.contains("receivers[0].webhook_configs[0].url"),
+        "{stdout}"
+    );
+
+    let broken = write(
+        dir.path(),
+        "broken.yaml",
+        "route: {receiver: hook, group_wait: 5x}\n\
+         receivers: [{name: hook, webhook_configs: [{url: '${HERALD_TEST_UNSET_HOOK_URL}'}]}]\n",
+    );
+    let allowed = check(&broken, true);
+    let stderr = String::from_utf8_lossy(&allowed.stderr);
+    assert_eq!(allowed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("route.group_wait"), "{stderr}");
+    assert!(!stderr.contains("HERALD_TEST_UNSET_HOOK_URL"), "{stderr}");
+}
+
+#[test]
+fn a_listen_address_from_the_environment_is_blamed_on_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "herald.yaml",
+        &format!(
+            "storage: {{url: sqlite://{}}}\n",
+            dir.path().join("herald.db").display()
+        ),
+    );
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine.
+    let output = herald()
+        .arg("serve")
+        .arg("-c")
+        .arg(&path)
+        .env("HERALD__SERVER__LISTEN", "192.0.2.1:9095")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 192.0.2.1:9095 (environment HERALD__SERVER__LISTEN)"),
+        "{stderr}"
+    );
+}

@@ -58,10 +58,13 @@ impl Checker<'_> {
         file: Option<&str>,
     ) -> Option<Secret> {
         let Some(url) = self.secret_pair(&format!("{path}.{key}"), value, file) else {
-            self.error(
-                format!("{path}.{key}"),
-                format!("must be set (or {key}_file)"),
-            );
+            // Given but not resolved (an unset variable, an unreadable file): that was reported.
+            if value.is_none() && file.is_none() {
+                self.error(
+                    format!("{path}.{key}"),
+                    format!("must be set (or {key}_file)"),
+                );
+            }
             return None;
         };
         match super::integrations::check_http_url(url.expose()) {
@@ -107,6 +110,8 @@ impl Checker<'_> {
         };
         match key {
             None if legacy.iter().any(|(_, set)| *set) => None,
+            // Given but not resolved (an unset variable, an unreadable file): that was reported.
+            None if raw.routing_key.is_some() || raw.routing_key_file.is_some() => None,
             None => {
                 self.error(
                     format!("{path}.routing_key"),

@@ -219,6 +219,8 @@ impl Checker<'_> {
                     None
                 }
             },
+            // Given but not resolved (an unset variable, an unreadable file): that was reported.
+            None if raw.url.is_some() || raw.url_file.is_some() => None,
             None => {
                 self.error(format!("{path}.url"), "must be set (or url_file)");
                 None
