@@ -87,7 +87,7 @@ pub async fn get_status(State(state): State<AppState>) -> Json<Value> {
             "buildDate": "",
             "buildUser": "",
             "goVersion": "",
-            "revision": "",
+            "revision": crate::version::REVISION,
             "version": env!("CARGO_PKG_VERSION"),
         },
     }))
