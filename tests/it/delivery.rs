@@ -442,7 +442,11 @@ async fn a_resolve_never_overtakes_its_firing() {
     let queued = herald.deliveries("").await;
     assert_eq!(queued.len(), 2);
     assert_eq!(queued[0]["status"], "resolved");
-    assert_eq!(queued[0]["state"], "pending");
+    // Queued, possibly claimed as it was stored (its receiver had a free slot), but not sent.
+    assert!(
+        matches!(queued[0]["state"].as_str(), Some("pending" | "in_flight")),
+        "{queued:#?}"
+    );
     assert_eq!(
         receiver.requests().len(),
         1,
