@@ -19,6 +19,14 @@ use tracing_subscriber::EnvFilter;
 
 mod cli;
 
+/// Prints a line on stdout; a reader that went away (`herald check-config | head -1`) is no error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "herald",
@@ -142,7 +150,7 @@ fn route_test(
         }
     };
     let receivers = routes.receivers(&labels);
-    println!("{}", receivers.join(","));
+    out!("{}", receivers.join(","));
     match verify {
         Some(expected) if expected != receivers => {
             eprintln!(
@@ -200,15 +208,15 @@ fn unset_variable(error: &herald::config::ConfigError) -> bool {
 fn check_config(config: Option<PathBuf>, allow_unset_secrets: bool) -> ExitCode {
     match load(config) {
         Ok(loaded) => {
-            println!("{}", herald::config::summary(&loaded));
+            out!("{}", herald::config::summary(&loaded));
             ExitCode::SUCCESS
         }
         Err(errors) if allow_unset_secrets && errors.errors.iter().all(unset_variable) => {
-            println!(
+            out!(
                 "configuration valid, apart from secrets whose environment variables are not set here:"
             );
             for error in &errors.errors {
-                println!("  {error}");
+                out!("  {error}");
             }
             ExitCode::SUCCESS
         }
