@@ -23,6 +23,7 @@ mod paging_secrets;
 mod receiver;
 mod reload;
 mod routing;
+mod rust_version;
 mod send_test;
 mod silences;
 mod slack;
