@@ -17,6 +17,7 @@ pub mod sinks;
 pub mod store;
 pub mod template;
 pub mod timeinterval;
+mod watchdog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,6 +142,7 @@ pub async fn run_with_reload(
         tracing::info!(%address, origin = %settings.origin, "herald is listening");
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = watchdog::spawn(background.clone());
 
     let graceful = shutdown.clone();
     let server = axum::serve(listener, app)
@@ -160,7 +162,10 @@ pub async fn run_with_reload(
     tracing::info!("shutting down");
 
     background.cancel();
-    for task in [dispatcher, sweeper, silence_gc, upkeep, hangups] {
+    for task in [dispatcher, sweeper, silence_gc, upkeep, hangups]
+        .into_iter()
+        .chain(watchdog)
+    {
         if let Err(error) = task.await {
             tracing::warn!(%error, "background task ended abnormally");
         }

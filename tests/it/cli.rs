@@ -345,3 +345,48 @@ fn healthcheck_exits_0_only_while_herald_is_ready() {
     let _rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn serve_tells_systemd_ready_keeps_the_watchdog_fed_and_says_stopping() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let config = format!(
+        "server:\n  listen: 127.0.0.1:0\nstorage:\n  url: sqlite://{}\n",
+        dir.path().join("herald.db").display()
+    );
+    let path = write(dir.path(), "herald.yaml", &config);
+    let mut child = herald()
+        .args(["serve", "-c"])
+        .arg(&path)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut receive = || {
+        let mut buffer = [0u8; 4096];
+        let length = socket.recv(&mut buffer).expect("herald stopped notifying");
+        String::from_utf8_lossy(&buffer[..length]).into_owned()
+    };
+    assert_eq!(receive(), "READY=1\n");
+    for _ in 0..3 {
+        assert_eq!(receive(), "WATCHDOG=1\n");
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopping = std::iter::repeat_with(&mut receive)
+        .take(100)
+        .find(|message| message != "WATCHDOG=1\n");
+    assert_eq!(stopping.as_deref(), Some("STOPPING=1\n"));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
