@@ -1,4 +1,5 @@
-//! `rust-version` in Cargo.toml is true: no package in the lock file needs a newer Rust.
+//! `rust-version` in Cargo.toml is true: no package in the lock file needs a newer Rust, and the Dockerfile's default
+//! builder image is at least that Rust.
 
 use std::path::Path;
 use std::process::Command;
@@ -79,6 +80,27 @@ fn rust_version_covers_every_dependency() {
         newer.is_empty(),
         "Cargo.toml says rust-version = {declared:?}, but: {}",
         newer.join("; ")
+    );
+}
+
+#[test]
+fn dockerfile_builder_default_is_at_least_rust_version() {
+    let declared = herald_rust_version(&metadata());
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    let image = dockerfile
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("ARG BUILDER="))
+        .expect("the Dockerfile has no `ARG BUILDER=` default");
+    let version = image
+        .strip_prefix("rust:")
+        .and_then(|tag| tag.split('-').next())
+        .unwrap_or_else(|| {
+            panic!("BUILDER default {image:?} is not an official rust:VERSION-... image")
+        });
+    assert!(
+        parse(version) >= parse(&declared),
+        "the Dockerfile builds with {image}, older than rust-version {declared}"
     );
 }
 
