@@ -7,6 +7,7 @@ mod cli;
 mod cli_deliveries;
 mod crash;
 mod delivery;
+mod deploy;
 mod emulator;
 mod flow;
 mod harness;
