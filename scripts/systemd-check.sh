@@ -4,7 +4,7 @@
 # procps (/bin/kill, the unit's ExecReload) when missing; fails loudly when something is missing.
 #
 # verify checks that ExecStart's binary exists: it runs on a copy of the unit whose ExecStart points at the herald
-# this tree builds (target/debug/herald, built when missing) instead of /usr/local/bin/herald.
+# this tree builds (target/debug/herald, or under $CARGO_TARGET_DIR; built when missing), not /usr/local/bin/herald.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,12 +31,13 @@ for setting in DynamicUser=yes StateDirectory=herald WatchdogSec= Type=notify; d
     grep -q "^$setting" "$unit" || fail "$unit lacks $setting"
 done
 
-binary=target/debug/herald
+binary="${CARGO_TARGET_DIR:-target}/debug/herald"
 [ -x "$binary" ] || cargo build --locked --bin herald
+binary=$(realpath "$binary")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-sed "s#^ExecStart=/usr/local/bin/herald #ExecStart=$(pwd)/$binary #" "$unit" >"$work/herald.service"
-grep -q "^ExecStart=$(pwd)/$binary serve" "$work/herald.service" || fail "$unit: ExecStart is not /usr/local/bin/herald serve"
+sed "s#^ExecStart=/usr/local/bin/herald #ExecStart=$binary #" "$unit" >"$work/herald.service"
+grep -q "^ExecStart=$binary serve" "$work/herald.service" || fail "$unit: ExecStart is not /usr/local/bin/herald serve"
 if ! said=$(systemd-analyze verify "$work/herald.service" 2>&1) || [ -n "$said" ]; then
     fail "systemd-analyze verify $unit: ${said:-failed}"
 fi
