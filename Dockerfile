@@ -24,7 +24,7 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
 RUN cargo build --release --locked --package herald --bin herald \
     && install -D -m 0755 target/release/herald /out/herald \
     && install -D -m 0644 config/container.yaml /out/herald.yaml \
-    && install -d -m 0700 /out/store
+    && install -d /out/store
 
 FROM ${RUNTIME}
 COPY --from=build /out/herald /usr/local/bin/herald

@@ -26,6 +26,8 @@ fail() {
     say "FAILED: $*"
     exit 1
 }
+# Whether text $1 contains $2 (grep -q on a pipe would end the writer early, which pipefail counts as failure).
+contains() { grep -q -F -- "$2" <<<"$1"; }
 phase() {
     say "$1 ($((SECONDS - phase_started)) s)"
     phase_started=$SECONDS
@@ -58,6 +60,7 @@ name="herald-ct-$$"
 builder_image="$name-builder:$suite"
 runtime_image="$name-runtime:$suite"
 herald_image="$name:test"
+build_image="$name-build:test"
 volume="$name-data"
 dockerd_pid=""
 receiver_pid=""
@@ -193,21 +196,25 @@ in_image=$("$docker" run --rm --network none "$builder_image" rustc -V) || fail 
 phase "base images made ($in_image)"
 
 # --- herald's image, from the Dockerfile, without network.
-"$docker" build --network none --build-arg "BUILDER=$builder_image" --build-arg "RUNTIME=$runtime_image" \
-    -t "$herald_image" . >"$work/build.log" 2>&1 || {
-    tail -40 "$work/build.log" >&2
-    fail "docker build failed"
-}
-own_images+=("$herald_image")
+# The build stage first, tagged so that it is removed at the end, then the image (the stage comes from the cache).
+for target in build image; do
+    if [ "$target" = build ]; then tag=(--target build -t "$build_image"); else tag=(-t "$herald_image"); fi
+    "$docker" build --network none --build-arg "BUILDER=$builder_image" --build-arg "RUNTIME=$runtime_image" \
+        "${tag[@]}" . >>"$work/build.log" 2>&1 || {
+        tail -40 "$work/build.log" >&2
+        fail "docker build failed"
+    }
+    own_images+=("${tag[-1]}")
+done
 phase "herald's image built"
 
 # --- The image as built.
 inspect() { "$docker" image inspect -f "$1" "$herald_image"; }
 [ "$(inspect '{{.Config.User}}')" = "65532:65532" ] || fail "the image does not run as uid 65532"
-inspect '{{json .Config.Healthcheck.Test}}' | grep -q healthcheck || fail "the image has no HEALTHCHECK"
+contains "$(inspect '{{json .Config.Healthcheck.Test}}')" healthcheck || fail "the image has no HEALTHCHECK"
 [ "$(inspect '{{.Config.StopSignal}}')" = "SIGTERM" ] || fail "the image's STOPSIGNAL is not SIGTERM"
-inspect '{{json .Config.Volumes}}' | grep -q '"/var/lib/herald"' || fail "/var/lib/herald is not a volume"
-if inspect '{{json .Config.Env}}' | grep -q 'HERALD__'; then
+contains "$(inspect '{{json .Config.Volumes}}')" '"/var/lib/herald"' || fail "/var/lib/herald is not a volume"
+if contains "$(inspect '{{json .Config.Env}}')" 'HERALD__'; then
     fail "the image sets HERALD__ variables, which would override a mounted configuration"
 fi
 if "$docker" run --rm --network none --entrypoint /bin/sh "$herald_image" -c true >/dev/null 2>&1; then
@@ -305,7 +312,9 @@ YAML
 chmod 0644 "$work/herald.yaml"
 "$docker" volume create "$volume" >/dev/null
 run_herald() {
+    # As deploy/compose.yaml runs it: read-only, without capabilities or privilege escalation.
     "$docker" run -d --name "$1" --network host --stop-timeout "$stop_timeout" \
+        --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges:true \
         -v "$work/herald.yaml:/etc/herald/herald.yaml:ro" -v "$volume:/var/lib/herald" "$herald_image" >/dev/null
 }
 logs() { "$docker" logs "$1" 2>&1; }
@@ -349,9 +358,10 @@ exit_code=$("$docker" inspect -f '{{.State.ExitCode}}' "$name-1")
     fail "herald exited $exit_code on docker stop"
 }
 [ "$stop_ms" -lt $((stop_timeout * 1000)) ] || fail "docker stop took $stop_ms ms, the stop timeout is ${stop_timeout} s"
+log=$(logs "$name-1")
 for line in "shutdown requested" "shutting down" "store closed"; do
-    logs "$name-1" | grep -q "$line" || {
-        logs "$name-1" | tail -20 >&2
+    contains "$log" "$line" || {
+        printf '%s\n' "$log" | tail -20 >&2
         fail "the log does not show \"$line\" on docker stop"
     }
 done
@@ -360,8 +370,8 @@ phase "docker stop: exit 0 after $stop_ms ms, drained"
 # --- A new container on the same volume has the alert and the delivery.
 run_herald "$name-2"
 ready_or_fail "$name-2"
-http GET "$base/api/v2/alerts" | grep -q '"alertname":"ContainerTest"' || fail "the alert did not survive the restart"
-http GET "$base/api/herald/v1/deliveries?state=delivered" | grep -q '"receiver":"hook"' ||
+contains "$(http GET "$base/api/v2/alerts")" '"alertname":"ContainerTest"' || fail "the alert did not survive the restart"
+contains "$(http GET "$base/api/herald/v1/deliveries?state=delivered")" '"receiver":"hook"' ||
     fail "the delivery did not survive the restart"
 "$docker" stop -t "$stop_timeout" "$name-2" >/dev/null
 phase "second container on the volume has the alert and its delivery"
@@ -372,5 +382,5 @@ within 60 "$docker" exec "$name-3" /usr/local/bin/herald healthcheck || {
     logs "$name-3" | tail -20 >&2
     fail "herald on the image's configuration did not become ready"
 }
-logs "$name-3" | grep -q '0.0.0.0:9095' || fail "herald on the image's configuration does not listen on 0.0.0.0:9095"
+contains "$(logs "$name-3")" 'address=0.0.0.0:9095' || fail "herald on the image's configuration does not listen on 0.0.0.0:9095"
 phase "image configuration serves on 0.0.0.0:9095"
