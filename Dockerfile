@@ -1,27 +1,43 @@
-# herald in a container: a release build on Debian's Rust image, then a small Debian runtime with only the binary,
-# CA certificates (for HTTPS to Slack, Jira and webhooks) and a non-root user. The store lives in the volume
-# /var/lib/herald; mount a configuration at /etc/herald/herald.yaml (without one, the embedded default is used).
+# herald in a container: a release build in a Rust image, then a runtime image with only the stripped binary, its
+# configuration and what it needs from the system (glibc, CA certificates for HTTPS to Slack, Jira and webhooks,
+# tzdata for time intervals), running as the non-root uid 65532. The store lives in the volume /var/lib/herald.
 #
 #   docker build -t herald .
-#   docker run -p 9095:9095 -v herald-data:/var/lib/herald herald
+#   docker run -p 127.0.0.1:9095:9095 -v herald-data:/var/lib/herald herald
+#
+# The image's /etc/herald/herald.yaml (config/container.yaml) listens on 0.0.0.0:9095 and stores under
+# /var/lib/herald. A configuration mounted there replaces it whole, so set `server.listen` and `storage.url` in it
+# (see deploy/herald.yaml). `herald healthcheck` is the HEALTHCHECK: it asks /-/ready at the configured address.
+#
+# Both base images are build arguments, for mirrors and offline builds: BUILDER needs cargo and a C compiler,
+# RUNTIME glibc, libgcc_s, CA certificates and tzdata (no shell or package manager is used in it).
 
-FROM rust:1.89-bookworm AS build
+ARG BUILDER=rust:1.95-bookworm
+ARG RUNTIME=gcr.io/distroless/cc-debian12
+
+FROM ${BUILDER} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --package herald --bin herald
+# Stripped and without debug line tables, for this build only (the project's release profile keeps line tables).
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
+    CARGO_PROFILE_RELEASE_DEBUG=false
+RUN cargo build --release --locked --package herald --bin herald \
+    && install -D -m 0755 target/release/herald /out/herald \
+    && install -D -m 0644 config/container.yaml /out/herald.yaml \
+    && install -d /out/store
 
-FROM debian:bookworm-slim
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/herald --create-home herald
-COPY --from=build /src/target/release/herald /usr/local/bin/herald
-USER herald
+FROM ${RUNTIME}
+COPY --from=build /out/herald /usr/local/bin/herald
+COPY --from=build /out/herald.yaml /etc/herald/herald.yaml
+# Owned by herald's uid, so a new volume mounted here is writable by it.
+COPY --from=build --chown=65532:65532 /out/store /var/lib/herald
+USER 65532:65532
 WORKDIR /var/lib/herald
-# Listen on every interface inside the container; keep the store in the volume.
-ENV HERALD__SERVER__LISTEN=0.0.0.0:9095 \
-    HERALD__STORAGE__URL=sqlite:///var/lib/herald/herald.db
-EXPOSE 9095
 VOLUME ["/var/lib/herald"]
+EXPOSE 9095
+# herald drains on SIGTERM (requests, then deliveries in flight) and exits 0 within Docker's default 10 s.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=6s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/herald", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/herald"]
 CMD ["serve"]

@@ -21,3 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo test --workspace --locked
+
+# deploy/herald.service: `systemd-analyze verify` clean, `systemd-analyze security` exposure at most 2.0.
+scripts/systemd-check.sh
+
+# The container image, built from the Dockerfile offline and run as a user would (needs root; installs docker.io and
+# debootstrap; several minutes, most of them the release build inside the image).
+scripts/container-test.sh

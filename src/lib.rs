@@ -18,6 +18,7 @@ pub mod store;
 pub mod template;
 pub mod timeinterval;
 pub mod version;
+mod watchdog;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,6 +155,7 @@ pub async fn run_with_reload(
         );
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = watchdog::spawn(background.clone());
 
     let graceful = shutdown.clone();
     let server = axum::serve(listener, app)
@@ -173,7 +175,10 @@ pub async fn run_with_reload(
     tracing::info!("shutting down");
 
     background.cancel();
-    for task in [dispatcher, sweeper, silence_gc, upkeep, hangups] {
+    for task in [dispatcher, sweeper, silence_gc, upkeep, hangups]
+        .into_iter()
+        .chain(watchdog)
+    {
         if let Err(error) = task.await {
             tracing::warn!(%error, "background task ended abnormally");
         }

@@ -1,6 +1,6 @@
 //! The `herald` command line: `serve` runs the daemon, `check-config` validates a configuration, `route-test` shows
 //! where alerts go, `deliveries` inspects and replays the outbox of a running herald, `send-test` tries a receiver's
-//! integrations.
+//! integrations, `healthcheck` asks a running herald whether it is ready.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -96,6 +96,8 @@ enum Command {
     /// Send a test notification, firing then resolved, through every integration of a receiver and print what each
     /// answered (checks credentials, URLs and channels).
     SendTest(cli::send_test::SendTestArgs),
+    /// Exit 0 when a running herald answers 200 on /-/ready, else 1 (the container image's HEALTHCHECK).
+    Healthcheck(cli::healthcheck::HealthcheckArgs),
 }
 
 /// `name=value` or `name="value"` arguments as a label set.
@@ -326,6 +328,7 @@ fn main() -> ExitCode {
         } => route_test(config, tree, verify_receivers, &labels),
         Command::Deliveries(args) => cli::run(cli::deliveries::run(args)),
         Command::SendTest(args) => cli::run(cli::send_test::run(args)),
+        Command::Healthcheck(args) => cli::run(cli::healthcheck::run(args)),
         Command::Serve {
             config,
             listen,

@@ -3,6 +3,7 @@
 //! an exit code with its output on stdout.
 
 pub mod deliveries;
+pub mod healthcheck;
 pub mod send_test;
 
 use std::future::Future;

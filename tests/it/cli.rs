@@ -422,3 +422,112 @@ fn a_listen_address_from_the_environment_is_blamed_on_its_variable() {
         "{stderr}"
     );
 }
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn healthcheck_exits_0_only_while_herald_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        "server:\n  listen: 0.0.0.0:{port}\nstorage:\n  url: sqlite://{}\n",
+        dir.path().join("herald.db").display()
+    );
+    let path = write(dir.path(), "herald.yaml", &config);
+    let check = |args: &[&str]| herald().arg("healthcheck").args(args).output().unwrap();
+
+    let down = check(&["-c", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert_eq!(down.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("http://127.0.0.1:{port}/-/ready")),
+        "{stderr}"
+    );
+
+    let mut child = herald()
+        .args(["--log-format", "json", "serve", "-c"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("herald is listening"));
+    assert!(listening, "herald never said it listens");
+
+    let up = check(&["-c", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    assert_eq!(
+        up.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(stdout.contains("200 OK"), "{stdout}");
+    let by_url = check(&["--url", &format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(by_url.status.code(), Some(0));
+    let elsewhere = check(&["--url", &format!("http://127.0.0.1:{}", free_port())]);
+    assert_eq!(elsewhere.status.code(), Some(1));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn serve_tells_systemd_ready_keeps_the_watchdog_fed_and_says_stopping() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let config = format!(
+        "server:\n  listen: 127.0.0.1:0\nstorage:\n  url: sqlite://{}\n",
+        dir.path().join("herald.db").display()
+    );
+    let path = write(dir.path(), "herald.yaml", &config);
+    let mut child = herald()
+        .args(["serve", "-c"])
+        .arg(&path)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut receive = || {
+        let mut buffer = [0u8; 4096];
+        let length = socket.recv(&mut buffer).expect("herald stopped notifying");
+        String::from_utf8_lossy(&buffer[..length]).into_owned()
+    };
+    assert_eq!(receive(), "READY=1\n");
+    for _ in 0..3 {
+        assert_eq!(receive(), "WATCHDOG=1\n");
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopping = std::iter::repeat_with(&mut receive)
+        .take(100)
+        .find(|message| message != "WATCHDOG=1\n");
+    assert_eq!(stopping.as_deref(), Some("STOPPING=1\n"));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
