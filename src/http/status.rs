@@ -60,8 +60,7 @@ fn route_json(route: &Route) -> Value {
 
 /// The configuration in Alertmanager's shape, for `amtool config show` and `amtool config routes`: the route
 /// tree, the receivers by name with their Alertmanager integrations (`webhook_configs`, `email_configs`, secrets
-/// shown as `<secret>`; herald's own integrations are left out) and the time intervals by name. Pretty-printed
-/// JSON, which is YAML too.
+/// shown as `<secret>`; herald's own integrations are left out) and the time intervals by name, as YAML.
 fn alertmanager_config(settings: &Settings) -> String {
     let receivers: Vec<Value> = settings.receivers.iter().map(shown::receiver).collect();
     let intervals: Vec<Value> = settings
@@ -69,11 +68,41 @@ fn alertmanager_config(settings: &Settings) -> String {
         .iter()
         .map(|interval| json!({ "name": interval.name(), "time_intervals": [] }))
         .collect();
-    let mut config = json!({ "route": route_json(&settings.route), "receivers": receivers });
+    let mut config = json!({
+        "global": { "resolve_timeout": format_duration(settings.ingest.resolve_timeout) },
+        "route": route_json(&settings.route),
+        "receivers": receivers,
+    });
     if !intervals.is_empty() {
         config["time_intervals"] = Value::Array(intervals);
     }
-    serde_json::to_string_pretty(&config).unwrap_or_default()
+    let mut text = String::new();
+    let mut emitter = yaml_rust2::YamlEmitter::new(&mut text);
+    match emitter.dump(&yaml(&config)) {
+        Ok(()) => text.strip_prefix("---\n").unwrap_or(&text).to_owned() + "\n",
+        // JSON is YAML too.
+        Err(_) => serde_json::to_string_pretty(&config).unwrap_or_default(),
+    }
+}
+
+/// The same value as a YAML document, keys in their order.
+fn yaml(value: &Value) -> yaml_rust2::Yaml {
+    use yaml_rust2::Yaml;
+    match value {
+        Value::Null => Yaml::Null,
+        Value::Bool(flag) => Yaml::Boolean(*flag),
+        Value::Number(number) => match number.as_i64() {
+            Some(integer) => Yaml::Integer(integer),
+            None => Yaml::Real(number.to_string()),
+        },
+        Value::String(text) => Yaml::String(text.clone()),
+        Value::Array(items) => Yaml::Array(items.iter().map(yaml).collect()),
+        Value::Object(map) => Yaml::Hash(
+            map.iter()
+                .map(|(key, value)| (Yaml::String(key.clone()), yaml(value)))
+                .collect(),
+        ),
+    }
 }
 
 /// herald runs without Alertmanager's gossip cluster; replicas will share work through the store instead.

@@ -280,3 +280,25 @@ async fn amtool_writes_silences_with_the_admin_token_from_its_http_config_file()
     );
     herald.stop().await;
 }
+
+#[tokio::test]
+async fn the_status_shows_the_configuration_in_force_as_yaml_that_amtool_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let herald = Herald::start(settings(&dir.path().join("status.db"), "amtool-rcv")).await;
+    let status: serde_json::Value = herald.get("/api/v2/status").await.json().await.unwrap();
+    let original = status["config"]["original"].as_str().unwrap();
+    assert!(!original.trim_start().starts_with('{'), "{original}");
+    let documents = yaml_rust2::YamlLoader::load_from_str(original).unwrap();
+    let config = &documents[0];
+    assert_eq!(
+        config["global"]["resolve_timeout"].as_str(),
+        Some("5m"),
+        "{original}"
+    );
+    assert_eq!(config["route"]["receiver"].as_str(), Some("amtool-rcv"));
+    assert_eq!(config["receivers"][0]["name"].as_str(), Some("amtool-rcv"));
+    let shown = run(&herald, &["config", "show"]).await;
+    assert!(shown.contains("resolve_timeout: 5m"), "{shown}");
+    assert!(shown.contains("amtool-rcv"), "{shown}");
+    herald.stop().await;
+}
