@@ -225,6 +225,11 @@ pub(crate) fn is_zero_time(time: &DateTime<Utc>) -> bool {
     time.timestamp() == -62_135_596_800 && time.timestamp_subsec_nanos() == 0
 }
 
+/// A time as sent, `None` when it was not sent or is Go's zero time (which means unset).
+pub(crate) fn present(time: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    time.filter(|time| !is_zero_time(time))
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::Limits;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::{
     BodyError, Limits, Parsed, Rejection, check_count, clean_annotations, clean_labels, decode,
-    is_zero_time,
+    present,
 };
 use crate::alert::{Alert, Annotations, Extra, Labels, Source};
 
@@ -46,8 +46,7 @@ pub fn parse(body: &[u8], now: DateTime<Utc>, limits: &Limits) -> Result<Parsed,
 
 fn normalise(raw: PostableAlert, now: DateTime<Utc>, limits: &Limits) -> Result<Alert, String> {
     let labels = clean_labels(raw.labels, limits).map_err(|reason| format!("labels: {reason}"))?;
-    let unset_if_zero = |time: Option<DateTime<Utc>>| time.filter(|time| !is_zero_time(time));
-    let (raw_starts_at, raw_ends_at) = (unset_if_zero(raw.starts_at), unset_if_zero(raw.ends_at));
+    let (raw_starts_at, raw_ends_at) = (present(raw.starts_at), present(raw.ends_at));
     let starts_at = match (raw_starts_at, raw_ends_at) {
         (Some(start), _) => start,
         (None, Some(end)) => end,

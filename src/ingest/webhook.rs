@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Limits, Parsed, Rejection, clean_annotations, clean_labels, is_zero_time};
+use super::{Limits, Parsed, Rejection, clean_annotations, clean_labels, present};
 use crate::alert::{Alert, Annotations, Extra, Labels, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -61,10 +61,6 @@ pub(crate) fn normalise_all(
         }
     }
     parsed
-}
-
-fn present(time: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    time.filter(|time| !is_zero_time(time))
 }
 
 /// A firing alert is open-ended unless it names a future end; a resolved alert ends at its `endsAt`, or now when it
