@@ -29,7 +29,9 @@ use crate::config::DeliverySettings;
 use crate::notification::Notification;
 use crate::reload::Applied;
 use crate::sinks::integrations::Integrations;
-use crate::store::delivery::{AttemptInput, Claimed, DeliveryRecord, Finished, Settle};
+use crate::store::delivery::{
+    AttemptInput, Claimed, DeliveryRecord, Finished, PayloadRead, Settle,
+};
 use crate::store::{Store, StoreError};
 
 /// How long past its timeout an in-flight delivery stays leased: a later start takes it back after that.
@@ -48,7 +50,7 @@ pub const MAX_TRACKED: usize = 100_000;
 
 /// Notifications the engine keeps with the deliveries it tracks, as the dispatcher made them, so they are sent
 /// without being read back; beyond this many, claims read them from the store.
-const MAX_HELD: usize = 5_000;
+const MAX_HELD: usize = 50_000;
 
 /// A delivery handed to the engine as it was queued.
 #[derive(Debug)]
@@ -412,12 +414,22 @@ impl Engine {
             return wake;
         }
         self.claiming = true;
-        let read_payloads = ids.iter().any(|id| !self.held.contains_key(id));
+        // Only the notifications not held in memory are read.
+        let missing: HashSet<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.held.contains_key(id))
+            .collect();
+        let read = if missing.is_empty() {
+            PayloadRead::None
+        } else if missing.len() == ids.len() {
+            PayloadRead::All
+        } else {
+            PayloadRead::Only(missing)
+        };
         let store = Arc::clone(&self.store);
         self.store_work.spawn(async move {
-            let result = store
-                .claim(ids.clone(), now, add(now, lease), read_payloads)
-                .await;
+            let result = store.claim(ids.clone(), now, add(now, lease), read).await;
             StoreDone::Claimed {
                 picked: ids,
                 result,

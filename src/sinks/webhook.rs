@@ -121,10 +121,23 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> Result<String, S
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A parsed URL that may hold a token: never shown.
+#[derive(Clone)]
+struct SecretUrl(reqwest::Url);
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The `webhook` integration built from a `webhook_configs[]` entry.
 #[derive(Debug, Clone)]
 pub struct WebhookSink {
     url: Secret,
+    /// The URL parsed once, so a send does not parse it again (`None` when it does not parse: each send then fails
+    /// as it should).
+    parsed: Option<SecretUrl>,
     method: Method,
     /// The body's template; Alertmanager's payload when `None`.
     body: Option<TemplateField>,
@@ -162,6 +175,7 @@ impl WebhookSink {
         };
         WebhookSink {
             url: config.url.clone(),
+            parsed: reqwest::Url::parse(url).ok().map(SecretUrl),
             method,
             body: config.body.clone(),
             templates: Arc::new(Templates::new()),
@@ -240,10 +254,11 @@ impl Sink for WebhookSink {
     ) -> Result<Receipt, SinkError> {
         let secrets = self.secrets();
         let body = self.body(notification)?;
-        let mut request = self
-            .client
-            .request(self.method.clone(), self.url.expose())
-            .header(CONTENT_TYPE, "application/json");
+        let request = match &self.parsed {
+            Some(SecretUrl(url)) => self.client.request(self.method.clone(), url.clone()),
+            None => self.client.request(self.method.clone(), self.url.expose()),
+        };
+        let mut request = request.header(CONTENT_TYPE, "application/json");
         if let Some(secret) = &self.hmac_secret {
             let timestamp = self.clock.now().timestamp();
             let signature = signature(secret.expose().as_bytes(), timestamp, &body)?;

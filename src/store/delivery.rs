@@ -1,5 +1,7 @@
 //! The outbox's stored shapes: deliveries, their attempts, and what callers ask of them.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -215,6 +217,29 @@ pub struct Finished {
     /// What the integration keeps about the delivery's group (JSON), replacing what it kept.
     pub state: Option<String>,
     pub now: DateTime<Utc>,
+}
+
+/// Which claimed deliveries a claim reads the notification of: the caller holds the others' in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PayloadRead {
+    /// Every one's.
+    All,
+    /// None.
+    #[default]
+    None,
+    /// Only these deliveries'.
+    Only(HashSet<i64>),
+}
+
+impl PayloadRead {
+    /// Whether the claim reads the notification of delivery `id`.
+    pub fn wants(&self, id: i64) -> bool {
+        match self {
+            PayloadRead::All => true,
+            PayloadRead::None => false,
+            PayloadRead::Only(ids) => ids.contains(&id),
+        }
+    }
 }
 
 /// A delivery taken to be sent, with what its attempt needs.

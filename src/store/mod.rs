@@ -13,7 +13,7 @@ use crate::alert::{Alert, Fingerprint, Labels, Status};
 use crate::config::{StorageBackend, StorageSettings};
 use crate::store::delivery::{
     Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Enqueued,
-    Finished, Queued, RetrySelection,
+    Finished, PayloadRead, Queued, RetrySelection,
 };
 
 pub use delivery::{LogChange, LogChangeKind, SentRecord, Told};
@@ -205,14 +205,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Enqueued>, StoreError>;
 
     /// Moves pending deliveries (and in-flight ones whose lease has passed) to in flight until `lease_until`, in one
-    /// transaction; returns those it took with what their attempts need (their notifications only when
-    /// `read_payloads`).
+    /// transaction; returns those it took with what their attempts need (their notifications as `read` asks).
     async fn claim(
         &self,
         ids: Vec<i64>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        read_payloads: bool,
+        read: PayloadRead,
     ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Stores attempts and what became of their deliveries (and pauses of their destinations), all in one

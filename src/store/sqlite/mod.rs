@@ -34,7 +34,7 @@ use super::{
 use crate::alert::{Alert, Fingerprint};
 use crate::store::delivery::{
     Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord, DeliveryState, Discard, Enqueued,
-    Finished, RetrySelection,
+    Finished, PayloadRead, RetrySelection,
 };
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -469,12 +469,9 @@ impl Store for SqliteStore {
         ids: Vec<i64>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        read_payloads: bool,
+        read: PayloadRead,
     ) -> Result<Vec<Claimed>, StoreError> {
-        match self
-            .submit(Op::Claim(ids, now, lease_until, read_payloads))
-            .await?
-        {
+        match self.submit(Op::Claim(ids, now, lease_until, read)).await? {
             Outcome::Claimed(claimed) => Ok(claimed),
             _ => mismatch("claimed deliveries"),
         }

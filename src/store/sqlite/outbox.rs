@@ -9,8 +9,8 @@ use super::rows::{from_micros, json_column, json_text, to_micros, unavailable};
 use crate::store::StoreError;
 use crate::store::delivery::{
     AttemptInput, AttemptRecord, Claimed, DeliveryDetail, DeliveryQuery, DeliveryRecord,
-    DeliveryState, Discard, Enqueued, Finished, LogChange, LogChangeKind, Logged, Queued,
-    RECEIVER_ENTRY, RetrySelection, SentRecord, Settle, Told,
+    DeliveryState, Discard, Enqueued, Finished, LogChange, LogChangeKind, Logged, PayloadRead,
+    Queued, RECEIVER_ENTRY, RetrySelection, SentRecord, Settle, Told,
 };
 
 pub(super) const DELIVERY_COLUMNS: &str = "id, receiver, integration, integration_key, destination, group_key, \
@@ -371,7 +371,7 @@ pub(super) fn claim(
     ids: Vec<i64>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-    read_payloads: bool,
+    read: &PayloadRead,
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut update = connection
         .prepare_cached(
@@ -386,7 +386,7 @@ pub(super) fn claim(
             .map_err(unavailable)?
             == 1
             && let Some(input) =
-                attempt_input(connection, id, read_payloads).map_err(unavailable)?
+                attempt_input(connection, id, read.wants(id)).map_err(unavailable)?
         {
             claimed.push(Claimed { id, input });
         }

@@ -4,7 +4,8 @@
 use super::*;
 use crate::alert::Fingerprint;
 use crate::store::delivery::{
-    AttemptRecord, LogChangeKind, Logged, NewDelivery, Queued, RECEIVER_ENTRY, Settle, Told,
+    AttemptRecord, LogChangeKind, Logged, NewDelivery, PayloadRead, Queued, RECEIVER_ENTRY, Settle,
+    Told,
 };
 
 fn t(second: i64) -> DateTime<Utc> {
@@ -149,7 +150,12 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
         queued
     );
     let claimed = store
-        .claim(vec![queued[0].id], t(1), t(10), true)
+        .claim(
+            vec![queued[0].id, queued[1].id],
+            t(1),
+            t(10),
+            PayloadRead::Only(std::collections::HashSet::from([queued[0].id])),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -158,16 +164,12 @@ async fn queueing_stores_the_deliveries_and_the_log_entry_together() {
             claimed[0].input.state.as_deref()
         ),
         (r#"{"receiver":"team"}"#, None),
-        "the claim reads the payload"
+        "the claim reads the payload asked for"
     );
-    let without = store
-        .claim(vec![queued[1].id], t(1), t(10), false)
-        .await
-        .unwrap();
     assert_eq!(
-        (without[0].id, without[0].input.payload.as_deref()),
+        (claimed[1].id, claimed[1].input.payload.as_deref()),
         (queued[1].id, None),
-        "a claim whose caller has the payload does not read it"
+        "a claim does not read a payload its caller holds"
     );
     store.close().await.unwrap();
 }
@@ -177,7 +179,10 @@ async fn a_delivery_claimed_as_it_is_queued_is_in_flight_with_its_integration_st
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let first = queue(&store, &["g"]).await[0].id;
-    store.claim(vec![first], t(0), t(10), false).await.unwrap();
+    store
+        .claim(vec![first], t(0), t(10), PayloadRead::None)
+        .await
+        .unwrap();
     let finished = Finished {
         id: first,
         attempt: attempt("delivered"),
@@ -208,7 +213,7 @@ async fn a_delivery_claimed_as_it_is_queued_is_in_flight_with_its_integration_st
     );
     assert!(
         store
-            .claim(vec![enqueued[0].record.id], t(3), t(30), false)
+            .claim(vec![enqueued[0].record.id], t(3), t(30), PayloadRead::None)
             .await
             .unwrap()
             .is_empty(),
@@ -223,19 +228,25 @@ async fn a_claim_holds_a_lease_and_an_expired_lease_can_be_claimed_again() {
     let store = open(&dir).await;
     let id = queue(&store, &["g"]).await[0].id;
     assert_eq!(
-        ids(store.claim(vec![id], t(1), t(10), true).await.unwrap()),
+        ids(store
+            .claim(vec![id], t(1), t(10), PayloadRead::All)
+            .await
+            .unwrap()),
         vec![id]
     );
     assert!(
         store
-            .claim(vec![id], t(5), t(20), true)
+            .claim(vec![id], t(5), t(20), PayloadRead::All)
             .await
             .unwrap()
             .is_empty(),
         "leased"
     );
     assert_eq!(
-        ids(store.claim(vec![id], t(10), t(20), true).await.unwrap()),
+        ids(store
+            .claim(vec![id], t(10), t(20), PayloadRead::All)
+            .await
+            .unwrap()),
         vec![id],
         "lease ended"
     );
@@ -257,7 +268,10 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
     let id = queue(&store, &["g"]).await[0].id;
-    store.claim(vec![id], t(1), t(30), true).await.unwrap();
+    store
+        .claim(vec![id], t(1), t(30), PayloadRead::All)
+        .await
+        .unwrap();
     store
         .finish(vec![Finished {
             id,
@@ -277,7 +291,10 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
         vec![("webhook:0123".to_string(), t(60))]
     );
     assert!(store.pauses(t(61)).await.unwrap().is_empty());
-    store.claim(vec![id], t(60), t(90), true).await.unwrap();
+    store
+        .claim(vec![id], t(60), t(90), PayloadRead::All)
+        .await
+        .unwrap();
     store
         .finish(vec![Finished {
             id,
@@ -323,7 +340,10 @@ async fn replay_discard_and_retention() {
         .iter()
         .map(|d| d.id)
         .collect();
-    store.claim(ids.clone(), t(1), t(100), true).await.unwrap();
+    store
+        .claim(ids.clone(), t(1), t(100), PayloadRead::All)
+        .await
+        .unwrap();
     for id in &ids[..2] {
         let settle = Settle::Dead {
             error: "gave up".into(),
@@ -384,7 +404,10 @@ async fn replay_discard_and_retention() {
         state: None,
         now: t(4),
     };
-    store.claim(vec![ids[1]], t(4), t(100), true).await.unwrap();
+    store
+        .claim(vec![ids[1]], t(4), t(100), PayloadRead::All)
+        .await
+        .unwrap();
     store.finish(vec![finished]).await.unwrap();
     assert_eq!(store.purge_deliveries(t(4)).await.unwrap(), 0);
     assert_eq!(store.purge_deliveries(t(5)).await.unwrap(), 1);
@@ -460,7 +483,10 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
         .iter()
         .map(|d| d.id)
         .collect();
-    store.claim(vec![ids[0]], t(1), t(30), true).await.unwrap();
+    store
+        .claim(vec![ids[0]], t(1), t(30), PayloadRead::All)
+        .await
+        .unwrap();
     let finished = Finished {
         id: ids[0],
         attempt: attempt("delivered"),
@@ -471,7 +497,7 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
     };
     store.finish(vec![finished]).await.unwrap();
     let claimed = store
-        .claim(vec![ids[1], ids[2]], t(2), t(3), true)
+        .claim(vec![ids[1], ids[2]], t(2), t(3), PayloadRead::All)
         .await
         .unwrap();
     let state = |id: i64| {
@@ -488,7 +514,10 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
     assert_eq!(state(ids[2]), None, "other group");
     // Kept until retention, like the deliveries.
     assert_eq!(store.purge_deliveries(t(3)).await.unwrap(), 1);
-    let again = store.claim(vec![ids[1]], t(3), t(4), true).await.unwrap();
+    let again = store
+        .claim(vec![ids[1]], t(3), t(4), PayloadRead::All)
+        .await
+        .unwrap();
     assert_eq!(again[0].input.state, None, "purged with the delivery");
     store.close().await.unwrap();
 }
@@ -546,7 +575,7 @@ async fn group_records_and_log_entries_change_with_the_dispatch_that_decided_it(
 /// Settles delivery `id` after an attempt: delivered, or dead.
 async fn settle(store: &SqliteStore, id: i64, delivered: bool, now: i64) {
     store
-        .claim(vec![id], t(now), t(now + 10), false)
+        .claim(vec![id], t(now), t(now + 10), PayloadRead::None)
         .await
         .unwrap();
     let (outcome, settle) = if delivered {

@@ -18,7 +18,7 @@ use super::sync::Waiting;
 use super::timing::{Pending, TimingIndex, View};
 use crate::alert::{Alert, Status};
 use crate::store::delivery::{
-    Claimed, DeliveryRecord, Discard, Enqueued, Finished, LogChange, RetrySelection,
+    Claimed, DeliveryRecord, Discard, Enqueued, Finished, LogChange, PayloadRead, RetrySelection,
 };
 use crate::store::{
     Dispatched, Existing, GroupRecord, Health, SilenceRecord, StateChange, StoreError, merge,
@@ -83,7 +83,7 @@ pub(super) enum Op {
     SaveSilences(Vec<SilenceRecord>),
     PurgeSilences(DateTime<Utc>),
     Dispatch(Box<Dispatched>, DateTime<Utc>),
-    Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>, bool),
+    Claim(Vec<i64>, DateTime<Utc>, DateTime<Utc>, PayloadRead),
     Finish(Vec<Finished>),
     Release(Vec<i64>, DateTime<Utc>),
     Retry(RetrySelection, DateTime<Utc>),
@@ -455,8 +455,8 @@ fn run(
             outbox::adopt_sent(savepoint, adopted)?;
             outbox::enqueue(savepoint, queued, now).map(Outcome::Enqueued)
         }
-        Op::Claim(ids, now, lease, read_payloads) => {
-            outbox::claim(savepoint, ids, now, lease, read_payloads).map(Outcome::Claimed)
+        Op::Claim(ids, now, lease, read) => {
+            outbox::claim(savepoint, ids, now, lease, &read).map(Outcome::Claimed)
         }
         Op::Finish(finished) => {
             let count = finished.len() as u64;
@@ -697,7 +697,7 @@ mod tests {
 
     fn claim() -> Command {
         let now = Utc::now();
-        command(Op::Claim(Vec::new(), now, now, false))
+        command(Op::Claim(Vec::new(), now, now, PayloadRead::None))
     }
 
     fn kinds(batch: &[Command]) -> Vec<usize> {
