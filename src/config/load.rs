@@ -293,7 +293,9 @@ fn deserialize(tree: Value) -> (Result<RawConfig, Issue>, Vec<String>) {
     (result, unknown)
 }
 
-/// A deserialization error's message without the key and origin the `config` crate appends (we print both).
+/// A deserialization error's message without the key and origin the `config` crate appends (we print both), and
+/// without the value: an error names what was found only by its kind, since a value in the wrong place may be a
+/// secret (`admin_tokens: "TOKEN"` where a list belongs).
 fn bare_message(error: &::config::ConfigError) -> String {
     match error {
         ::config::ConfigError::Type {
@@ -301,11 +303,63 @@ fn bare_message(error: &::config::ConfigError) -> String {
             expected,
             ..
         } => {
-            format!("invalid type: {unexpected}, expected {expected}")
+            format!(
+                "invalid type: {}, expected {expected}",
+                kind_of(&unexpected.to_string())
+            )
         }
         ::config::ConfigError::At { error, .. } => bare_message(error),
-        other => other.to_string(),
+        other => without_values(&other.to_string()),
     }
+}
+
+/// What kind of value was found, from how `config` or serde describe it (`string "X"`, `64-bit integer `5``,
+/// `sequence`), without the value.
+fn kind_of(found: &str) -> &'static str {
+    const KINDS: [(&str, &str); 9] = [
+        ("string", "a string"),
+        ("boolean", "a boolean"),
+        ("floating point", "a number"),
+        ("character", "a character"),
+        ("unit value", "null"),
+        ("sequence", "a sequence"),
+        ("map", "a map"),
+        ("byte array", "bytes"),
+        ("Option value", "an optional value"),
+    ];
+    if let Some((_, kind)) = KINDS.iter().find(|(name, _)| found.starts_with(name)) {
+        return kind;
+    }
+    let words = found.split('`').next().unwrap_or_default();
+    if words.contains("integer") {
+        "an integer"
+    } else {
+        "a value"
+    }
+}
+
+/// A serde message with the value it quotes replaced by the value's kind: `invalid type: string "X", expected …`
+/// becomes `invalid type: a string, expected …`, and `unknown variant `X`, expected …` loses the variant.
+fn without_values(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        // The last `, expected ` ends the value: a value may itself hold that text, the description never does.
+        return match rest.rfind(", expected ") {
+            Some(end) => {
+                let (found, expected) = rest.split_at(end);
+                format!("{prefix}{}{expected}", kind_of(found))
+            }
+            None => format!("{prefix}{}", kind_of(rest)),
+        };
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some(end) = rest.rfind("`, expected ")
+    {
+        return format!("unknown variant{}", &rest[end + 1..]);
+    }
+    message.to_owned()
 }
 
 /// `route.routes[0].recevier` from serde_ignored's path (which would print `route.routes.0.recevier`).
@@ -1088,21 +1142,75 @@ route:
     fn type_errors_are_reported_with_their_path() {
         assert_eq!(
             errors("route:\n  routes: 5\n"),
-            ["herald.yaml: route.routes: invalid type: integer `5`, expected a sequence"]
+            ["herald.yaml: route.routes: invalid type: an integer, expected a sequence"]
         );
         assert_eq!(
             errors("receivers: [{name: log, log_configs: [5]}]\n"),
             [
-                "herald.yaml: receivers[0].log_configs[0]: invalid type: integer `5`, expected a log config (a map, \
+                "herald.yaml: receivers[0].log_configs[0]: invalid type: an integer, expected a log config (a map, \
                  possibly empty)",
             ]
         );
         assert_eq!(
             errors("- a\n- b\n"),
             [
-                "herald.yaml: the file must be a map of configuration sections: invalid type: sequence, expected a map"
+                "herald.yaml: the file must be a map of configuration sections: invalid type: a sequence, expected a \
+                 map"
             ]
         );
+    }
+
+    #[test]
+    fn a_value_in_the_wrong_shape_is_never_echoed() {
+        let token = "tok-3f9a1c7e";
+        for (yaml, expected) in [
+            (
+                format!("server:\n  admin_tokens: \"{token}\"\n"),
+                "herald.yaml: server.admin_tokens: invalid type: a string, expected a sequence",
+            ),
+            (
+                format!(
+                    "route: {{receiver: hook}}\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: \
+                     http://127.0.0.1:1/\n        http_config:\n          authorization: \"Bearer {token}\"\n"
+                ),
+                "herald.yaml: receivers[0].webhook_configs[0].http_config.authorization: invalid type: a string, \
+                 expected",
+            ),
+            (
+                format!("server:\n  admin_tokens: [[\"{token}\"]]\n"),
+                "herald.yaml: server.admin_tokens[0]: invalid type: a sequence, expected",
+            ),
+        ] {
+            let errors = errors(&yaml).join("\n");
+            assert!(errors.starts_with(expected), "{errors}");
+            assert!(!errors.contains(token), "{errors}");
+            assert!(!errors.contains("tok-"), "{errors}");
+        }
+    }
+
+    #[test]
+    fn serde_messages_lose_the_values_they_quote() {
+        assert_eq!(
+            without_values(r#"invalid type: string "s3cret, expected x", expected a map"#),
+            "invalid type: a string, expected a map"
+        );
+        assert_eq!(
+            without_values("invalid value: integer `7`, expected a port"),
+            "invalid value: an integer, expected a port"
+        );
+        assert_eq!(
+            without_values("invalid type: sequence, expected a string"),
+            "invalid type: a sequence, expected a string"
+        );
+        assert_eq!(
+            without_values("invalid value: 64-bit unsigned integer `7`, expected x"),
+            "invalid value: an integer, expected x"
+        );
+        assert_eq!(
+            without_values("unknown variant `s3cret`, expected one of `a`, `b`"),
+            "unknown variant, expected one of `a`, `b`"
+        );
+        assert_eq!(without_values("missing field `url`"), "missing field `url`");
     }
 
     #[test]

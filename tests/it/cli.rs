@@ -72,6 +72,35 @@ receivers:
 }
 
 #[test]
+fn check_config_and_serve_never_echo_a_value_in_the_wrong_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "tok-6b1d0e";
+    let path = write(
+        dir.path(),
+        "herald.yaml",
+        &format!(
+            "server:\n  admin_tokens: \"{token}\"\nroute: {{receiver: hook}}\nreceivers:\n  - name: hook\n    \
+             webhook_configs:\n      - url: http://127.0.0.1:1/\n        http_config: {{authorization: \"Bearer \
+             {token}\"}}\n"
+        ),
+    );
+    for command in ["check-config", "serve"] {
+        let output = herald().arg(command).arg("-c").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_ne!(output.status.code(), Some(0), "{command}: {stderr}");
+        assert!(
+            stderr.contains("invalid type: a string, expected"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            !stderr.contains(token) && !stdout.contains(token),
+            "{command} echoed the value:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+#[test]
 fn check_config_summarises_a_valid_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "ok.yaml", "server:\n  listen: 127.0.0.1:9999\n");

@@ -114,6 +114,34 @@ async fn a_reload_changes_routes_and_integrations_and_a_bad_file_changes_nothing
 }
 
 #[tokio::test]
+async fn a_failed_reload_names_a_misshapen_secret_by_its_path_only() {
+    let receiver = ScriptedReceiver::start(Arc::new(SystemClock)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let file = dir.path().join("herald.yaml");
+    std::fs::write(&file, config(&db, "team", &receiver.url())).unwrap();
+    let herald = Herald::start_reloadable(&file).await;
+    let token = "tok-0c4e9b";
+    std::fs::write(
+        &file,
+        config(&db, "team", &receiver.url()).replace(
+            "server: {listen: 127.0.0.1:0}",
+            &format!("server: {{listen: 127.0.0.1:0, admin_tokens: \"{token}\"}}"),
+        ),
+    )
+    .unwrap();
+    let (status, body) = reload(&herald).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("server.admin_tokens: invalid type: a string, expected a sequence"),
+        "{body}"
+    );
+    assert!(!body.contains(token), "the body echoed the value: {body}");
+    herald.stop().await;
+    receiver.stop();
+}
+
+#[tokio::test]
 async fn herald_started_without_a_file_says_there_is_nothing_to_reload() {
     let dir = tempfile::tempdir().unwrap();
     let herald = Herald::start(crate::harness::settings(&dir.path().join("h.db"), "fixed")).await;
