@@ -230,6 +230,33 @@ pub(crate) fn present(time: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     time.filter(|time| !is_zero_time(time))
 }
 
+/// The one check of an alert's times, whichever path it came by: its end as sent (or, when none was sent, the end
+/// a missing one defaults to: `resolve_timeout` from now) may not come before its start. So a start far in the
+/// future is refused on every path, as is an end sent before the start; each path then applies its own defaults.
+pub(crate) fn check_times(
+    starts_at: DateTime<Utc>,
+    sent_end: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> Result<(), String> {
+    let end = sent_end.unwrap_or(now + limits.resolve_timeout);
+    if end < starts_at {
+        return Err(match sent_end {
+            Some(end) => format!(
+                "endsAt {} is before startsAt {}",
+                end.to_rfc3339(),
+                starts_at.to_rfc3339()
+            ),
+            None => format!(
+                "startsAt {} is after the end a missing endsAt defaults to ({})",
+                starts_at.to_rfc3339(),
+                end.to_rfc3339()
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::Limits;
@@ -299,5 +326,78 @@ mod tests {
                 .unwrap_err()
                 .contains("limit of 128")
         );
+    }
+
+    /// What one path refuses, every path refuses: the same times sent to the v2 API and to both webhooks.
+    #[test]
+    fn every_path_checks_times_alike() {
+        let now: DateTime<Utc> = "2026-11-21T10:00:00Z".parse().unwrap();
+        let limits = test_support::limits();
+        let zero = "0001-01-01T00:00:00Z";
+        // (startsAt, endsAt, webhook status, refused)
+        let cases = [
+            ("9999-12-31T23:59:59Z", zero, "firing", true),
+            (
+                "2026-11-21T09:00:00Z",
+                "2026-11-21T08:00:00Z",
+                "firing",
+                true,
+            ),
+            (
+                "2026-11-21T09:00:00Z",
+                "2026-11-21T08:00:00Z",
+                "resolved",
+                true,
+            ),
+            (
+                "2026-11-21T09:00:00Z",
+                "9999-12-31T23:59:59Z",
+                "firing",
+                false,
+            ),
+            ("2026-11-21T10:01:00Z", zero, "firing", false),
+            ("2026-11-21T09:00:00Z", zero, "firing", false),
+            (
+                "2026-11-21T09:00:00Z",
+                "2026-11-21T09:30:00Z",
+                "resolved",
+                false,
+            ),
+        ];
+        for (starts_at, ends_at, status, refused) in cases {
+            let alert = format!(
+                r#"{{"status": "{status}", "labels": {{"alertname": "A"}}, "annotations": {{}},
+                "startsAt": "{starts_at}", "endsAt": "{ends_at}", "generatorURL": "", "fingerprint": "f"}}"#
+            );
+            let v2 = format!("[{alert}]");
+            let alertmanager = format!(
+                r#"{{"version": "4", "groupKey": "k", "truncatedAlerts": 0, "status": "{status}",
+                "receiver": "herald", "groupLabels": {{}}, "commonLabels": {{}}, "commonAnnotations": {{}},
+                "externalURL": "", "alerts": [{alert}]}}"#
+            );
+            let grafana = format!(
+                r#"{{"receiver": "herald", "status": "{status}", "orgId": 1, "version": "1",
+                "state": "alerting", "groupKey": "k", "truncatedAlerts": 0, "title": "t", "message": "m",
+                "externalURL": "", "groupLabels": {{}}, "commonLabels": {{}}, "commonAnnotations": {{}},
+                "alerts": [{alert}]}}"#
+            );
+            let results = [
+                ("v2", prometheus::parse(v2.as_bytes(), now, &limits)),
+                (
+                    "alertmanager",
+                    alertmanager::parse(alertmanager.as_bytes(), now, &limits),
+                ),
+                ("grafana", grafana::parse(grafana.as_bytes(), now, &limits)),
+            ];
+            for (path, parsed) in results {
+                let parsed = parsed.unwrap();
+                assert_eq!(
+                    (parsed.rejected.len(), parsed.alerts.len()),
+                    if refused { (1, 0) } else { (0, 1) },
+                    "{path}: startsAt {starts_at}, endsAt {ends_at}, {status}: {:?}",
+                    parsed.rejected
+                );
+            }
+        }
     }
 }

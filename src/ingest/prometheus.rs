@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{
-    BodyError, Limits, Parsed, Rejection, check_count, clean_annotations, clean_labels, decode,
-    present,
+    BodyError, Limits, Parsed, Rejection, check_count, check_times, clean_annotations,
+    clean_labels, decode, present,
 };
 use crate::alert::{Alert, Annotations, Extra, Labels, Source};
 
@@ -52,17 +52,11 @@ fn normalise(raw: PostableAlert, now: DateTime<Utc>, limits: &Limits) -> Result<
         (None, Some(end)) => end,
         (None, None) => now,
     };
+    check_times(starts_at, raw_ends_at, now, limits)?;
     let (ends_at, timeout) = match raw_ends_at {
         Some(end) => (end, false),
         None => (now + limits.resolve_timeout, true),
     };
-    if ends_at < starts_at {
-        return Err(format!(
-            "endsAt {} is before startsAt {}",
-            ends_at.to_rfc3339(),
-            starts_at.to_rfc3339()
-        ));
-    }
     Ok(Alert {
         labels,
         annotations: clean_annotations(raw.annotations),

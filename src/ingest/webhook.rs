@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Limits, Parsed, Rejection, clean_annotations, clean_labels, present};
+use super::{Limits, Parsed, Rejection, check_times, clean_annotations, clean_labels, present};
 use crate::alert::{Alert, Annotations, Extra, Labels, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -74,23 +74,21 @@ fn normalise(
 ) -> Result<Alert, String> {
     let labels = clean_labels(raw.labels, limits).map_err(|reason| format!("labels: {reason}"))?;
     let starts_at = present(raw.starts_at).unwrap_or(now);
+    let sent_end = present(raw.ends_at);
+    check_times(starts_at, sent_end, now, limits)?;
     let ends_at = match raw.status {
-        WebhookStatus::Firing => present(raw.ends_at).filter(|end| *end > now),
-        WebhookStatus::Resolved => Some(
-            present(raw.ends_at)
-                .filter(|end| *end <= now)
-                .unwrap_or(now),
-        ),
+        WebhookStatus::Firing => sent_end.filter(|end| *end > now),
+        WebhookStatus::Resolved => {
+            let end = sent_end.filter(|end| *end <= now).unwrap_or(now);
+            if end < starts_at {
+                return Err(format!(
+                    "resolved, but startsAt {} is still ahead",
+                    starts_at.to_rfc3339()
+                ));
+            }
+            Some(end)
+        }
     };
-    if let Some(end) = ends_at
-        && end < starts_at
-    {
-        return Err(format!(
-            "endsAt {} is before startsAt {}",
-            end.to_rfc3339(),
-            starts_at.to_rfc3339()
-        ));
-    }
     let mut extra = group_extra.clone();
     let urls = [
         ("silenceURL", raw.silence_url),

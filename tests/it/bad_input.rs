@@ -189,6 +189,29 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         "version",
     )
     .await;
+    // Times the v2 API refuses, the webhooks refuse too.
+    assert_rejected(
+        &herald,
+        am,
+        json,
+        br#"{"version": "4", "alerts": [{"status": "firing", "labels": {"alertname": "Far"},
+            "startsAt": "9999-12-31T23:59:59Z", "endsAt": "0001-01-01T00:00:00Z"}]}"#
+            .to_vec(),
+        400,
+        "startsAt 9999-12-31T23:59:59+00:00 is after",
+    )
+    .await;
+    assert_rejected(
+        &herald,
+        am,
+        json,
+        br#"{"version": "4", "alerts": [{"status": "firing", "labels": {"alertname": "Back"},
+            "startsAt": "2026-11-21T09:00:00Z", "endsAt": "2026-11-21T08:00:00Z"}]}"#
+            .to_vec(),
+        400,
+        "is before startsAt",
+    )
+    .await;
     let grafana = "/webhook/grafana";
     assert_rejected(
         &herald,
