@@ -195,6 +195,8 @@ struct Engine {
     ended: Vec<Completion>,
     /// Earliest time to try claiming again after the store failed.
     claim_blocked_until: Option<DateTime<Utc>>,
+    /// After a failed settling, when the kept outcomes are stored again.
+    settle_blocked_until: Option<DateTime<Utc>>,
     /// Earliest time to try reading back again after the store failed.
     read_blocked_until: Option<DateTime<Utc>>,
     /// The smallest id of an open delivery that may be only in the store (memory was full); `None` when memory
@@ -565,6 +567,12 @@ impl Engine {
         if self.settling || self.ended.is_empty() {
             return;
         }
+        if let Some(until) = self.settle_blocked_until {
+            if until > self.clock.now() {
+                return;
+            }
+            self.settle_blocked_until = None;
+        }
         let completions = std::mem::take(&mut self.ended);
         let finished: Vec<Finished> = completions
             .iter()
@@ -581,14 +589,18 @@ impl Engine {
         });
     }
 
-    /// Takes a settling's answer: each lane moves on (or its delivery waits for its retry); when the store failed,
-    /// the deliveries stay in flight until their lease ends and go again then.
+    /// Takes a settling's answer: each lane moves on (or its delivery waits for its retry). When the store failed
+    /// (a full disk), the outcomes are kept and stored again shortly, their deliveries held meanwhile: a send that
+    /// happened is recorded late rather than made again.
     fn settled(&mut self, completions: Vec<Completion>, result: Result<(), StoreError>) {
         self.settling = false;
         let now = self.clock.now();
         if let Err(error) = &result {
             tracing::error!(%error, count = completions.len(),
-                "cannot store the outcome of delivery attempts; they will be retried when their lease ends");
+                "cannot store the outcome of delivery attempts; keeping them to store again shortly");
+            self.ended.extend(completions);
+            self.settle_blocked_until = Some(add(now, CLAIM_RETRY));
+            return;
         }
         for completion in completions {
             let id = completion.id;
@@ -770,10 +782,10 @@ impl Engine {
         self.send();
         self.release_unstarted();
         self.publish_slots();
-        match (wake, self.read_blocked_until) {
-            (Some(wake), Some(read)) => Some(wake.min(read)),
-            (wake, read) => wake.or(read),
-        }
+        [wake, self.read_blocked_until, self.settle_blocked_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// On shutdown: lets sends in flight finish within the drain time and stores their outcomes; returns the rest
@@ -791,6 +803,8 @@ impl Engine {
         while let Some(done) = self.store_work.join_next().await {
             self.store_done(done);
         }
+        // One last try for outcomes kept from a failed settling too.
+        self.settle_blocked_until = None;
         self.settle();
         while let Some(done) = self.store_work.join_next().await {
             self.store_done(done);
@@ -850,6 +864,7 @@ fn start_bounded(
         reading: false,
         ended: Vec::new(),
         claim_blocked_until: None,
+        settle_blocked_until: None,
         read_blocked_until: None,
         unread_from: None,
         queued_while_reading: Vec::new(),

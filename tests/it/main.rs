@@ -9,6 +9,7 @@ mod crash;
 mod dedupe;
 mod delivery;
 mod deploy;
+mod disk_full;
 mod email;
 mod emulator;
 mod flags;

@@ -221,6 +221,7 @@ impl SqliteStore {
             sync,
             isolate: false,
             log_changes: log_sender,
+            full: None,
         };
         let writer_health = Arc::clone(&health);
         let writer = std::thread::Builder::new()

@@ -35,6 +35,9 @@ const MAX_BATCH_ALERTS: usize = 1_000;
 /// How often a writer whose last commit failed checks whether the database takes writes again.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
+/// SQLite's message for `SQLITE_FULL`: the disk (or `max_page_count`) has no room for what a commit writes.
+const DISK_FULL: &str = "database or disk is full";
+
 /// The writer's state callers read without a round trip to its thread.
 #[derive(Debug)]
 pub(super) struct Shared {
@@ -210,6 +213,10 @@ pub(super) struct Writer {
     pub(super) isolate: bool,
     /// Where the changes committed to the notification log go (see `Store::log_changes`).
     pub(super) log_changes: tokio::sync::mpsc::UnboundedSender<LogChange>,
+    /// Set when a commit found the disk full: until a checkpoint has emptied the WAL, no write is tried (each would
+    /// grow the WAL into whatever room is freed, leaving none for the checkpoint that must copy it back). Holds when
+    /// the next checkpoint is tried.
+    pub(super) full: Option<std::time::Instant>,
 }
 
 impl Writer {
@@ -227,7 +234,11 @@ impl Writer {
                     match receiver.recv_timeout(PROBE_INTERVAL) {
                         Ok(command) => command,
                         Err(mpsc::RecvTimeoutError::Timeout) => {
-                            health.set(self.probe().as_ref().map(|_| ()));
+                            if self.full.is_some() {
+                                self.make_room(health);
+                            } else {
+                                health.set(self.probe().as_ref().map(|_| ()));
+                            }
                             continue;
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -246,6 +257,49 @@ impl Writer {
         }
     }
 
+    /// With the disk full, tries to make room: a checkpoint that copies the whole WAL back into the database and
+    /// truncates it. When it completes, writes resume (the WAL starts again from nothing); otherwise the next try is
+    /// `PROBE_INTERVAL` later. Returns whether writes may resume.
+    fn make_room(&mut self, health: &HealthState) -> bool {
+        let checkpoint = self
+            .connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+        match checkpoint {
+            Ok(0) => {
+                tracing::info!(
+                    "the store has room again: the WAL is checkpointed and writes resume"
+                );
+                self.full = None;
+                health.set(Ok(()));
+                true
+            }
+            Ok(_) => {
+                tracing::debug!(
+                    "checkpoint to make room was blocked by a reader; trying again shortly"
+                );
+                self.full = Some(std::time::Instant::now() + PROBE_INTERVAL);
+                false
+            }
+            Err(error) => {
+                tracing::debug!(%error, "checkpoint to make room failed; trying again shortly");
+                self.full = Some(std::time::Instant::now() + PROBE_INTERVAL);
+                false
+            }
+        }
+    }
+
+    /// Answers a batch without touching the disk, while it is full and no checkpoint made room yet.
+    fn refuse_while_full(&self, batch: Vec<Command>) {
+        let error = StoreError::Unavailable(format!(
+            "{DISK_FULL}: nothing is written until the WAL can be checkpointed into the room freed"
+        ));
+        for command in batch {
+            let _ = command.reply.send(Err(error.clone()));
+        }
+    }
+
     fn probe(&mut self) -> Result<(), StoreError> {
         let transaction = self
             .connection
@@ -261,6 +315,12 @@ impl Writer {
     }
 
     fn run_batch(&mut self, batch: Vec<Command>, health: &HealthState) {
+        if let Some(next) = self.full
+            && (std::time::Instant::now() < next || !self.make_room(health))
+        {
+            self.refuse_while_full(batch);
+            return;
+        }
         let (ops, replies): (Vec<Op>, Vec<_>) = batch
             .into_iter()
             .map(|command| (command.op, command.reply))
@@ -368,6 +428,7 @@ impl Writer {
             }
             Err(Failure { error, at: None }) => {
                 tracing::error!(%error, "store commit failed");
+                self.note_full(&error);
                 health.set(Err(&error));
                 for reply in replies {
                     let _ = reply.send(Err(error.clone()));
@@ -378,6 +439,7 @@ impl Writer {
                 at: Some(failed),
             }) => {
                 tracing::warn!(%error, "store write failed; its transaction was rolled back");
+                self.note_full(&error);
                 if matches!(error, StoreError::Unavailable(_)) {
                     health.set(Err(&error));
                 }
@@ -393,6 +455,18 @@ impl Writer {
                     let _ = reply.send(Err(outcome));
                 }
             }
+        }
+    }
+}
+
+impl Writer {
+    /// Enters the full-disk mode when `error` says the disk is full (see `full`).
+    fn note_full(&mut self, error: &StoreError) {
+        if self.full.is_none() && error.to_string().contains(DISK_FULL) {
+            tracing::error!(
+                "the store's disk is full: writes are refused until a checkpoint makes room (free space on its volume)"
+            );
+            self.full = Some(std::time::Instant::now() + PROBE_INTERVAL);
         }
     }
 }
@@ -756,6 +830,7 @@ mod tests {
             sync,
             isolate: false,
             log_changes: tokio::sync::mpsc::unbounded_channel().0,
+            full: None,
         };
         (writer, syncing)
     }
