@@ -54,10 +54,8 @@ fn users_headers_and_tls_with_paths_relative_to_the_file() {
     let tls = config.tls.as_ref().unwrap();
     assert_eq!(tls.client_auth, ClientAuth::VerifyIfGiven);
     assert_eq!(tls.min_version, TlsVersion::Tls13);
-    assert_eq!(
-        tls.rustls.alpn_protocols,
-        [b"h2".to_vec(), b"http/1.1".to_vec()]
-    );
+    // herald speaks HTTP/1.1 only, so h2 is never offered.
+    assert_eq!(tls.rustls.alpn_protocols, [b"http/1.1".to_vec()]);
     assert_eq!(config.basic_auth_users["alice"].expose(), hash);
     assert_eq!(config.headers[0].0.as_str(), "x-content-type-options");
     assert_eq!(config.headers[0].1, "nosniff");

@@ -261,6 +261,7 @@ fn build(
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|error| format!("the certificate and key cannot be used together: {error}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // herald serves HTTP/1.1: a client offered h2 must not pick it.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
