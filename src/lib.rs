@@ -139,6 +139,7 @@ pub async fn run_with_reload(
         silences,
     );
     let upkeep = spawn_metrics_upkeep(state.metrics.clone(), background.clone());
+    let tls = tls_source(&settings, &state.reloader);
     let app = http::router(state);
 
     if let Ok(address) = listener.local_addr() {
@@ -147,6 +148,7 @@ pub async fn run_with_reload(
         };
         tracing::info!(
             %address,
+            tls = tls.is_some(),
             version = version::VERSION,
             revision = version::REVISION,
             origin = %settings.origin,
@@ -158,8 +160,22 @@ pub async fn run_with_reload(
     let watchdog = watchdog::spawn(background.clone());
 
     let graceful = shutdown.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { graceful.cancelled().await });
+    let server = async move {
+        let stopped = async move { graceful.cancelled().await };
+        match tls {
+            Some(tls) => {
+                let listener = http::listener::TlsListener::new(listener, tls);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        }
+    };
     let drain_limit = settings.server.shutdown_timeout;
     let served = tokio::select! {
         served = server => served,
@@ -191,6 +207,24 @@ pub async fn run_with_reload(
     store.close().await?;
     tracing::info!("store closed");
     served.map_err(RunError::from)
+}
+
+/// Where the HTTPS listener takes its TLS configuration from, when herald started with `tls_server_config`: the
+/// configuration in force (a reload renews certificates), or the one it started with while the one in force has
+/// none (serving HTTPS or HTTP is decided at start). `None` serves plain HTTP.
+fn tls_source(
+    settings: &Settings,
+    reloader: &reload::Reloader,
+) -> Option<http::listener::TlsSource> {
+    let tls_of = |settings: &Settings| {
+        let web = settings.server.web.as_ref()?;
+        web.tls.as_ref().map(|tls| Arc::clone(&tls.rustls))
+    };
+    let started = tls_of(settings)?;
+    let reloader = reloader.clone();
+    Some(Box::new(move || {
+        tls_of(&reloader.current().settings).unwrap_or_else(|| Arc::clone(&started))
+    }))
 }
 
 /// Reloads the configuration on each SIGHUP, like `POST /-/reload`. The signal is watched before this returns, so

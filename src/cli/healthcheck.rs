@@ -1,6 +1,10 @@
 //! `herald healthcheck`: asks a running herald's `GET /-/ready` and exits 0 when it answers 200, else 1. It is the
 //! container image's HEALTHCHECK, so the image needs no curl or shell; by default it asks the `server.listen` of the
-//! configuration `serve` would read.
+//! configuration `serve` would read, over HTTPS when its `server.web_config_file` has `tls_server_config`. Asked
+//! that way, the certificate is not verified: the check talks to the local herald, sends no credential and reads
+//! only the status (`/-/ready` is open, auth or not). A herald that requires client certificates
+//! (`RequireAndVerifyClientCert`) cannot be asked this way; check it with `--url` through a proxy or use
+//! `VerifyClientCertIfGiven`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -43,22 +47,34 @@ fn ready_url(base: &Url) -> Url {
     url
 }
 
-fn base_url(args: &HealthcheckArgs) -> anyhow::Result<Url> {
+/// The base URL, and whether it is the configured local listener serving HTTPS (whose certificate, made for the
+/// names clients use, is not checked).
+fn base_url(args: &HealthcheckArgs) -> anyhow::Result<(Url, bool)> {
     if let Some(url) = &args.url {
-        return Ok(url.clone());
+        return Ok((url.clone(), false));
     }
     let path = herald::config::resolve_path(args.config.as_deref());
     let settings = herald::config::load(path.as_deref())
         .map_err(|errors| anyhow!("the configuration is invalid:\n{errors}"))?
         .settings;
     let address = local_address(settings.server.listen);
-    Url::parse(&format!("http://{address}")).context("cannot make a URL of server.listen")
+    let tls = settings
+        .server
+        .web
+        .as_ref()
+        .is_some_and(|web| web.tls.is_some());
+    let scheme = if tls { "https" } else { "http" };
+    let url = Url::parse(&format!("{scheme}://{address}"))
+        .context("cannot make a URL of server.listen")?;
+    Ok((url, tls))
 }
 
 pub async fn run(args: HealthcheckArgs) -> anyhow::Result<String> {
-    let url = ready_url(&base_url(&args)?);
+    let (base, local_tls) = base_url(&args)?;
+    let url = ready_url(&base);
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
+        .danger_accept_invalid_certs(local_tls)
         .build()
         .context("cannot set up the HTTP client")?;
     let response = client

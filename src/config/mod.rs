@@ -11,6 +11,7 @@ mod settings;
 pub mod shown;
 mod summary;
 mod validate;
+mod web;
 
 use std::fmt;
 
@@ -21,6 +22,9 @@ pub use load::{load, load_str, resolve_path};
 pub use secret::Secret;
 pub use settings::*;
 pub use summary::summary;
+pub use web::{
+    ClientAuth, TlsServer, WebConfig, WebConfigIssue, load_web_config, parse_web_config,
+};
 
 /// A configuration that loaded and validated, with the warnings found on the way.
 #[derive(Debug, Clone)]

@@ -35,6 +35,14 @@ pub(crate) struct RawServer {
     pub admin_tokens: Option<Vec<String>>,
     /// A file with one token per line.
     pub admin_tokens_file: Option<String>,
+    /// Secrets, like `admin_tokens`: bearer tokens that may post alerts.
+    pub ingest_tokens: Option<Vec<String>>,
+    pub ingest_tokens_file: Option<String>,
+    /// Secrets, like `admin_tokens`: bearer tokens that may read.
+    pub read_tokens: Option<Vec<String>>,
+    pub read_tokens_file: Option<String>,
+    /// An exporter-toolkit web configuration file (TLS, basic auth users, response headers).
+    pub web_config_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::Secret;
 use super::email::EmailConfig;
 use super::httpconfig::HttpConfig;
+use super::web::WebConfig;
 use crate::inhibit::InhibitRule;
 use crate::template::{TemplateField, Templates};
 use crate::timeinterval::TimeInterval;
@@ -48,6 +49,25 @@ pub struct ServerSettings {
     /// `server.admin_tokens`: bearer tokens that may use the operator API and write silences; empty means those
     /// are open to anyone who can reach herald.
     pub admin_tokens: Vec<Secret>,
+    /// `server.ingest_tokens`: bearer tokens that may post alerts (the v2 API and the webhooks).
+    pub ingest_tokens: Vec<Secret>,
+    /// `server.read_tokens`: bearer tokens that may read (alerts, groups, silences, status, metrics, deliveries).
+    pub read_tokens: Vec<Secret>,
+    /// `server.web_config_file`, loaded and checked: TLS, basic auth users and response headers; `None` when unset.
+    pub web: Option<Arc<WebConfig>>,
+}
+
+impl ServerSettings {
+    /// Whether any credential is configured: then every endpoint but `/-/healthy` and `/-/ready` needs one.
+    pub fn auth_enabled(&self) -> bool {
+        !self.admin_tokens.is_empty()
+            || !self.ingest_tokens.is_empty()
+            || !self.read_tokens.is_empty()
+            || self
+                .web
+                .as_ref()
+                .is_some_and(|web| !web.basic_auth_users.is_empty())
+    }
 }
 
 /// `delivery`: how the outbox delivers, and the defaults every integration's `retry` and `timeout` start from.

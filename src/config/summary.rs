@@ -90,16 +90,7 @@ pub fn summary(loaded: &Loaded) -> String {
         format_duration(delivery.drain_timeout),
         format_duration(delivery.retention)
     );
-    let tokens = server.admin_tokens.len();
-    let _ = writeln!(
-        out,
-        "operator API: {}",
-        if tokens == 0 {
-            "open (no server.admin_tokens)".to_owned()
-        } else {
-            format!("{tokens} admin token{}", if tokens == 1 { "" } else { "s" })
-        }
-    );
+    let _ = writeln!(out, "access: {}", access_line(server));
     time_intervals(&mut out, &settings.time_intervals);
     inhibit_rules(&mut out, &settings.inhibit_rules);
     if loaded.warnings.is_empty() {
@@ -111,6 +102,37 @@ pub fn summary(loaded: &Loaded) -> String {
         }
     }
     out
+}
+
+/// Who may use the HTTP API, counting credentials by kind (never showing one).
+fn access_line(server: &super::settings::ServerSettings) -> String {
+    let web = server.web.as_deref();
+    let users = web.map_or(0, |web| web.basic_auth_users.len());
+    let scheme = if web.is_some_and(|web| web.tls.is_some()) {
+        "HTTPS"
+    } else {
+        "HTTP"
+    };
+    if !server.auth_enabled() {
+        return format!(
+            "{scheme}, open to anyone who can reach it (no tokens or basic auth users)"
+        );
+    }
+    let counts = [
+        (server.admin_tokens.len(), "admin token"),
+        (server.ingest_tokens.len(), "ingest token"),
+        (server.read_tokens.len(), "read token"),
+        (users, "basic auth user"),
+    ];
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}{}", if *count == 1 { "" } else { "s" }))
+        .collect();
+    format!(
+        "{scheme}, every endpoint but /-/healthy and /-/ready needs a credential ({})",
+        parts.join(", ")
+    )
 }
 
 /// One line per webhook and email integration with its settings, secrets shown as `<secret>`.

@@ -11,6 +11,8 @@ mod email;
 mod http;
 mod integrations;
 mod services;
+mod tokens;
+mod web;
 
 use std::sync::Arc;
 
@@ -170,9 +172,30 @@ impl Checker<'_> {
         };
         let shutdown_timeout =
             self.duration("server.shutdown_timeout", raw.shutdown_timeout.as_deref());
-        let admin_tokens = self.admin_tokens(raw);
+        let admin_tokens = self.tokens(
+            "admin_tokens",
+            raw.admin_tokens.as_deref(),
+            raw.admin_tokens_file.as_deref(),
+        );
+        let ingest_tokens = self.tokens(
+            "ingest_tokens",
+            raw.ingest_tokens.as_deref(),
+            raw.ingest_tokens_file.as_deref(),
+        );
+        let read_tokens = self.tokens(
+            "read_tokens",
+            raw.read_tokens.as_deref(),
+            raw.read_tokens_file.as_deref(),
+        );
+        let web = match raw.web_config_file.as_deref() {
+            Some(file) => Some(Arc::new(self.web_config(file)?)),
+            None => None,
+        };
         Some(ServerSettings {
             admin_tokens,
+            ingest_tokens,
+            read_tokens,
+            web,
             listen: listen?,
             max_body_bytes: max_body_bytes?,
             external_url: external_url.and(raw.external_url.clone()),

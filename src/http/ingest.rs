@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use chrono::{DateTime, Utc};
 
 use super::AppState;
@@ -183,7 +183,7 @@ async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Re
 }
 
 /// A handler for one source: `POST /api/v2/alerts`, `POST /webhook/alertmanager` or `POST|PUT /webhook/grafana`.
-pub fn handler(source: Source, state: &AppState) -> MethodRouter<AppState> {
+pub fn handler(source: Source, method: MethodFilter, state: &AppState) -> MethodRouter<AppState> {
     let parse: Parser = match source {
         Source::Prometheus => ingest::prometheus::parse,
         Source::Alertmanager => ingest::alertmanager::parse,
@@ -194,9 +194,5 @@ pub fn handler(source: Source, state: &AppState) -> MethodRouter<AppState> {
                        body: Result<Bytes, BytesRejection>| async move {
         ingest(&state, source, &headers, body, parse).await
     };
-    let routed = match source {
-        Source::Grafana => post(handle).put(handle),
-        Source::Prometheus | Source::Alertmanager => post(handle),
-    };
-    routed.layer(middleware::from_fn_with_state(state.clone(), gate))
+    on(method, handle).layer(middleware::from_fn_with_state(state.clone(), gate))
 }

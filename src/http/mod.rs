@@ -4,10 +4,13 @@ mod alerts;
 mod auth;
 mod deliveries;
 pub mod error;
+mod headers;
 mod health;
 mod ingest;
+pub mod listener;
 pub mod metrics;
 mod receivers;
+pub mod routes;
 pub mod silences;
 mod status;
 
@@ -18,10 +21,8 @@ pub use ingest::MAX_IN_FLIGHT as INGEST_MAX_IN_FLIGHT;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::alert::Source;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::deliver::DeliveryHandle;
@@ -93,51 +94,24 @@ impl AppState {
     }
 }
 
+/// The router: every endpoint of `routes::ENDPOINTS`, behind the auth guard, with the web configuration's response
+/// headers on every answer.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings().server.max_body_bytes;
-    Router::new()
-        .route(
-            "/api/v2/alerts",
-            ingest::handler(Source::Prometheus, &state).get(alerts::get_alerts),
-        )
-        .route(
-            "/webhook/alertmanager",
-            ingest::handler(Source::Alertmanager, &state),
-        )
-        .route("/webhook/grafana", ingest::handler(Source::Grafana, &state))
-        .route(
-            "/api/v2/silences",
-            get(silences::get_silences).post(silences::post_silences),
-        )
-        .route(
-            "/api/v2/silence/{id}",
-            get(silences::get_silence).delete(silences::delete_silence),
-        )
-        .route("/api/v2/alerts/groups", get(alerts::get_alert_groups))
-        .route("/api/v2/receivers", get(receivers::get_receivers))
-        .route("/api/v2/status", get(status::get_status))
-        .route("/-/healthy", get(health::healthy))
-        .route("/-/ready", get(health::ready))
-        .route("/-/reload", axum::routing::post(health::reload))
-        .route("/metrics", get(metrics::render))
-        .route("/api/herald/v1/deliveries", get(deliveries::list))
-        .route(
-            "/api/herald/v1/deliveries/retry",
-            axum::routing::post(deliveries::retry_many),
-        )
-        .route(
-            "/api/herald/v1/deliveries/{id}",
-            get(deliveries::show).delete(deliveries::discard),
-        )
-        .route(
-            "/api/herald/v1/deliveries/{id}/retry",
-            axum::routing::post(deliveries::retry_one),
-        )
+    let mut router = Router::new();
+    for endpoint in routes::ENDPOINTS {
+        router = router.route(endpoint.path, endpoint.handler(&state));
+    }
+    router
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::admin_guard,
+            auth::Guard::new(state.clone()),
+            auth::guard,
         ))
         .route_layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            headers::add_configured,
+        ))
         .with_state(state)
 }

@@ -40,6 +40,8 @@ pub fn statuses(notification: &Recorded) -> BTreeMap<String, String> {
 pub struct Herald {
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// `http`, or `https` when its web configuration has `tls_server_config`.
+    pub scheme: &'static str,
     pub db: PathBuf,
     pub client: reqwest::Client,
     proc: Proc,
@@ -48,9 +50,30 @@ pub struct Herald {
 impl Herald {
     /// Starts herald with `config` (YAML: route, receivers, …) after a `server` and `storage` section of its own.
     pub async fn start(dir: &Path, config: &str) -> Herald {
+        Self::launch(dir, "", config, "http", reqwest::Client::new()).await
+    }
+
+    /// Starts herald serving HTTPS, with `server` (indented lines: `web_config_file`, tokens) added to its
+    /// `server` section; `client` (trusting herald's CA and sending a credential) is the one its helpers use.
+    pub async fn start_protected(
+        dir: &Path,
+        server: &str,
+        config: &str,
+        client: reqwest::Client,
+    ) -> Herald {
+        Self::launch(dir, server, config, "https", client).await
+    }
+
+    async fn launch(
+        dir: &Path,
+        server: &str,
+        config: &str,
+        scheme: &'static str,
+        client: reqwest::Client,
+    ) -> Herald {
         let db = dir.join("herald.db");
         let config = format!(
-            "server:\n  listen: 127.0.0.1:0\nstorage:\n  url: sqlite://{}\n{config}",
+            "server:\n  listen: 127.0.0.1:0\n{server}storage:\n  url: sqlite://{}\n{config}",
             db.display()
         );
         let path = write(dir, "herald.yaml", &config);
@@ -81,17 +104,20 @@ impl Herald {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
-        wait_ready(&mut proc, &format!("http://{addr}/-/ready")).await;
-        Herald {
+        let mut herald = Herald {
             addr,
+            scheme,
             db,
-            client: reqwest::Client::new(),
+            client,
             proc,
-        }
+        };
+        let ready = herald.url("/-/ready");
+        wait_ready(&mut herald.proc, &ready, &herald.client).await;
+        herald
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// POSTs (or with `method`, PUTs…) a JSON body with extra `headers`; returns the status and body.

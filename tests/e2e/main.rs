@@ -21,8 +21,12 @@ mod jira_emulator;
 #[path = "../it/metrics_text.rs"]
 mod metrics_text;
 mod peers;
+#[allow(dead_code, reason = "the scenario uses part of the test PKI")]
+#[path = "../it/pki.rs"]
+mod pki;
 mod procs;
 mod prometheus_to_herald;
+mod protected_herald;
 #[allow(
     dead_code,
     reason = "the scenarios use part of the shared scripted receiver"

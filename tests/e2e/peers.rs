@@ -28,7 +28,12 @@ async fn start_on_free_port(
         if proc.exited().is_some() && proc.log().contains("address already in use") {
             continue;
         }
-        wait_ready(&mut proc, &format!("http://{addr}{ready_path}")).await;
+        wait_ready(
+            &mut proc,
+            &format!("http://{addr}{ready_path}"),
+            &reqwest::Client::new(),
+        )
+        .await;
         return (proc, addr);
     }
     panic!("{name} found no free port in {PORT_TRIES} tries");
@@ -127,7 +132,6 @@ impl Prometheus {
 pub struct Alertmanager {
     pub addr: String,
     client: reqwest::Client,
-    #[allow(dead_code, reason = "kept for its drop, which stops the process")]
     proc: Proc,
 }
 
@@ -177,5 +181,9 @@ impl Alertmanager {
         let response = self.client.get(self.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
     }
 }

@@ -144,8 +144,7 @@ where
 }
 
 /// Polls `url` until it answers 200, failing with the process's log if the process exits or the wait runs out.
-pub async fn wait_ready(proc: &mut Proc, url: &str) {
-    let client = reqwest::Client::new();
+pub async fn wait_ready(proc: &mut Proc, url: &str, client: &reqwest::Client) {
     let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
     loop {
         proc.assert_running();

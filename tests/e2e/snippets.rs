@@ -18,6 +18,40 @@ pub const ALERTMANAGER_RECEIVER: &str = r#"receivers:
         send_resolved: true
 "#;
 
+/// Prometheus's `alerting:` section for a herald serving HTTPS with basic auth (`prometheus.yml`).
+pub const PROMETHEUS_PROTECTED: &str = r#"alerting:
+  alertmanagers:
+    - api_version: v2
+      scheme: https
+      basic_auth:
+        username: prometheus
+        password_file: /etc/prometheus/herald-password
+      tls_config:
+        ca_file: /etc/prometheus/herald-ca.crt
+      static_configs:
+        - targets: ["127.0.0.1:9095"]
+"#;
+
+/// Alertmanager's receiver for a herald serving HTTPS that takes an ingest token (`alertmanager.yml`).
+pub const ALERTMANAGER_PROTECTED: &str = r#"receivers:
+  - name: herald
+    webhook_configs:
+      - url: https://127.0.0.1:9095/webhook/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials_file: /etc/alertmanager/herald-ingest-token
+          tls_config:
+            ca_file: /etc/alertmanager/herald-ca.crt
+"#;
+
+/// amtool's `--http.config.file` for a herald serving HTTPS that takes a token.
+pub const AMTOOL_HTTP_CONFIG: &str = r#"authorization:
+  credentials_file: /etc/herald/admin-token
+tls_config:
+  ca_file: /etc/herald/tls/ca.crt
+"#;
+
 /// The URL of Grafana's webhook contact point.
 pub const GRAFANA_URL: &str = "http://127.0.0.1:9095/webhook/grafana";
 
@@ -30,7 +64,14 @@ pub fn for_herald(snippet: &str, addr: &str) -> String {
 #[test]
 fn readme_shows_the_snippets_the_tests_use() {
     let readme = include_str!("../../README.md");
-    for snippet in [PROMETHEUS_ALERTING, ALERTMANAGER_RECEIVER, GRAFANA_URL] {
+    for snippet in [
+        PROMETHEUS_ALERTING,
+        ALERTMANAGER_RECEIVER,
+        GRAFANA_URL,
+        PROMETHEUS_PROTECTED,
+        ALERTMANAGER_PROTECTED,
+        AMTOOL_HTTP_CONFIG,
+    ] {
         assert!(
             readme.contains(snippet),
             "README.md no longer shows this tested snippet:\n{snippet}"

@@ -509,12 +509,14 @@ async fn admin_tokens_guard_the_operator_api_and_silence_writes() {
         .await
         .unwrap();
     assert_eq!(created.status(), 200);
-    // Reading silences and posting alerts stay open.
-    assert_eq!(herald.get("/api/v2/silences").await.status(), 200);
+    // With a token configured, reading and posting alerts need one too; health and readiness stay open.
+    assert_eq!(herald.get("/api/v2/silences").await.status(), 401);
     let posted = herald
         .post_json("/api/v2/alerts", format!("[{}]", firing("Open")))
         .await;
-    assert_eq!(posted.status(), 200);
+    assert_eq!(posted.status(), 401);
+    assert_eq!(herald.get("/-/ready").await.status(), 200);
+    assert_eq!(herald.get("/-/healthy").await.status(), 200);
     herald.stop().await;
     receiver.stop();
 }

@@ -23,6 +23,9 @@ pub fn settings(db: &Path, receiver: &str) -> Settings {
             external_url: None,
             shutdown_timeout: Duration::from_secs(10),
             admin_tokens: vec![],
+            ingest_tokens: vec![],
+            read_tokens: vec![],
+            web: None,
         },
         storage: StorageSettings {
             backend: StorageBackend::Sqlite {
@@ -122,6 +125,8 @@ pub fn delivery_options() -> DeliveryOptions {
 
 pub struct Herald {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     pub db: PathBuf,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
@@ -156,6 +161,22 @@ impl Herald {
         clock: Arc<dyn Clock>,
         source: Option<herald::reload::ConfigSource>,
     ) -> Herald {
+        Self::start_with_client(settings, clock, source, "http", reqwest::Client::new()).await
+    }
+
+    /// herald serving HTTPS (its settings have a web configuration with `tls_server_config`), asked with `client`
+    /// (which trusts its CA, and presents a certificate if it must).
+    pub async fn start_https(settings: Settings, client: reqwest::Client) -> Herald {
+        Self::start_with_client(settings, Arc::new(SystemClock), None, "https", client).await
+    }
+
+    async fn start_with_client(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        source: Option<herald::reload::ConfigSource>,
+        scheme: &'static str,
+        client: reqwest::Client,
+    ) -> Herald {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let StorageBackend::Sqlite { path: db } = settings.storage.backend.clone();
@@ -169,8 +190,9 @@ impl Herald {
         ));
         let herald = Herald {
             addr,
+            scheme,
             db,
-            client: reqwest::Client::new(),
+            client,
             shutdown,
             task,
         };
@@ -179,7 +201,7 @@ impl Herald {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub async fn post_json(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {

@@ -46,7 +46,7 @@ const ALERTMANAGER: &str = r#"{
      "generatorURL": "http://prometheus:9090/graph?g0.expr=disk", "fingerprint": "0d5c9b8c0b4a0f1e"}
   ]}"#;
 
-const GRAFANA: &str = r#"{
+pub const GRAFANA: &str = r#"{
   "receiver": "herald", "status": "firing", "orgId": 1, "version": "1", "state": "alerting",
   "groupKey": "{}:{alertname=\"CPUHigh\"}", "truncatedAlerts": 0, "title": "[FIRING:1] CPUHigh", "message": "",
   "externalURL": "http://grafana:3000/", "groupLabels": {"alertname": "CPUHigh"},

@@ -22,6 +22,8 @@ mod ingest;
 mod jira;
 mod jira_emulator;
 mod lifecycle;
+mod listener_auth;
+mod listener_tls;
 mod metrics_text;
 mod msteams;
 mod msteams_emulator;

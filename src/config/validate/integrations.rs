@@ -1,14 +1,12 @@
 //! Validation of delivery settings and of integration configs: `delivery`, each integration's `retry`,
-//! `rate_limit` and `timeout`, `webhook_configs`, and `server.admin_tokens`.
+//! `rate_limit` and `timeout`, and `webhook_configs`.
 
 use std::time::Duration;
 
 use super::Checker;
 use crate::config::Secret;
-use crate::config::raw::{
-    RawDelivery, RawLogConfig, RawRateLimit, RawRetry, RawServer, RawWebhookConfig,
-};
-use crate::config::secret::{expand_env, resolve_secret};
+use crate::config::raw::{RawDelivery, RawLogConfig, RawRateLimit, RawRetry, RawWebhookConfig};
+use crate::config::secret::resolve_secret;
 use crate::config::settings::{
     DeliveryOptions, DeliverySettings, LogConfig, RateLimit, RetryPolicy, WebhookConfig,
     WebhookMethod,
@@ -283,47 +281,6 @@ impl Checker<'_> {
             delivery,
         })
     }
-
-    pub(super) fn admin_tokens(&mut self, raw: &RawServer) -> Vec<Secret> {
-        let mut tokens = Vec::new();
-        for (i, token) in raw.admin_tokens.iter().flatten().enumerate() {
-            let path = format!("server.admin_tokens[{i}]");
-            match expand_env(token, self.env) {
-                Ok(token) if token.trim().is_empty() => self.error(path, "must not be empty"),
-                Ok(token) => tokens.push(Secret::new(token)),
-                Err(message) => self.error(path, message),
-            }
-        }
-        if let Some(file) = raw.admin_tokens_file.as_deref() {
-            match std::fs::read_to_string(file) {
-                Ok(content) => {
-                    let before = tokens.len();
-                    tokens.extend(
-                        content
-                            .lines()
-                            .map(str::trim)
-                            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-                            .map(Secret::new),
-                    );
-                    // An empty secret (a placeholder, a failed mount) must not leave the operator API open.
-                    if tokens.len() == before {
-                        self.error(
-                            "server.admin_tokens_file",
-                            format!(
-                                "file {file:?} holds no token (one per line); unset admin_tokens_file to leave the \
-                                 operator API open"
-                            ),
-                        );
-                    }
-                }
-                Err(error) => self.error(
-                    "server.admin_tokens_file",
-                    format!("cannot read file {file:?}: {error}"),
-                ),
-            }
-        }
-        tokens
-    }
 }
 
 /// An absolute http:// or https:// URL with a host. Messages never repeat the URL (it is a secret).
@@ -347,31 +304,6 @@ mod tests {
     use std::time::Duration;
 
     use crate::config::{load_errors, load_str};
-
-    #[test]
-    fn admin_tokens_file_gives_one_token_a_line_and_must_give_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, "# operators\n\n  first  \nsecond\n").unwrap();
-        let yaml = format!("server:\n  admin_tokens_file: {}\n", tokens.display());
-        let settings = load_str(&yaml, "h.yaml").unwrap().settings;
-        let read: Vec<&str> = settings
-            .server
-            .admin_tokens
-            .iter()
-            .map(|token| token.expose())
-            .collect();
-        assert_eq!(read, ["first", "second"]);
-
-        std::fs::write(&tokens, "# none yet\n\n").unwrap();
-        let errors = load_errors(&yaml);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].starts_with("herald.yaml: server.admin_tokens_file: file ")
-                && errors[0].contains("holds no token"),
-            "{errors:?}"
-        );
-    }
 
     #[test]
     fn delivery_defaults_and_per_integration_overrides() {
