@@ -778,6 +778,7 @@ mod tests {
             pause: None,
             state: None,
             now,
+            spent: true,
         }])
     }
 
