@@ -206,18 +206,15 @@ impl Queue {
             .min()
     }
 
-    /// Makes every delivery waiting for `destination` due by `now` (it came back up); returns how many were
-    /// waiting for a later time.
+    /// Makes every delivery waiting for `destination` due by `now` (it came back up); returns how many wait for it.
     pub(crate) fn release_destination(&mut self, destination: &str, now: DateTime<Utc>) -> usize {
-        let waiting: Vec<i64> = self
+        let waiting: Vec<(i64, bool)> = self
             .entries
             .iter()
-            .filter(|(_, entry)| {
-                entry.destination == destination && !entry.running && entry.due > now
-            })
-            .map(|(id, _)| *id)
+            .filter(|(_, entry)| entry.destination == destination && !entry.running)
+            .map(|(id, entry)| (*id, entry.due > now))
             .collect();
-        for id in &waiting {
+        for (id, _) in waiting.iter().filter(|(_, later)| *later) {
             self.unready(*id);
             if let Some(entry) = self.entries.get_mut(id) {
                 entry.due = now;
