@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use super::breaker::Reach;
 use super::policy;
 use crate::clock::Clock;
-use crate::config::format_duration;
+use crate::config::{RetryPolicy, format_duration};
 use crate::notification::Notification;
 use crate::sinks::integrations::{Integration, Integrations};
 use crate::sinks::{Context, Receipt, SinkError};
@@ -32,6 +33,9 @@ pub(crate) struct Job {
     pub clock: Arc<dyn Clock>,
     /// A random number in [0, 1) for the backoff's jitter.
     pub jitter: f64,
+    /// `Some(its own retry time)` when it probes a down destination ahead of that time: a failure then spends
+    /// none of its attempts and keeps its retry time.
+    pub early: Option<DateTime<Utc>>,
 }
 
 /// A delivery's notification: as the dispatcher made it, or as read back from the store (JSON).
@@ -50,6 +54,11 @@ pub(crate) struct Completion {
     pub finished: Finished,
     /// The destination must not be sent to before this.
     pub pause: Option<(String, DateTime<Utc>)>,
+    pub destination: String,
+    /// Whether the destination answered; `None` when nothing was sent (no integration, unreadable notification).
+    pub reach: Option<Reach>,
+    /// The retry policy of its integration, which paces the probes of its destination.
+    pub retry: Option<RetryPolicy>,
 }
 
 async fn send(job: &Job) -> Result<Receipt, SinkError> {
@@ -113,6 +122,28 @@ pub(crate) async fn run(job: Job) -> Completion {
         ),
         Err(error) => {
             let (settle, pause) = match &job.integration {
+                // A probe ahead of its own retry time: judged on the attempts it made before, and its retry time
+                // stays (its age is judged as for any attempt).
+                Some(integration) if job.early.is_some() => {
+                    let (settle, pause) = policy::after_failure(
+                        &integration.options.retry,
+                        error,
+                        job.attempts,
+                        job.queued_at,
+                        now,
+                        job.jitter,
+                    );
+                    match (settle, job.early) {
+                        (Settle::Retry { error, .. }, Some(own)) => (
+                            Settle::Retry {
+                                next_attempt_at: own.max(pause.unwrap_or(own)),
+                                error,
+                            },
+                            pause,
+                        ),
+                        (settle, _) => (settle, pause),
+                    }
+                }
                 Some(integration) => policy::after_failure(
                     &integration.options.retry,
                     error,
@@ -144,6 +175,11 @@ pub(crate) async fn run(job: Job) -> Completion {
     if let Err(SinkError::RateLimited { .. }) = &result {
         metrics::counter!("herald_rate_limited_total", "integration" => kind).increment(1);
     }
+    let reach = match &result {
+        Ok(_) | Err(SinkError::RateLimited { .. }) => Some(Reach::Answered),
+        Err(SinkError::Retryable { .. }) => Some(Reach::Failed),
+        Err(SinkError::Permanent { response, .. }) => response.as_ref().map(|_| Reach::Answered),
+    };
     let state = result
         .as_ref()
         .ok()
@@ -158,6 +194,7 @@ pub(crate) async fn run(job: Job) -> Completion {
             pause,
             response,
             state,
+            reach,
         },
         result.as_ref().err(),
         kind,
@@ -171,6 +208,7 @@ struct Outcome {
     response: Option<crate::sinks::Response>,
     /// The integration's new state for the group (JSON).
     state: Option<String>,
+    reach: Option<Reach>,
 }
 
 fn record(
@@ -186,6 +224,7 @@ fn record(
         pause,
         response,
         state,
+        reach,
     } = outcome;
     let attempt = AttemptRecord {
         started_at,
@@ -222,6 +261,7 @@ fn record(
         }
     }
     let pause = pause.map(|until| (job.destination.clone(), until));
+    let spent = !(job.early.is_some() && matches!(settle, Settle::Retry { .. }));
     let finished = Finished {
         id: job.id,
         attempt,
@@ -229,12 +269,19 @@ fn record(
         pause: pause.clone(),
         state,
         now: job.clock.now(),
+        spent,
     };
     Completion {
         id: job.id,
         receiver: job.receiver,
         finished,
         pause,
+        destination: job.destination,
+        reach,
+        retry: job
+            .integration
+            .as_ref()
+            .map(|integration| integration.options.retry),
     }
 }
 

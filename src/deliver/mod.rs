@@ -6,6 +6,9 @@
 //! memory is a bounded cache of the store: at most `MAX_TRACKED` open deliveries, the rest read back in id order.
 
 mod attempt;
+mod breaker;
+#[cfg(test)]
+mod catchup_tests;
 mod limiter;
 pub mod policy;
 mod queue;
@@ -22,6 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::attempt::{Completion, Job, Payload};
+use self::breaker::Breakers;
 use self::limiter::Destinations;
 use self::queue::Queue;
 use crate::clock::Clock;
@@ -30,7 +34,7 @@ use crate::notification::Notification;
 use crate::reload::Applied;
 use crate::sinks::integrations::Integrations;
 use crate::store::delivery::{
-    AttemptInput, Claimed, DeliveryRecord, Finished, PayloadRead, Settle,
+    AttemptInput, Claimed, DeliveryRecord, DeliveryState, Finished, PayloadRead, Settle,
 };
 use crate::store::{Store, StoreError};
 
@@ -177,6 +181,10 @@ struct Load {
 struct Engine {
     queue: Queue,
     destinations: Destinations,
+    /// Which destinations are down, and their probes.
+    breakers: Breakers,
+    /// Probes picked ahead of their delivery's own retry time, with that time.
+    early: HashMap<i64, DateTime<Utc>>,
     integrations: Arc<Integrations>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -229,6 +237,7 @@ impl Engine {
                 .entry(integration.sink.destination())
                 .or_insert(integration.options.rate_limit);
         }
+        self.breakers.configured(limits.keys());
         self.destinations.apply_limits(&limits);
     }
 
@@ -372,6 +381,11 @@ impl Engine {
                 if waiting.contains(destination) {
                     continue;
                 }
+                // A down destination takes only its probe (below), not each delivery on its own timer.
+                if self.breakers.is_down(destination) {
+                    waiting.insert(destination);
+                    continue;
+                }
                 match self.destinations.acquire(destination, now) {
                     Ok(()) => {
                         taken += 1;
@@ -384,6 +398,7 @@ impl Engine {
                 }
             }
         }
+        self.pick_probes(now, &mut picked, &mut wake);
         // Due deliveries not picked wait for room (an ended send wakes the engine) or for `wake`.
         if picked.is_empty() {
             return wake;
@@ -438,6 +453,43 @@ impl Engine {
             }
         });
         wake
+    }
+
+    /// Picks the probe of every down destination whose probe may go: the delivery waiting for it with the earliest
+    /// retry time, due or not (one not due yet goes as an early probe: see `Job::early`).
+    fn pick_probes(
+        &mut self,
+        now: DateTime<Utc>,
+        picked: &mut Vec<(i64, String)>,
+        wake: &mut Option<DateTime<Utc>>,
+    ) {
+        let busy = &self.busy;
+        self.breakers.forget_lost_probes(|id| busy.contains(&id));
+        if let Some(at) = self.breakers.next_probe_after(now) {
+            *wake = Some(wake.map_or(at, |t| t.min(at)));
+        }
+        let window = self.settings.concurrency.saturating_mul(CLAIM_AHEAD);
+        for destination in self.breakers.probes_due(now) {
+            let Some((due, id, receiver)) = self.queue.earliest_head(&destination) else {
+                continue;
+            };
+            let load = self.load.get(receiver).copied().unwrap_or_default();
+            let taken = picked.iter().filter(|(_, r)| r == receiver).count();
+            if load.sending + load.reserved + taken >= window {
+                continue;
+            }
+            match self.destinations.acquire(&destination, now) {
+                Ok(()) => {
+                    let receiver = receiver.to_owned();
+                    if due > now {
+                        self.early.insert(id, due);
+                    }
+                    self.breakers.probe_started(&destination, id);
+                    picked.push((id, receiver));
+                }
+                Err(at) => *wake = Some(wake.map_or(at, |t| t.min(at))),
+            }
+        }
     }
 
     /// Takes a claim's answer: claimed deliveries wait for a send slot; those the store no longer had open are
@@ -505,12 +557,25 @@ impl Engine {
         }
     }
 
-    /// Starts sending claimed deliveries while their receivers have free send slots.
+    /// Starts sending claimed deliveries while their receivers have free send slots. Those claimed for a
+    /// destination that went down meanwhile (other than its probe) go back to pending, to wait for it.
     fn send(&mut self) {
         let concurrency = self.settings.concurrency;
         let mut jobs = Vec::new();
+        let mut held_back = Vec::new();
         for (receiver, ready) in &mut self.ready {
             let load = self.load.entry(receiver.clone()).or_default();
+            ready.retain(|ready| {
+                let held = self.queue.get(ready.id).is_some_and(|entry| {
+                    self.breakers.is_down(&entry.destination)
+                        && self.breakers.probe_of(&entry.destination) != Some(ready.id)
+                });
+                if held {
+                    load.reserved = load.reserved.saturating_sub(1);
+                    held_back.push(ready.id);
+                }
+                !held
+            });
             while load.sending < concurrency {
                 let Some(ready) = ready.pop_front() else {
                     break;
@@ -521,10 +586,16 @@ impl Engine {
             }
         }
         self.ready.retain(|_, ready| !ready.is_empty());
+        self.release(held_back);
         for Ready { id, payload, state } in jobs {
             let Some(entry) = self.queue.get(id).cloned() else {
                 continue;
             };
+            // Early only as the probe of a destination still down.
+            let early = self
+                .early
+                .remove(&id)
+                .filter(|_| self.breakers.probe_of(&entry.destination) == Some(id));
             let job = Job {
                 id,
                 integration: self
@@ -540,6 +611,7 @@ impl Engine {
                 state,
                 clock: Arc::clone(&self.clock),
                 jitter: rand::random::<f64>(),
+                early,
             };
             self.sends.spawn(attempt::run(job));
         }
@@ -558,6 +630,36 @@ impl Engine {
         load.sending = load.sending.saturating_sub(1);
         if let Some((destination, until)) = &completion.pause {
             self.destinations.pause(destination, *until);
+        }
+        self.early.remove(&completion.id);
+        match completion.reach {
+            Some(reach) => {
+                let retry = completion.retry.unwrap_or(self.settings.retry);
+                let error = completion.finished.attempt.error.as_deref().unwrap_or("");
+                let now = self.clock.now();
+                if let Some(recovered) = self.breakers.ended(
+                    &completion.destination,
+                    completion.id,
+                    reach,
+                    error,
+                    &retry,
+                    now,
+                ) {
+                    let released = self.queue.release_destination(&completion.destination, now);
+                    tracing::info!(
+                        destination = %completion.destination,
+                        down_for = %crate::config::format_duration(Duration::from_secs(recovered.down_for.as_secs())),
+                        failed_probes = recovered.probes,
+                        released,
+                        "destination is back up; what waits for it goes now"
+                    );
+                }
+            }
+            None => {
+                let busy = &self.busy;
+                self.breakers
+                    .forget_lost_probes(|id| id != completion.id && busy.contains(&id));
+            }
         }
         self.ended.push(completion);
     }
@@ -611,7 +713,16 @@ impl Engine {
                     Settle::Retry {
                         next_attempt_at, ..
                     },
-                ) => self.queue.reschedule(id, next_attempt_at, true),
+                ) => {
+                    // A destination that came back up since this attempt failed takes it at once.
+                    let due = self.breakers.retry_at(
+                        &completion.destination,
+                        completion.finished.now,
+                        next_attempt_at,
+                        now,
+                    );
+                    self.queue.reschedule(id, due, completion.finished.spent);
+                }
                 (Ok(()), Settle::Delivered | Settle::Dead { .. }) => self.forget(id),
                 (Err(_), _) => {
                     let lease = self.lease(id);
@@ -669,7 +780,22 @@ impl Engine {
             .then(|| records.last().map(|record| record.id.saturating_add(1)))
             .flatten();
         for record in &records {
-            if !self.busy.contains(&record.id) {
+            if self.busy.contains(&record.id) {
+                continue;
+            }
+            // Waiting for a retry after a failure in an earlier run: its destination's breaker says when it goes.
+            if record.state == DeliveryState::Pending
+                && record.attempts > 0
+                && record.next_attempt_at > now
+            {
+                let mut record = record.clone();
+                record.next_attempt_at = self.breakers.read_back_waiting(
+                    &record.destination,
+                    record.next_attempt_at,
+                    now,
+                );
+                self.queue.insert(&record, now);
+            } else {
                 self.queue.insert(record, now);
             }
         }
@@ -716,14 +842,19 @@ impl Engine {
             self.queue.start(*id);
             self.busy.insert(*id);
         }
+        self.release(unstarted);
+    }
+
+    /// Returns claimed deliveries that will not be sent now (started and busy) to pending, without waiting.
+    fn release(&mut self, ids: Vec<i64>) {
+        if ids.is_empty() {
+            return;
+        }
         let now = self.clock.now();
         let store = Arc::clone(&self.store);
         self.store_work.spawn(async move {
-            let result = store.release(unstarted.clone(), now).await;
-            StoreDone::Released {
-                ids: unstarted,
-                result,
-            }
+            let result = store.release(ids.clone(), now).await;
+            StoreDone::Released { ids, result }
         });
     }
 
@@ -850,6 +981,8 @@ fn start_bounded(
     let mut engine = Engine {
         queue: Queue::default(),
         destinations: Destinations::new(Arc::clone(&clock)),
+        breakers: Breakers::default(),
+        early: HashMap::new(),
         integrations: Arc::clone(&current.integrations),
         store,
         clock,

@@ -194,6 +194,36 @@ impl Queue {
             .collect()
     }
 
+    /// The lane head waiting for `destination` with the earliest due time, due or not, and its receiver: the one
+    /// that probes the destination while it is down.
+    pub(crate) fn earliest_head(&self, destination: &str) -> Option<(DateTime<Utc>, i64, &str)> {
+        self.ready_by_receiver
+            .iter()
+            .filter_map(|(receiver, destinations)| {
+                let (due, id) = destinations.get(destination)?.first()?;
+                Some((*due, *id, receiver.as_str()))
+            })
+            .min()
+    }
+
+    /// Makes every delivery waiting for `destination` due by `now` (it came back up); returns how many wait for it.
+    pub(crate) fn release_destination(&mut self, destination: &str, now: DateTime<Utc>) -> usize {
+        let waiting: Vec<(i64, bool)> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.destination == destination && !entry.running)
+            .map(|(id, entry)| (*id, entry.due > now))
+            .collect();
+        for (id, _) in waiting.iter().filter(|(_, later)| *later) {
+            self.unready(*id);
+            if let Some(entry) = self.entries.get_mut(id) {
+                entry.due = now;
+            }
+            self.ready_if_head(*id);
+        }
+        waiting.len()
+    }
+
     /// Whether `receiver` has a lane head due by `now` that is not being sent.
     pub(crate) fn has_due(&self, receiver: &str, now: DateTime<Utc>) -> bool {
         self.ready_by_receiver

@@ -70,6 +70,11 @@ fn describe() {
         "Attempts a destination answered with a rate limit (429 or its equivalent), by integration."
     );
     metrics::describe_gauge!(
+        "herald_destination_down",
+        "1 while a destination is down (failed sends in a row; one delivery at a time probes it), else 0, by \
+         destination (its kind and a digest, never its URL)."
+    );
+    metrics::describe_gauge!(
         "herald_aggregation_groups",
         "Aggregation groups the dispatcher holds."
     );

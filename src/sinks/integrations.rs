@@ -163,6 +163,12 @@ impl Integrations {
         Integrations { receivers }
     }
 
+    /// Integrations built by hand (tests with sinks of their own).
+    #[cfg(test)]
+    pub(crate) fn from_receivers(receivers: HashMap<String, ReceiverIntegrations>) -> Self {
+        Integrations { receivers }
+    }
+
     pub fn receiver(&self, name: &str) -> Option<&ReceiverIntegrations> {
         self.receivers.get(name)
     }

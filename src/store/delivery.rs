@@ -217,6 +217,9 @@ pub struct Finished {
     /// What the integration keeps about the delivery's group (JSON), replacing what it kept.
     pub state: Option<String>,
     pub now: DateTime<Utc>,
+    /// Whether the attempt counts against the delivery's `max_attempts`: a probe of a down destination sent ahead
+    /// of the delivery's own retry time is kept in its audit trail but spends nothing.
+    pub spent: bool,
 }
 
 /// Which claimed deliveries a claim reads the notification of: the caller holds the others' in memory.

@@ -369,11 +369,19 @@ async fn a_destination_down_for_a_long_stretch_loses_nothing_and_recovers_by_its
         Reply::status(503, "unavailable"),
     ]);
     clock.set(next_step);
+    // Down since the third failure: its one waiting delivery goes when the destination's probe does, at most
+    // 5 s after its failure (MAX_PROBE_INTERVAL), and not before its own retry time (else the attempt is a probe
+    // ahead of it, which spends nothing).
     for tried in 7..=9 {
         let detail = herald
             .wait_for_delivery(id, "retried", |d| attempts(d) == tried)
             .await;
-        clock.set(time(&detail["delivery"]["next_attempt_at"]).max(clock.now()));
+        let failed = time(&detail["attempts"][tried as usize - 1]["started_at"]);
+        let own = time(&detail["delivery"]["next_attempt_at"]);
+        clock.set(
+            own.max(failed + chrono::Duration::seconds(6))
+                .max(clock.now()),
+        );
     }
     let detail = herald
         .wait_for_delivery(id, "delivered", |d| d["delivery"]["state"] == "delivered")

@@ -3,6 +3,7 @@
 
 mod amtool;
 mod bad_input;
+mod catchup;
 mod cli;
 mod cli_deliveries;
 mod crash;

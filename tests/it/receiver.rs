@@ -213,6 +213,26 @@ impl ScriptedReceiver {
         self.requests()
     }
 
+    /// Waits (up to a generous bound) until at least `count` requests were answered 2xx.
+    pub async fn wait_until_delivered(&self, count: usize) {
+        let shared = self.shared.clone();
+        self.shared
+            .wait_until(
+                &format!("{count} requests were answered 2xx"),
+                || {
+                    shared
+                        .lock()
+                        .requests
+                        .iter()
+                        .filter(|r| matches!(r.answered, Some(200..=299)))
+                        .count()
+                        >= count
+                },
+                || format!("{:?}", shared.lock().requests.len()),
+            )
+            .await;
+    }
+
     /// Stops accepting connections (requests in flight, e.g. hanging ones, are not answered).
     pub fn stop(self) {}
 }

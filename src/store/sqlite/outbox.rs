@@ -406,6 +406,7 @@ pub(super) fn finish(
         pause,
         state,
         now,
+        spent,
     } = finished;
     if let Some(state) = state {
         connection
@@ -446,7 +447,7 @@ pub(super) fn finish(
     };
     connection
         .prepare_cached(
-            "UPDATE deliveries SET state = ?2, attempts = attempts + 1, lease_until = NULL, updated_at = ?3, \
+            "UPDATE deliveries SET state = ?2, attempts = attempts + ?6, lease_until = NULL, updated_at = ?3, \
              next_attempt_at = COALESCE(?4, next_attempt_at), \
              last_error = CASE WHEN ?2 = 'delivered' THEN NULL ELSE COALESCE(?5, last_error) END \
              WHERE id = ?1",
@@ -458,6 +459,7 @@ pub(super) fn finish(
             to_micros(now),
             next.map(to_micros),
             error,
+            i64::from(spent),
         ])
         .map_err(unavailable)?;
     if let Some((destination, until)) = pause {

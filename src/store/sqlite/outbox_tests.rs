@@ -190,6 +190,7 @@ async fn a_delivery_claimed_as_it_is_queued_is_in_flight_with_its_integration_st
         pause: None,
         state: Some(r#"{"ts":"1"}"#.into()),
         now: t(1),
+        spent: true,
     };
     store.finish(vec![finished]).await.unwrap();
     let mut claimed = new_delivery("g");
@@ -283,6 +284,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
             pause: Some(("webhook:0123".into(), t(60))),
             state: None,
             now: t(2),
+            spent: true,
         }])
         .await
         .unwrap();
@@ -305,6 +307,7 @@ async fn attempts_settle_deliveries_and_pause_their_destination() {
             pause: None,
             state: None,
             now: t(61),
+            spent: true,
         }])
         .await
         .unwrap();
@@ -355,6 +358,7 @@ async fn replay_discard_and_retention() {
             pause: None,
             state: None,
             now: t(2),
+            spent: true,
         };
         store.finish(vec![finished]).await.unwrap();
     }
@@ -403,6 +407,7 @@ async fn replay_discard_and_retention() {
         pause: None,
         state: None,
         now: t(4),
+        spent: true,
     };
     store
         .claim(vec![ids[1]], t(4), t(100), PayloadRead::All)
@@ -494,6 +499,7 @@ async fn integration_state_is_kept_per_group_with_the_outcome_that_made_it() {
         pause: None,
         state: Some(r#"{"ts":"1.2"}"#.into()),
         now: t(2),
+        spent: true,
     };
     store.finish(vec![finished]).await.unwrap();
     let claimed = store
@@ -595,6 +601,7 @@ async fn settle(store: &SqliteStore, id: i64, delivered: bool, now: i64) {
         pause: None,
         state: None,
         now: t(now),
+        spent: true,
     };
     store.finish(vec![finished]).await.unwrap();
 }

@@ -853,6 +853,7 @@ mod tests {
             pause: None,
             state: None,
             now,
+            spent: true,
         }])
     }
 
