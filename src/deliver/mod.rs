@@ -707,13 +707,10 @@ impl Engine {
         for completion in completions {
             let id = completion.id;
             self.busy.remove(&id);
-            match (&result, completion.finished.settle) {
-                (
-                    Ok(()),
-                    Settle::Retry {
-                        next_attempt_at, ..
-                    },
-                ) => {
+            match completion.finished.settle {
+                Settle::Retry {
+                    next_attempt_at, ..
+                } => {
                     // A destination that came back up since this attempt failed takes it at once.
                     let due = self.breakers.retry_at(
                         &completion.destination,
@@ -723,11 +720,7 @@ impl Engine {
                     );
                     self.queue.reschedule(id, due, completion.finished.spent);
                 }
-                (Ok(()), Settle::Delivered | Settle::Dead { .. }) => self.forget(id),
-                (Err(_), _) => {
-                    let lease = self.lease(id);
-                    self.queue.reschedule(id, add(now, lease), false);
-                }
+                Settle::Delivered | Settle::Dead { .. } => self.forget(id),
             }
         }
     }
