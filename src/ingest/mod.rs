@@ -6,6 +6,9 @@ pub mod prometheus;
 pub mod signature;
 mod webhook;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
