@@ -133,12 +133,21 @@ async fn ingest(
             })?;
         let statuses: Vec<_> = alerts.iter().map(|alert| alert.status_at(now)).collect();
         // The dispatcher takes the changes as soon as they are committed; the answer waits until they are durable.
+        // The alerts are counted at the commit, before the dispatcher sees them, so the count never lags behind a
+        // notification they caused.
         state
             .store
             .upsert_alerts_then(
                 alerts,
                 now,
-                Box::new(move |changes| reservation.submit(changes)),
+                Box::new(move |changes| {
+                    for status in statuses {
+                        metrics::counter!("herald_alerts_received_total",
+                            "source" => source.as_str(), "status" => status.as_str())
+                        .increment(1);
+                    }
+                    reservation.submit(changes);
+                }),
             )
             .await
             .map_err(|error| {
@@ -146,11 +155,6 @@ async fn ingest(
                     "{error}; the alerts were not stored, send them again"
                 ))
             })?;
-        for status in statuses {
-            metrics::counter!("herald_alerts_received_total", "source" => source.as_str(),
-                "status" => status.as_str())
-            .increment(1);
-        }
     }
     if rejected.is_empty() {
         Ok(StatusCode::OK)
