@@ -96,6 +96,11 @@ fn describe() {
         "Syncs (fsync) that made committed writes durable; each covers every commit made while the one before ran."
     );
     metrics::describe_counter!(
+        "herald_store_wal_restarts_total",
+        "Times the store's write-ahead log was started over by a checkpoint that briefly held up writes, as steady \
+         writes gave it no pause to start over by itself."
+    );
+    metrics::describe_counter!(
         "herald_store_writes_total",
         "Store write requests; divided by commits, how many writes share a commit."
     );
@@ -115,6 +120,7 @@ fn describe() {
     for name in [
         "herald_store_commits_total",
         "herald_store_syncs_total",
+        "herald_store_wal_restarts_total",
         "herald_store_writes_total",
     ] {
         metrics::counter!(name).absolute(0);

@@ -58,10 +58,10 @@ const PAGE_SIZE: i64 = 2048;
 /// its hits save; pages it misses come from the operating system's cache (measured in BENCHMARKS.md).
 const CACHE_KIB: i64 = 4 * 1024;
 
-/// WAL size, in pages (about 100 MiB), at which the writer checkpoints by itself. The checkpointer thread copies
-/// pages back as they are committed, but under sustained write load its checkpoints rarely finish and the WAL can
-/// not start over; this bounds it.
-const AUTOCHECKPOINT_PAGES: i64 = 50_000;
+/// WAL size, in pages (about 512 MiB), at which the writer checkpoints by itself after a commit. The checkpointer
+/// thread copies pages back and starts the WAL over long before (see `checkpoint::RESTART_FRAMES`); this only bounds
+/// the WAL should it fall behind, as a checkpoint on the writer holds up every write while it runs.
+const AUTOCHECKPOINT_PAGES: i64 = 262_144;
 
 /// Whether the store takes writes, shared by the writer (which sets it) and callers (who read it).
 #[derive(Debug, Default)]
@@ -222,6 +222,7 @@ impl SqliteStore {
             isolate: false,
             log_changes: log_sender,
             full: None,
+            busy_timeout,
         };
         let writer_health = Arc::clone(&health);
         let writer = std::thread::Builder::new()

@@ -217,11 +217,35 @@ pub(super) struct Writer {
     /// grow the WAL into whatever room is freed, leaving none for the checkpoint that must copy it back). Holds when
     /// the next checkpoint is tried.
     pub(super) full: Option<std::time::Instant>,
+    /// How long a write waits for the database's write lock (held briefly by a checkpoint starting the WAL over).
+    pub(super) busy_timeout: Duration,
+}
+
+thread_local! {
+    /// The writer thread's `busy_timeout`, for `wait_for_lock`.
+    static BUSY_TIMEOUT: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// Waits for a locked database in 1 ms steps (SQLite's own waits grow to 100 ms), so a write resumes as soon as a
+/// checkpoint's short hold on the write lock ends. `tries` counts the calls so far; after 100 of them the steps are
+/// 10 ms. Gives up once `BUSY_TIMEOUT` has passed.
+fn wait_for_lock(tries: i32) -> bool {
+    let tries = u64::try_from(tries).unwrap_or(0);
+    let waited = Duration::from_millis(tries.min(100) + tries.saturating_sub(100) * 10);
+    if waited >= BUSY_TIMEOUT.with(std::cell::Cell::get) {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(if tries < 100 { 1 } else { 10 }));
+    true
 }
 
 impl Writer {
     /// Runs until every sender is gone, then closes (which ends the checkpointer, who truncates the WAL).
     pub(super) fn run(mut self, receiver: mpsc::Receiver<Command>, health: &HealthState) {
+        BUSY_TIMEOUT.with(|timeout| timeout.set(self.busy_timeout));
+        if let Err(error) = self.connection.busy_handler(Some(wait_for_lock)) {
+            tracing::warn!(%error, "store: cannot set the writer's wait for locks; SQLite's is used");
+        }
         let mut lanes = Lanes::default();
         loop {
             if lanes.is_empty() {
@@ -788,6 +812,18 @@ mod tests {
     }
 
     #[test]
+    fn a_locked_database_is_waited_for_in_short_steps_until_the_busy_timeout() {
+        BUSY_TIMEOUT.with(|timeout| timeout.set(Duration::from_millis(50)));
+        assert!(wait_for_lock(0));
+        assert!(wait_for_lock(49));
+        assert!(!wait_for_lock(50));
+        BUSY_TIMEOUT.with(|timeout| timeout.set(Duration::from_secs(1)));
+        assert!(wait_for_lock(100), "100 ms waited of 1 s");
+        assert!(wait_for_lock(189));
+        assert!(!wait_for_lock(190), "100 steps of 1 ms and 90 of 10 ms");
+    }
+
+    #[test]
     fn progress_goes_first_and_ingest_fills_up_to_the_alert_bound() {
         let mut lanes = Lanes::default();
         for _ in 0..50 {
@@ -831,6 +867,7 @@ mod tests {
             isolate: false,
             log_changes: tokio::sync::mpsc::unbounded_channel().0,
             full: None,
+            busy_timeout: Duration::from_secs(5),
         };
         (writer, syncing)
     }
