@@ -98,6 +98,8 @@ pub(crate) struct Activity {
     in_flight: AtomicU32,
     /// Set by the registry to have this connection closed if it is still idle.
     evict: AtomicBool,
+    /// Bytes were written since the last completed flush: an answer may still be on its way out.
+    unflushed: AtomicBool,
     /// Wakes the connection's watch: it went idle, a request started arriving, or it is to be evicted.
     wake: Notify,
 }
@@ -109,6 +111,7 @@ impl Activity {
             state: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
             evict: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
             wake: Notify::new(),
         };
         activity.set(Phase::Fresh, now);
@@ -193,25 +196,61 @@ impl Activity {
     /// Waits until this connection must be closed: its deadline passed, or it was evicted while idle.
     pub(crate) async fn closing(&self, timeouts: Timeouts) -> Closed {
         loop {
-            let deadline = self.deadline(timeouts);
+            if let Due::Close(reason) = self.due(timeouts, None).await {
+                return reason;
+            }
+        }
+    }
+
+    /// Waits until this connection must be closed, or (with `park_after`) until it has been idle that long with
+    /// its last answer sent, so its HTTP buffers can be let go until the client sends again.
+    pub(crate) async fn due(&self, timeouts: Timeouts, park_after: Option<Duration>) -> Due {
+        let mut not_before = Instant::now();
+        loop {
+            let close = self.deadline(timeouts).map(|(at, _)| at);
+            let park = match (park_after, self.phase()) {
+                (Some(after), (Phase::Idle, since)) => Some((since + after).max(not_before)),
+                _ => None,
+            };
+            let next = match (close, park) {
+                (Some(close), Some(park)) => Some(close.min(park)),
+                (close, park) => close.or(park),
+            };
             tokio::select! {
-                () = sleep_until(deadline.map(|(at, _)| at)) => {
+                () = sleep_until(next) => {
+                    let now = Instant::now();
                     if let Some((at, reason)) = self.deadline(timeouts)
-                        && at <= Instant::now()
+                        && at <= now
                     {
-                        return reason;
+                        return Due::Close(reason);
+                    }
+                    if let (Some(after), (Phase::Idle, since)) = (park_after, self.phase())
+                        && since + after <= now
+                    {
+                        if !self.unflushed.load(Ordering::Acquire) {
+                            return Due::Park;
+                        }
+                        not_before = now + after;
                     }
                 }
                 () = self.wake.notified() => {
                     if self.evict.swap(false, Ordering::AcqRel)
                         && matches!(self.phase().0, Phase::Fresh | Phase::Idle)
                     {
-                        return Closed::Evicted;
+                        return Due::Close(Closed::Evicted);
                     }
                 }
             }
         }
     }
+}
+
+/// What `Activity::due` found due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    Close(Closed),
+    /// Idle long enough, its answer sent: the connection can be parked.
+    Park,
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -276,6 +315,10 @@ impl<S> Tracked<S> {
     pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
         Tracked { inner, activity }
     }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
@@ -300,7 +343,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.activity.unflushed.store(true, Ordering::Release);
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -308,7 +353,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.activity.unflushed.store(true, Ordering::Release);
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -316,7 +363,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.inner).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            this.activity.unflushed.store(false, Ordering::Release);
+        }
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -392,6 +444,31 @@ mod tests {
             at,
             started + Duration::from_secs(1000) + TIMEOUTS.idle,
             "idle from the answer on"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_due_to_park_once_its_answer_is_flushed() {
+        let activity = Arc::new(Activity::new(Instant::now(), Instant::now()));
+        activity.on_read();
+        drop(activity.request_started());
+        let idle = Instant::now();
+        activity.unflushed.store(true, Ordering::Release);
+        let due = tokio::spawn({
+            let activity = Arc::clone(&activity);
+            async move {
+                let due = activity.due(TIMEOUTS, Some(Duration::from_secs(1))).await;
+                (due, Instant::now())
+            }
+        });
+        tokio::time::advance(Duration::from_millis(2500)).await;
+        assert!(!due.is_finished(), "its answer is not out yet");
+        activity.unflushed.store(false, Ordering::Release);
+        let (due, at) = due.await.unwrap();
+        assert_eq!(due, Due::Park);
+        assert!(
+            at >= idle + Duration::from_millis(2500),
+            "not before it was flushed"
         );
     }
 
