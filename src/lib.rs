@@ -140,6 +140,7 @@ pub async fn run_with_reload(
     );
     let upkeep = spawn_metrics_upkeep(state.metrics.clone(), background.clone());
     let tls = tls_source(&settings, &state.reloader);
+    let limits = connection_limits(&settings, &state.reloader);
     let app = http::router(state);
 
     if let Ok(address) = listener.local_addr() {
@@ -159,34 +160,15 @@ pub async fn run_with_reload(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let watchdog = watchdog::spawn(background.clone());
 
-    let graceful = shutdown.clone();
-    let server = async move {
-        let stopped = async move { graceful.cancelled().await };
-        match tls {
-            Some(tls) => {
-                let listener = http::listener::TlsListener::new(listener, tls);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            }
-        }
-    };
-    let drain_limit = settings.server.shutdown_timeout;
-    let served = tokio::select! {
-        served = server => served,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(drain_limit).await;
-        } => {
-            tracing::warn!(timeout = ?drain_limit, "in-flight requests did not finish in time; stopping anyway");
-            Ok(())
-        }
-    };
+    http::serve::serve(
+        listener,
+        app,
+        tls,
+        limits,
+        shutdown,
+        settings.server.shutdown_timeout,
+    )
+    .await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down");
 
@@ -206,16 +188,13 @@ pub async fn run_with_reload(
     }
     store.close().await?;
     tracing::info!("store closed");
-    served.map_err(RunError::from)
+    Ok(())
 }
 
 /// Where the HTTPS listener takes its TLS configuration from, when herald started with `tls_server_config`: the
 /// configuration in force (a reload renews certificates), or the one it started with while the one in force has
 /// none (serving HTTPS or HTTP is decided at start). `None` serves plain HTTP.
-fn tls_source(
-    settings: &Settings,
-    reloader: &reload::Reloader,
-) -> Option<http::listener::TlsSource> {
+fn tls_source(settings: &Settings, reloader: &reload::Reloader) -> Option<http::serve::TlsSource> {
     let tls_of = |settings: &Settings| {
         let web = settings.server.web.as_ref()?;
         web.tls.as_ref().map(|tls| Arc::clone(&tls.rustls))
@@ -225,6 +204,40 @@ fn tls_source(
     Some(Box::new(move || {
         tls_of(&reloader.current().settings).unwrap_or_else(|| Arc::clone(&started))
     }))
+}
+
+/// The connection settings in force, read as each connection is accepted: a reload changes them for the
+/// connections accepted after it. Raises the open-file limit to its hard limit first, and derives
+/// `server.max_connections` from it when unset.
+fn connection_limits(
+    settings: &Settings,
+    reloader: &reload::Reloader,
+) -> http::serve::LimitsSource {
+    let nofile = http::serve::raise_open_file_limit();
+    let derived = http::serve::default_max_connections(nofile);
+    let max_connections = settings.server.max_connections.unwrap_or(derived);
+    if !http::serve::fits_open_file_limit(max_connections, nofile) {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = nofile,
+            "server.max_connections is close to or above the open-file limit: connections may fail for want of \
+             file descriptors; raise the limit (LimitNOFILE= in systemd, ulimit -n) or lower server.max_connections"
+        );
+    }
+    tracing::debug!(
+        max_connections,
+        open_file_limit = nofile,
+        "connection limit"
+    );
+    let reloader = reloader.clone();
+    Box::new(move || {
+        let settings = &reloader.current().settings;
+        http::serve::Limits {
+            header_read_timeout: settings.server.header_read_timeout,
+            idle_timeout: settings.server.idle_timeout,
+            max_connections: settings.server.max_connections.unwrap_or(derived),
+        }
+    })
 }
 
 /// Reloads the configuration on each SIGHUP, like `POST /-/reload`. The signal is watched before this returns, so

@@ -485,6 +485,9 @@ mod tests {
         assert_eq!(s.server.max_body_bytes, 4_194_304);
         assert_eq!(s.server.external_url, None);
         assert_eq!(s.server.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.idle_timeout, Duration::from_secs(360));
+        assert_eq!(s.server.max_connections, None);
         assert_eq!(
             s.storage.backend,
             StorageBackend::Sqlite {
@@ -518,6 +521,9 @@ mod tests {
             "max_body_bytes:",
             "external_url:",
             "shutdown_timeout:",
+            "header_read_timeout:",
+            "idle_timeout:",
+            "max_connections:",
             "storage:",
             "url:",
             "url_file:",
@@ -1086,6 +1092,9 @@ server:
   max_body_bytes: 0
   external_url: herald.example.com
   shutdown_timeout: 30
+  header_read_timeout: 0s
+  idle_timeout: soon
+  max_connections: 0
 storage:
   busy_timeout: -1s
 ingest:
@@ -1103,6 +1112,9 @@ route:
                 "herald.yaml: server.external_url: invalid external URL \"herald.example.com\": expected an absolute \
                  http:// or https:// URL such as https://herald.example.com",
                 "herald.yaml: server.shutdown_timeout: invalid duration \"30\"",
+                "herald.yaml: server.header_read_timeout: must be greater than 0",
+                "herald.yaml: server.idle_timeout: invalid duration \"soon\"",
+                "herald.yaml: server.max_connections: must be greater than 0",
                 "herald.yaml: storage.busy_timeout: invalid duration \"-1s\"",
                 "herald.yaml: ingest.resolve_timeout: must be greater than 0",
                 "herald.yaml: ingest.max_labels_per_alert: must be greater than 0",

@@ -31,6 +31,10 @@ pub(crate) struct RawServer {
     pub max_body_bytes: Option<String>,
     pub external_url: Option<String>,
     pub shutdown_timeout: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    /// Unset: derived from the open-file limit at start.
+    pub max_connections: Option<String>,
     /// Secrets: each `${VAR}`-expanded.
     pub admin_tokens: Option<Vec<String>>,
     /// A file with one token per line.

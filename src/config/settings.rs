@@ -46,6 +46,15 @@ pub struct ServerSettings {
     pub external_url: Option<String>,
     /// `server.shutdown_timeout`, default 30s: how long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout: Duration,
+    /// `server.header_read_timeout`, default 10s: how long a new connection may take to complete its TLS handshake
+    /// and send a request's head, and a keep-alive connection to send the rest of a head once it sent its first byte.
+    pub header_read_timeout: Duration,
+    /// `server.idle_timeout`, default 6m: how long a keep-alive connection may wait for its next request after an
+    /// answer. Longer than the 5 minutes Prometheus and Alertmanager keep idle connections, so they close first.
+    pub idle_timeout: Duration,
+    /// `server.max_connections`: open HTTP connections served at once; `None` (the default) derives it from the
+    /// open-file limit at start (`http::serve::default_max_connections`).
+    pub max_connections: Option<usize>,
     /// `server.admin_tokens`: bearer tokens that may use the operator API and write silences; empty means those
     /// are open to anyone who can reach herald.
     pub admin_tokens: Vec<Secret>,

@@ -30,6 +30,16 @@ pub fn summary(loaded: &Loaded) -> String {
         format_duration(server.shutdown_timeout),
         server.external_url.as_deref().unwrap_or("(unset)")
     );
+    let _ = writeln!(
+        out,
+        "connections: header read timeout {}, idle timeout {}, at most {}",
+        format_duration(server.header_read_timeout),
+        format_duration(server.idle_timeout),
+        server.max_connections.map_or_else(
+            || "(from the open-file limit)".to_owned(),
+            |max| max.to_string()
+        )
+    );
     let storage = &settings.storage;
     let backend = match &storage.backend {
         StorageBackend::Sqlite { path } => format!("sqlite {}", path.display()),

@@ -172,6 +172,16 @@ impl Checker<'_> {
         };
         let shutdown_timeout =
             self.duration("server.shutdown_timeout", raw.shutdown_timeout.as_deref());
+        let header_read_timeout = self.positive_duration(
+            "server.header_read_timeout",
+            raw.header_read_timeout.as_deref(),
+        );
+        let idle_timeout =
+            self.positive_duration("server.idle_timeout", raw.idle_timeout.as_deref());
+        let max_connections = match raw.max_connections.as_deref() {
+            Some(value) => self.count("server.max_connections", Some(value)).map(Some),
+            None => Some(None),
+        };
         let admin_tokens = self.tokens(
             "admin_tokens",
             raw.admin_tokens.as_deref(),
@@ -200,6 +210,9 @@ impl Checker<'_> {
             max_body_bytes: max_body_bytes?,
             external_url: external_url.and(raw.external_url.clone()),
             shutdown_timeout: shutdown_timeout?,
+            header_read_timeout: header_read_timeout?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
         })
     }
 

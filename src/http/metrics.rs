@@ -105,6 +105,21 @@ fn describe() {
         "Store write requests; divided by commits, how many writes share a commit."
     );
     metrics::describe_gauge!(
+        "herald_http_connections",
+        "Open HTTP connections (those served from the reserve over server.max_connections included)."
+    );
+    metrics::describe_gauge!(
+        "herald_http_connections_limit",
+        "server.max_connections in force: open connections served as usual."
+    );
+    metrics::describe_counter!(
+        "herald_http_connections_closed_total",
+        "HTTP connections herald closed, by reason: header_timeout (no complete request head, TLS handshake \
+         included, within server.header_read_timeout), idle_timeout (no request for server.idle_timeout), evicted \
+         (idle, closed to make room at server.max_connections), over_limit (accepted past the limit with none idle: \
+         answered once and closed), refused (past the limit and its reserve: closed unanswered)."
+    );
+    metrics::describe_gauge!(
         "herald_build_info",
         "Always 1, labelled with the version, the source revision and the Rust compiler herald was built with."
     );
@@ -124,6 +139,11 @@ fn describe() {
         "herald_store_writes_total",
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    metrics::gauge!("herald_http_connections").increment(0.0);
+    for closed in super::serve::Closed::ALL {
+        metrics::counter!("herald_http_connections_closed_total", "reason" => closed.as_str())
+            .absolute(0);
     }
     for reason in ["busy", "backlog"] {
         metrics::counter!("herald_ingest_refused_total", "reason" => reason).absolute(0);

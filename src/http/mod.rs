@@ -7,10 +7,10 @@ pub mod error;
 mod headers;
 mod health;
 mod ingest;
-pub mod listener;
 pub mod metrics;
 mod receivers;
 pub mod routes;
+pub mod serve;
 pub mod silences;
 mod status;
 

@@ -108,6 +108,21 @@ async fn a_fresh_herald_shows_build_info_process_metrics_and_counters_at_zero() 
             &[("reason", reason)],
         );
     }
+    for reason in [
+        "header_timeout",
+        "idle_timeout",
+        "evicted",
+        "over_limit",
+        "refused",
+    ] {
+        zero(
+            "herald_http_connections_closed_total",
+            &[("reason", reason)],
+        );
+    }
+    // The connection asking is the one open; the limit is derived from the open-file limit.
+    assert_eq!(metric(&text, "herald_http_connections", &[]), 1.0);
+    assert!(metric(&text, "herald_http_connections_limit", &[]) >= 16.0);
     zero(
         "herald_alerts_received_total",
         &[("source", "prometheus"), ("status", "firing")],

@@ -6,6 +6,7 @@ mod bad_input;
 mod catchup;
 mod cli;
 mod cli_deliveries;
+mod connections;
 mod crash;
 mod dedupe;
 mod delivery;
