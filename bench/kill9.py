@@ -85,6 +85,7 @@ class Counts:
         self.strangers = 0
         self.restarted = False
         self.before_restart = set()  # alerts whose notification arrived from the herald that was killed
+        self.after_restart = {}  # alert -> monotonic time of its first notification from the restarted herald
 
     def reply(self, _path, payload, _received):
         # Counted on arrival: a request the kill cut off before its answer was still sent.
@@ -100,6 +101,8 @@ class Counts:
                 self.group_of_seq[seq] = payload.get("groupKey")
                 if not self.restarted:
                     self.before_restart.add(seq)
+                elif seq not in self.after_restart:
+                    self.after_restart[seq] = time.monotonic()
         if self.hold:
             time.sleep(self.hold)
         return 200, []
@@ -201,6 +204,12 @@ def run_once(args, kind, run, rng):
 
         done = hb.wait_until(settled, args.deadline, step=0.1)
         caught_up = time.monotonic() - restarted
+
+        def last_after_restart(leased):
+            times = [at for seq, at in counts.after_restart.items()
+                     if (states.get(counts.group_of_seq.get(seq)) == "in_flight") == leased]
+            return round(max(times) - restarted, 2) if times else None
+
         with counts.lock:
             lost = sorted(seq for seq in acked if seq not in counts.per_seq)
             duplicated = {seq: n for seq, n in counts.per_seq.items() if n > 1}
@@ -221,6 +230,10 @@ def run_once(args, kind, run, rng):
             "duplicates_recorded_delivered": len(unexplained), "unrecorded_not_resent": len(not_resent),
             "strangers": strangers,
             "caught_up_s": round(caught_up, 2), "settled": bool(done),
+            # From the restart to the last notification of alerts whose delivery was claimed (in_flight, leased)
+            # at the kill, and of the others (pending, or not queued yet).
+            "last_leased_after_restart_s": last_after_restart(True),
+            "last_other_after_restart_s": last_after_restart(False),
         }
         failures = []
         if lost:
@@ -274,13 +287,14 @@ def main():
         hb.stop_all()
     print()
     print("| kind | run | kill at | acknowledged | unanswered at kill | delivered at kill | claimed (in_flight) "
-          "at kill | sent, outcome unrecorded | lost | duplicated | caught up after restart |")
+          "at kill | sent, outcome unrecorded | lost | duplicated | last notification after restart: claimed at "
+          "the kill / others |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in results:
         print(f"| {r['kind']} | {r['run']} | {r['kill_after_s']:.2f} s | {r['acknowledged']:,} "
               f"| {r['unanswered_at_kill']:,} | {r['store_at_kill']['delivered']:,} "
               f"| {r['store_at_kill']['in_flight']} | {r['sent_unrecorded_at_kill']} | {r['lost']} "
-              f"| {r['duplicated_alerts']} | {r['caught_up_s']:.2f} s |")
+              f"| {r['duplicated_alerts']} | {r['last_leased_after_restart_s']} s / {r['last_other_after_restart_s']} s |")
     failed = [(r["kind"], r["run"], f) for r in results for f in r["failures"]]
     for kind, run, failure in failed:
         print(f"FAILED {kind} run {run}: {failure}")

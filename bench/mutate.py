@@ -20,11 +20,14 @@ Requests whose framing is broken go on a connection of their own, closed for wri
 announced longer than it is ends); the others share keep-alive connections, and a request that finds its kept-alive
 connection closed by the server after the previous answer is sent once more on a new one, as HTTP clients do. A
 half-closed connection may go unanswered (hyper drops a connection whose client closed its write side): those are
-counted by mutation, not failed.
+counted by mutation, not failed; so are requests whose connection the server closed while their body was still being
+sent, or reset after a body over 64 KiB was sent (the server may answer, as 413, 415 or 405, before reading a body,
+and close the connection with the body unread: the reset that follows discards the answer).
 
 Checks: no answer 5xx other than 503; every well-framed request answered; no panic in herald's log; afterwards herald answers /-/healthy 200 and takes a
 valid alert (200); its RSS stays under --max-rss-mib (sampled every 0.2 s). Prints the answers by status code, the
-requests without an answer, the time taken and the RSS; exits 1 when a check failed.
+requests without an answer, the bytes of the bodies accepted (alerts with huge strings that are accepted are kept, so
+they weigh on the RSS; --skip huge_string leaves them out), the time taken and the RSS; exits 1 when a check failed.
 
     cargo build --release
     bench/mutate.py [--requests 20000] [--seed 1] [--workers 4]
@@ -284,15 +287,18 @@ class Connection:
         self.buffer = b""
 
     def send(self, data, close_write):
+        """Whether the whole request went out: a server that answers before reading the body (413, 405) may
+        close the connection while the rest is still being sent."""
         try:
             self.sock.sendall(data)
         except OSError:
-            pass  # the answer may already be there (413 before the whole body was read)
+            return False
         if close_write:
             try:
                 self.sock.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+        return True
 
     def _fill(self):
         chunk = self.sock.recv(65536)
@@ -342,12 +348,18 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=15, help="per request, seconds")
-    parser.add_argument("--max-rss-mib", type=float, default=256)
+    parser.add_argument("--max-rss-mib", type=float, default=512)
+    parser.add_argument("--skip", default="", help="body mutations left out, by name (e.g. huge_string)")
     parser.add_argument("--deadline", type=float, default=600, help="the whole run stops after this many seconds")
     parser.add_argument("--herald", default=hb.DEFAULT_HERALD)
     args = parser.parse_args()
     hb.check_binary(args.herald)
     hb.install_signal_handlers()
+    for name in filter(None, args.skip.split(",")):
+        names = [mutation.__name__ for mutation in BODY_MUTATIONS]
+        if name not in names:
+            sys.exit(f"unknown mutation {name!r}: one of {', '.join(names)}")
+        BODY_WEIGHTS[names.index(name)] = 0
     work = tempfile.mkdtemp(prefix="herald-mutate.")
     failures = []
     try:
@@ -358,6 +370,7 @@ def main():
         next_index = [0]
         reconnects = [0]
         unanswered_well_framed = []
+        accepted_bytes, accepted_large = [0], [0]
         started = time.monotonic()
         end = started + args.deadline
         peak = [herald.rss_kib() or 0]
@@ -381,7 +394,7 @@ def main():
                 method, path, headers, body, chunked, length, names, framing = build(rng, index)
                 data = encode(method, path, headers, body, chunked, length, address, rng)
                 own = framing or connection is None
-                status, kind, reconnected = None, None, False
+                status, kind, reconnected, whole = None, None, False, True
                 for _ in range(2):
                     try:
                         if framing:
@@ -390,7 +403,7 @@ def main():
                             if connection is None:
                                 connection = Connection(address, args.timeout)
                             target = connection
-                        target.send(data, close_write=framing)
+                        whole = target.send(data, close_write=framing)
                         status, keep = target.read_answer(method == "HEAD")
                         if framing:
                             target.close()
@@ -400,7 +413,7 @@ def main():
                         break
                     except (OSError, ValueError, IndexError) as error:
                         kind = type(error).__name__
-                        fresh = framing or own or reconnected
+                        fresh = framing or own or reconnected or not whole
                         target.close()
                         connection = None
                         if fresh:
@@ -414,11 +427,21 @@ def main():
                 with lock:
                     if status is None:
                         broken = next((name for name in names if name in FRAMING), None)
-                        unanswered[f"{broken}, half-closed" if broken else "well framed"] += 1
-                        if not broken:
+                        if not whole:
+                            unanswered["closed by the server while the body was being sent"] += 1
+                        elif len(data) > 65536:
+                            unanswered["body over 64 KiB sent, then the connection reset"] += 1
+                        elif broken:
+                            unanswered[f"{broken}, half-closed"] += 1
+                        else:
+                            unanswered["well framed"] += 1
                             unanswered_well_framed.append((index, kind, names))
                     else:
                         statuses[status] += 1
+                        if 200 <= status < 300:
+                            accepted_bytes[0] += len(body)
+                            if len(body) > 65536:
+                                accepted_large[0] += 1
                         if 500 <= status < 600 and status != 503:
                             by_mutation_5xx.append((index, status, names))
             if connection is not None:
@@ -451,6 +474,7 @@ def main():
             "answers": {str(code): count for code, count in sorted(statuses.items())},
             "unanswered": dict(unanswered), "kept_alive_connection_closed_before_a_request": reconnects[0],
             "server_errors_not_503": len(by_mutation_5xx),
+            "accepted_bodies_mib": round(accepted_bytes[0] / 1048576, 1), "accepted_over_64kib": accepted_large[0],
             "healthy_after": healthy, "valid_post_after": valid, "panics_logged": panics,
             "rss_peak_mib": round(peak[0] / 1024, 1), "rss_end_mib": round(rss_end / 1024, 1),
         }
