@@ -17,6 +17,7 @@ import argparse
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,6 +167,7 @@ receivers:
             herald.kill()
         emulator.stop()
         log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -176,6 +178,8 @@ def main():
     parser.add_argument("--deadline", type=int, default=180)
     parser.add_argument("--herald", default=os.path.join(ROOT, "target/release/herald"))
     args = parser.parse_args()
+    # SIGTERM (as from `timeout`) unwinds like an exception, so the cleanup in `finally` stops herald.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     if not os.access(args.herald, os.X_OK):
         sys.exit(f"{args.herald} is missing: build it with cargo build --release")
     failed = []

@@ -140,6 +140,8 @@ def main():
     parser.add_argument("--size", default="16m", help="the volume's size, in MiB with an m suffix")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parser.parse_args()
+    # SIGTERM (as from `timeout`) unwinds like an exception, so the cleanup in `finally` stops herald.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     failures = []
     with tempfile.TemporaryDirectory() as work:
         for scenario in args.scenarios.split(","):
