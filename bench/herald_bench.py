@@ -8,7 +8,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -119,9 +118,6 @@ class Herald:
     def url(self, path):
         return f"http://{self.address}{path}"
 
-    def pid(self):
-        return self.process.pid
-
     def kill(self):
         """SIGKILL, and reap it."""
         self.process.kill()
@@ -135,9 +131,6 @@ class Herald:
 
     def rss_kib(self):
         return proc_status(self.process.pid, "VmRSS")
-
-    def hwm_kib(self):
-        return proc_status(self.process.pid, "VmHWM")
 
 
 def proc_status(pid, key):
@@ -243,9 +236,3 @@ def wait_until(predicate, timeout, step=0.05):
             return value
         time.sleep(step)
 
-
-def percentile(values, share):
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
