@@ -293,7 +293,8 @@ def main():
         print(f"| {r['kind']} | {r['run']} | {r['kill_after_s']:.2f} s | {r['acknowledged']:,} "
               f"| {r['unanswered_at_kill']:,} | {r['store_at_kill']['delivered']:,} "
               f"| {r['store_at_kill']['in_flight']} | {r['sent_unrecorded_at_kill']} | {r['lost']} "
-              f"| {r['duplicated_alerts']} | {r['last_leased_after_restart_s']} s / {r['last_other_after_restart_s']} s |")
+              f"| {r['duplicated_alerts']} "
+              f"| {r['last_leased_after_restart_s']} s / {r['last_other_after_restart_s']} s |")
     failed = [(r["kind"], r["run"], f) for r in results for f in r["failures"]]
     for kind, run, failure in failed:
         print(f"FAILED {kind} run {run}: {failure}")

@@ -24,10 +24,11 @@ counted by mutation, not failed; so are requests whose connection the server clo
 sent, or reset after a body over 64 KiB was sent (the server may answer, as 413, 415 or 405, before reading a body,
 and close the connection with the body unread: the reset that follows discards the answer).
 
-Checks: no answer 5xx other than 503; every well-framed request answered; no panic in herald's log; afterwards herald answers /-/healthy 200 and takes a
-valid alert (200); its RSS stays under --max-rss-mib (sampled every 0.2 s). Prints the answers by status code, the
-requests without an answer, the bytes of the bodies accepted (alerts with huge strings that are accepted are kept, so
-they weigh on the RSS; --skip huge_string leaves them out), the time taken and the RSS; exits 1 when a check failed.
+Checks: no answer 5xx other than 503; every well-framed request answered; no panic in herald's log; afterwards
+herald answers /-/healthy 200 and takes a valid alert (200); its RSS stays under --max-rss-mib (sampled every
+200 ms). Prints the answers by status code, the requests without an answer, the bytes of the bodies accepted (alerts with
+huge strings that are accepted are kept, so they weigh on the RSS; --skip huge_string leaves them out), the time
+taken and the RSS; exits 1 when a check failed.
 
     cargo build --release
     bench/mutate.py [--requests 20000] [--seed 1] [--workers 4]
