@@ -6,7 +6,8 @@ Starts herald (target/release/herald, a temp SQLite store, a free loopback port)
 destination is an emulator on another free loopback port, posts N alerts (each its own group, group_wait 0) while the
 destination is down, keeps it down for OUTAGE seconds, brings it back, and reports the time from its return to the
 last delivery. Two kinds of outage: `500` (the emulator answers 500) and `refused` (nothing listens on its port).
-Loopback only; stops by itself (at most OUTAGE + DEADLINE seconds per kind) and stops herald with SIGTERM.
+Loopback only; stops by itself (at most OUTAGE + DEADLINE seconds per kind) and stops herald with SIGTERM. Exits 1
+when a notification was not delivered, or was delivered twice.
 
 Usage: bench/catchup.py [--kinds 500,refused] [--alerts 50] [--outage 60] [--deadline 180]
 Build first: cargo build --release
@@ -16,6 +17,7 @@ import argparse
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -165,6 +167,7 @@ receivers:
             herald.kill()
         emulator.stop()
         log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -175,12 +178,23 @@ def main():
     parser.add_argument("--deadline", type=int, default=180)
     parser.add_argument("--herald", default=os.path.join(ROOT, "target/release/herald"))
     args = parser.parse_args()
+    # SIGTERM (as from `timeout`) unwinds like an exception, so the cleanup in `finally` stops herald.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     if not os.access(args.herald, os.X_OK):
         sys.exit(f"{args.herald} is missing: build it with cargo build --release")
+    failed = []
     for kind in args.kinds.split(","):
         if kind not in ("500", "refused"):
             sys.exit(f"unknown kind {kind!r}: 500 or refused")
-        print(json.dumps(run(kind, args.alerts, args.outage, args.deadline, args.herald)), flush=True)
+        result = run(kind, args.alerts, args.outage, args.deadline, args.herald)
+        print(json.dumps(result), flush=True)
+        if result["delivered"] != args.alerts:
+            failed.append(f"{kind}: {result['delivered']} of {args.alerts} notifications delivered")
+        if result["duplicates"]:
+            failed.append(f"{kind}: {result['duplicates']} notifications delivered twice")
+    for failure in failed:
+        print(f"FAILED {failure}")
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

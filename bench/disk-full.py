@@ -3,7 +3,8 @@
 
 Mounts a tmpfs of --size as the store's volume (needs root), starts herald on a free loopback port with its store
 there, fills the volume in one of three ways, posts while it is full, frees room and posts a small batch every
-200 ms. Prints one line per scenario. Bounded: every loop has a fixed count, every request a timeout.
+200 ms. Prints one line per scenario. Bounded: every loop has a fixed count, every request a timeout. Exits 1 when a
+post on the full disk was answered other than 503, or no post was accepted once room was freed.
 
     cargo build --release && sudo bench/disk-full.py [--herald target/release/herald] [--size 16m]
 """
@@ -14,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -115,6 +117,14 @@ def run(herald, size, scenario, work):
             f"{scenario}: {acknowledged} alerts acknowledged before full; {while_full}/10 posts 503 while full; "
             f"{accepted}/50 posts 200 after freeing, the first {first} after; WAL {wal / 1048576:.1f} MiB at the end"
         )
+        failures = []
+        if while_full != 10:
+            failures.append(f"{10 - while_full} of 10 posts on the full disk were not answered 503")
+        if first_ok is None:
+            failures.append("no post was accepted once room was freed")
+        if process.poll() is not None:
+            failures.append(f"herald exited with {process.returncode}")
+        return failures
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -130,10 +140,16 @@ def main():
     parser.add_argument("--size", default="16m", help="the volume's size, in MiB with an m suffix")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     args = parser.parse_args()
+    # SIGTERM (as from `timeout`) unwinds like an exception, so the cleanup in `finally` stops herald.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    failures = []
     with tempfile.TemporaryDirectory() as work:
         for scenario in args.scenarios.split(","):
             print(f"# {SCENARIOS[scenario]}")
-            run(args.herald, args.size, scenario, work)
+            failures += [f"{scenario}: {failure}" for failure in run(args.herald, args.size, scenario, work)]
+    for failure in failures:
+        print(f"FAILED {failure}")
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ fi
 
 cargo test --workspace --locked
 
+# The reliability suite's short form (RELIABILITY.md): destination outages, Retry-After, SIGKILL under load, mutated
+# requests, a full disk. It runs the debug binary `cargo test` just built: the checks hold for any build, and a
+# release build would take longer than the suite itself (the figures in RELIABILITY.md come from the full form on a
+# release build). About 2 minutes.
+scripts/reliability.sh --short --herald "${CARGO_TARGET_DIR:-target}/debug/herald"
+
 # deploy/herald.service: `systemd-analyze verify` clean, `systemd-analyze security` exposure at most 2.0.
 scripts/systemd-check.sh
 
