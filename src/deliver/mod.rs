@@ -53,8 +53,9 @@ const CLAIM_AHEAD: usize = 32;
 pub const MAX_TRACKED: usize = 100_000;
 
 /// Notifications the engine keeps with the deliveries it tracks, as the dispatcher made them, so they are sent
-/// without being read back; beyond this many, claims read them from the store.
-const MAX_HELD: usize = 50_000;
+/// without being read back; beyond this many, claims read them from the store. A notification held costs a few
+/// KiB (its alerts and its payload), so this bounds them to tens of MiB however large a backlog grows.
+const MAX_HELD: usize = 10_000;
 
 /// A delivery handed to the engine as it was queued.
 #[derive(Debug)]

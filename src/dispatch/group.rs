@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::fingerprints::{Fingerprints, Members};
 use super::held::HeldAlert;
 
 use crate::alert::{Alert, Fingerprint, PackedLabels, Status};
@@ -17,8 +18,8 @@ pub use crate::notification::Reason;
 /// What a notification told: the alerts it listed as firing and as resolved, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentEntry {
-    pub firing: BTreeSet<Fingerprint>,
-    pub resolved: BTreeSet<Fingerprint>,
+    pub firing: Fingerprints,
+    pub resolved: Fingerprints,
     pub at: DateTime<Utc>,
 }
 
@@ -83,7 +84,7 @@ pub fn needs_update(
         // Never told: only when something fires (alerts that fired and resolved unseen are nobody's news).
         return (!firing.is_empty()).then_some(Reason::First);
     };
-    if !firing.is_subset(&last.firing) {
+    if !last.firing.contains_all(firing) {
         return Some(if last.firing.is_empty() {
             Reason::First
         } else {
@@ -94,7 +95,7 @@ pub fn needs_update(
         // Sent even without send_resolved, so the log stops listing them as firing; the sink decides what to show.
         return (!last.firing.is_empty()).then_some(Reason::AllResolved);
     }
-    if send_resolved && !resolved.is_subset(&last.resolved) {
+    if send_resolved && !last.resolved.contains_all(resolved) {
         return Some(Reason::SomeResolved);
     }
     let repeat = chrono::Duration::from_std(repeat_interval).unwrap_or(chrono::Duration::MAX);
@@ -172,7 +173,7 @@ pub struct Group {
     /// Its group labels, packed (many groups are held at once).
     pub labels: PackedLabels,
     pub timers: Timers,
-    pub members: BTreeSet<Fingerprint>,
+    pub members: Members,
     /// When the group flushes next.
     pub next_flush: DateTime<Utc>,
     /// When it first flushed, once it has: later flushes tick every `group_interval` from here (new alerts wait
@@ -239,7 +240,7 @@ impl Group {
             receiver,
             labels,
             timers,
-            members: BTreeSet::new(),
+            members: Members::default(),
             next_flush: after(now, timers.group_wait),
             anchor: None,
             announced: false,
@@ -353,8 +354,8 @@ impl Group {
             reasons,
             alerts: flushed,
             entry: Some(Arc::new(SentEntry {
-                firing,
-                resolved,
+                firing: firing.into_iter().collect(),
+                resolved: resolved.into_iter().collect(),
                 at: now,
             })),
             done,

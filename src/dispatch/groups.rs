@@ -15,6 +15,14 @@ use crate::route::tree::RouteNode;
 use crate::store::delivery::RECEIVER_ENTRY;
 use crate::store::{GroupRecord, LogChange, LogChangeKind, SentRecord, Told};
 
+/// Shrinks a table that holds under a quarter of its room (after a burst of groups or alerts that are gone) to
+/// twice what it holds, giving the rest back.
+pub fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// A group's identity in the set: its route's id and its labels (route keys alone are not unique among siblings).
 /// Shared by the set's indexes.
 pub type GroupId = Arc<str>;
@@ -73,13 +81,15 @@ fn shared(log: &GroupLog, entry: SentEntry) -> Arc<SentEntry> {
 
 #[derive(Debug, Default)]
 pub struct GroupSet {
-    groups: HashMap<GroupId, Group>,
+    /// Boxed: the table has room for twice as many groups as it holds, and an empty slot then costs 24 bytes.
+    groups: HashMap<GroupId, Box<Group>>,
     /// (next flush, group) for every group.
     timers: BTreeSet<(DateTime<Utc>, GroupId)>,
     /// receiver -> group key -> what each integration was last told.
     log: HashMap<Arc<str>, HashMap<String, GroupLog>>,
     /// The current version of every alert a group holds.
-    alerts: HashMap<Fingerprint, Member>,
+    /// Boxed, like `groups`.
+    alerts: HashMap<Fingerprint, Box<Member>>,
     /// Groups whose record may have to be written or deleted (created, first flushed, first flush moved) since the
     /// last `take_dirty`.
     dirty: BTreeSet<GroupId>,
@@ -140,7 +150,7 @@ impl GroupSet {
         }
         group.stored = true;
         self.timers.insert((group.next_flush, Arc::clone(&id)));
-        self.groups.insert(id, group);
+        self.groups.insert(id, Box::new(group));
         true
     }
 
@@ -190,7 +200,7 @@ impl GroupSet {
             .entry(receiver)
             .or_default()
             .entry(record.group_key)
-            .or_default();
+            .or_insert_with(|| Vec::with_capacity(1));
         let told = shared(log, entry_of(record.told));
         let entry = if record.dead {
             Entry::Dead {
@@ -280,9 +290,11 @@ impl GroupSet {
         self.alerts
             .entry(fingerprint)
             .and_modify(|member| member.groups += 1)
-            .or_insert_with(|| Member {
-                alert: HeldAlert::new(alert),
-                groups: 1,
+            .or_insert_with(|| {
+                Box::new(Member {
+                    alert: HeldAlert::new(alert),
+                    groups: 1,
+                })
             });
     }
 
@@ -375,8 +387,10 @@ impl GroupSet {
             let set = label_set(&labels);
             let id: GroupId = Arc::from(format!("{}:{set}", route.id));
             if !self.groups.contains_key(&id) {
+                let mut key = format!("{}:{set}", route.key);
+                key.shrink_to_fit();
                 let group = Group::new(
-                    format!("{}:{set}", route.key),
+                    key,
                     self.intern(&route.id),
                     self.intern(&route.receiver),
                     PackedLabels::new(&labels),
@@ -385,7 +399,7 @@ impl GroupSet {
                 );
                 self.dirty.insert(Arc::clone(&id));
                 self.timers.insert((group.next_flush, Arc::clone(&id)));
-                self.groups.insert(Arc::clone(&id), group);
+                self.groups.insert(Arc::clone(&id), Box::new(group));
             }
             let Some(group) = self.groups.get_mut(&id) else {
                 continue;
@@ -421,7 +435,7 @@ impl GroupSet {
     }
 
     pub fn get(&self, id: &str) -> Option<&Group> {
-        self.groups.get(id)
+        self.groups.get(id).map(|group| &**group)
     }
 
     /// The alerts a group holds, with their current versions.
@@ -486,7 +500,7 @@ impl GroupSet {
             if group.stored {
                 self.dropped.insert(Arc::clone(id));
             }
-            dropped = self.groups.remove(id);
+            dropped = self.groups.remove(id).map(|group| *group);
             self.dirty.remove(id);
         } else {
             self.timers.insert((group.next_flush, Arc::clone(id)));
@@ -548,7 +562,7 @@ impl GroupSet {
         {
             self.dropped.remove(id);
             self.timers.insert((group.next_flush, Arc::clone(id)));
-            self.groups.insert(Arc::clone(id), group);
+            self.groups.insert(Arc::clone(id), Box::new(group));
         }
         for (fingerprint, alert) in resolved {
             self.rejoin(id, fingerprint, &alert);
@@ -582,7 +596,7 @@ impl GroupSet {
             .entry(receiver)
             .or_default()
             .entry(key.to_string())
-            .or_default();
+            .or_insert_with(|| Vec::with_capacity(1));
         let logged = Logged {
             integration,
             delivery,
@@ -623,6 +637,16 @@ impl GroupSet {
             }
             (entry, _) => entry.clone(),
         };
+    }
+
+    /// Gives back the room of tables that emptied.
+    pub fn compact(&mut self) {
+        shrink(&mut self.groups);
+        shrink(&mut self.alerts);
+        for entries in self.log.values_mut() {
+            shrink(entries);
+        }
+        shrink(&mut self.log);
     }
 
     /// Forgets log entries written before `before` whose group no longer exists; returns them as (receiver, group

@@ -5,6 +5,7 @@
 //! flushed, a notification queued with its log entries. Deliveries that die or are replayed change the log in the
 //! store, which tells the dispatcher so its copy stays in step.
 
+mod fingerprints;
 pub mod group;
 pub mod groups;
 pub mod held;
@@ -479,6 +480,8 @@ impl Dispatcher {
             .checked_sub_signed(self.log_retention)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let forgotten = self.groups.forget_sent(before);
+        self.groups.compact();
+        groups::shrink(&mut self.sources);
         if !forgotten.is_empty() {
             tracing::debug!(
                 forgotten = forgotten.len(),

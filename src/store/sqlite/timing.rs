@@ -72,10 +72,14 @@ impl TimingIndex {
         }
     }
 
-    /// Applies committed changes.
+    /// Applies committed changes. Once most of the alerts it had room for are gone (resolved and past retention),
+    /// the table gives the room back.
     pub(super) fn apply(&mut self, pending: Pending) {
         for (key, timing) in pending {
             self.set(key, timing);
+        }
+        if self.known.capacity() > 1024 && self.known.len() < self.known.capacity() / 4 {
+            self.known.shrink_to(self.known.len() * 2);
         }
     }
 
