@@ -165,8 +165,8 @@ impl Flush {
 /// An aggregation group: the alerts of one route with the same group labels, and its timer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
-    /// Alertmanager's group key (`<route key>:<group labels>`).
-    pub key: String,
+    /// Alertmanager's group key (`<route key>:<group labels>`), shared with the group's notification log.
+    pub key: Arc<str>,
     /// Its route's id and receiver, shared by every group of the route.
     pub route_id: Arc<str>,
     pub receiver: Arc<str>,
@@ -227,7 +227,7 @@ pub fn next_tick(
 impl Group {
     /// A new group; its first flush is `group_wait` from now.
     pub fn new(
-        key: String,
+        key: Arc<str>,
         route_id: Arc<str>,
         receiver: Arc<str>,
         labels: PackedLabels,

@@ -85,8 +85,8 @@ pub struct GroupSet {
     groups: HashMap<GroupId, Box<Group>>,
     /// (next flush, group) for every group.
     timers: BTreeSet<(DateTime<Utc>, GroupId)>,
-    /// receiver -> group key -> what each integration was last told.
-    log: HashMap<Arc<str>, HashMap<String, GroupLog>>,
+    /// receiver -> group key -> what each integration was last told. A live group shares its key.
+    log: HashMap<Arc<str>, HashMap<Arc<str>, GroupLog>>,
     /// The current version of every alert a group holds.
     /// Boxed, like `groups`.
     alerts: HashMap<Fingerprint, Box<Member>>,
@@ -134,8 +134,9 @@ impl GroupSet {
         }
         let timers = timers_of(route);
         let (route_id, receiver) = (self.intern(&record.route_id), self.intern(&record.receiver));
+        let key = self.shared_key(&record.receiver, &record.key);
         let mut group = Group::new(
-            record.key,
+            key,
             route_id,
             receiver,
             PackedLabels::new(&record.labels),
@@ -175,7 +176,7 @@ impl GroupSet {
                 let logged = self
                     .log
                     .get(record.receiver.as_str())
-                    .and_then(|log| log.get(&record.group_key));
+                    .and_then(|log| log.get(record.group_key.as_str()));
                 if find(logged, &integration).is_some() {
                     continue;
                 }
@@ -199,7 +200,7 @@ impl GroupSet {
             .log
             .entry(receiver)
             .or_default()
-            .entry(record.group_key)
+            .entry(Arc::from(record.group_key))
             .or_insert_with(|| Vec::with_capacity(1));
         let told = shared(log, entry_of(record.told));
         let entry = if record.dead {
@@ -216,6 +217,14 @@ impl GroupSet {
             delivery: record.delivery,
             entry,
         });
+    }
+
+    /// `key` as the log of `receiver` holds it, when it has an entry for it; else a new copy.
+    fn shared_key(&self, receiver: &str, key: &str) -> Arc<str> {
+        self.log
+            .get(receiver)
+            .and_then(|log| log.get_key_value(key))
+            .map_or_else(|| Arc::from(key), |(shared, _)| Arc::clone(shared))
     }
 
     /// The group log of `receiver` and group `key`.
@@ -356,7 +365,7 @@ impl GroupSet {
             }
             group.stored = true;
             changed.push(GroupRecord {
-                key: group.key.clone(),
+                key: group.key.to_string(),
                 route_id: group.route_id.to_string(),
                 receiver: group.receiver.to_string(),
                 labels: group.labels.to_labels(),
@@ -387,8 +396,7 @@ impl GroupSet {
             let set = label_set(&labels);
             let id: GroupId = Arc::from(format!("{}:{set}", route.id));
             if !self.groups.contains_key(&id) {
-                let mut key = format!("{}:{set}", route.key);
-                key.shrink_to_fit();
+                let key = self.shared_key(&route.receiver, &format!("{}:{set}", route.key));
                 let group = Group::new(
                     key,
                     self.intern(&route.id),
@@ -584,7 +592,7 @@ impl GroupSet {
     pub fn record(
         &mut self,
         receiver: &str,
-        key: &str,
+        key: &Arc<str>,
         integration: &str,
         delivery: Option<i64>,
         entry: Arc<SentEntry>,
@@ -595,7 +603,7 @@ impl GroupSet {
             .log
             .entry(receiver)
             .or_default()
-            .entry(key.to_string())
+            .entry(Arc::clone(key))
             .or_insert_with(|| Vec::with_capacity(1));
         let logged = Logged {
             integration,
@@ -617,7 +625,7 @@ impl GroupSet {
         let Some(logged) = self
             .log
             .get_mut(change.receiver.as_str())
-            .and_then(|log| log.get_mut(&change.group_key))
+            .and_then(|log| log.get_mut(change.group_key.as_str()))
             .and_then(|log| {
                 log.iter_mut().find(|logged| {
                     *logged.integration == *change.integration_key
@@ -655,7 +663,7 @@ impl GroupSet {
         let live: HashSet<(&str, &str)> = self
             .groups
             .values()
-            .map(|group| (&*group.receiver, group.key.as_str()))
+            .map(|group| (&*group.receiver, &*group.key))
             .collect();
         let mut forgotten = Vec::new();
         for (receiver, entries) in &self.log {
@@ -664,14 +672,14 @@ impl GroupSet {
                     .iter()
                     .filter(|(key, log)| {
                         log.iter().all(|logged| logged.entry.at() < before)
-                            && !live.contains(&(&**receiver, key.as_str()))
+                            && !live.contains(&(&**receiver, &**key))
                     })
-                    .map(|(key, _)| (receiver.to_string(), key.clone())),
+                    .map(|(key, _)| (receiver.to_string(), key.to_string())),
             );
         }
         for (receiver, key) in &forgotten {
             if let Some(entries) = self.log.get_mut(receiver.as_str()) {
-                entries.remove(key);
+                entries.remove(key.as_str());
             }
         }
         self.log.retain(|_, entries| !entries.is_empty());
@@ -723,7 +731,7 @@ receivers: [{name: default}, {name: pager}]
         SentRecord {
             receiver: group.receiver.to_string(),
             integration_key: integration.into(),
-            group_key: group.key.clone(),
+            group_key: group.key.to_string(),
             told: Told {
                 firing,
                 resolved: vec![],
@@ -766,7 +774,7 @@ receivers: [{name: default}, {name: pager}]
         assert_eq!(&*set.get(&due[0]).unwrap().receiver, "pager");
         assert_eq!(set.due(t(10), usize::MAX).len(), 3);
         let pager = set.get(&due[0]).unwrap();
-        assert_eq!(pager.key, r#"{}/{severity="page"}:{alertname="Down"}"#);
+        assert_eq!(&*pager.key, r#"{}/{severity="page"}:{alertname="Down"}"#);
     }
 
     #[test]
@@ -787,7 +795,7 @@ receivers: [{name: default}, {name: pager}]
         set.record(&group.receiver, &group.key, HOOK, Some(1), entry(t(10)));
         set.record(
             "default",
-            "{}:{alertname=\"Gone\"}",
+            &Arc::from("{}:{alertname=\"Gone\"}"),
             HOOK,
             Some(2),
             entry(t(10)),
@@ -795,21 +803,21 @@ receivers: [{name: default}, {name: pager}]
         // Gone too, but one of its integrations was told recently.
         set.record(
             "default",
-            "{}:{alertname=\"Mixed\"}",
+            &Arc::from("{}:{alertname=\"Mixed\"}"),
             HOOK,
             None,
             entry(t(10)),
         );
         set.record(
             "default",
-            "{}:{alertname=\"Mixed\"}",
+            &Arc::from("{}:{alertname=\"Mixed\"}"),
             "log/0",
             None,
             entry(t(100)),
         );
         set.record(
             "default",
-            "{}:{alertname=\"Recent\"}",
+            &Arc::from("{}:{alertname=\"Recent\"}"),
             HOOK,
             None,
             entry(t(100)),
@@ -857,7 +865,7 @@ receivers: [{name: default}, {name: pager}]
         let change = |delivery, kind| LogChange {
             receiver: group.receiver.to_string(),
             integration_key: HOOK.into(),
-            group_key: group.key.clone(),
+            group_key: group.key.to_string(),
             delivery,
             kind,
         };

@@ -278,7 +278,7 @@ fn sending(
 struct Logged {
     id: groups::GroupId,
     receiver: Arc<str>,
-    group_key: String,
+    group_key: Arc<str>,
     entry: Arc<group::SentEntry>,
     /// The integrations the entry is recorded for, each with the index of its delivery among the round's.
     integrations: Vec<(String, Option<usize>)>,
@@ -630,7 +630,7 @@ impl Dispatcher {
                 Notification::new(
                     receiver.to_string(),
                     reason,
-                    key.clone(),
+                    key.to_string(),
                     labels.clone(),
                     alerts.unwrap_or_default(),
                     max_alerts,
@@ -670,7 +670,7 @@ impl Dispatcher {
             let notification = payloads.any();
             let record = LogRecord {
                 receiver: receiver.to_string(),
-                group_key: key.clone(),
+                group_key: key.to_string(),
                 told: Told {
                     firing: entry.firing.iter().copied().collect(),
                     resolved: entry.resolved.iter().copied().collect(),

@@ -100,8 +100,9 @@ async fn alertmanager_groups_and_resolves_reach_herald() {
         fingerprint(&CPU),
     );
 
-    let started =
-        (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
+    // Started now, not earlier than group_wait ago: Alertmanager flushes a group at once for an alert older than
+    // group_wait, and under load it may then send the first disk alone before it takes in the second.
+    let started = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let firing = json!([
         alert(&DISK_1, &started, None),
         alert(&DISK_2, &started, None),
