@@ -1,6 +1,7 @@
-"""Pieces the reliability scripts share (bench/kill9.py, bench/retry-after.py, bench/mutate.py): starting herald on a
-free loopback port with a temporary store, a webhook destination on loopback, and making sure every process started
-is stopped when the script ends, whether it ends well, by an exception or by SIGTERM/SIGINT. Standard library only.
+"""Pieces the reliability scripts share (bench/kill9.py, bench/retry-after.py, bench/mutate.py, bench/memory.py):
+starting herald on a free loopback port with a temporary store, a webhook destination on loopback, and making sure
+every process started is stopped when the script ends, whether it ends well, by an exception or by SIGTERM/SIGINT.
+Standard library only.
 """
 
 import ctypes
@@ -66,14 +67,17 @@ def check_binary(path):
 class Herald:
     """herald serve on 127.0.0.1:0 (the kernel picks the port; it is read from the start line of the JSON log)."""
 
-    def __init__(self, binary, work, config_text, name="herald"):
+    def __init__(self, binary, work, config_text, name="herald", storage=""):
+        """`storage`: more keys of the `storage` section, in flow style (e.g. `resolved_retention: 2s`)."""
         self.binary = binary
         self.work = work
         self.name = name
         self.config = os.path.join(work, f"{name}.yaml")
         self.db = os.path.join(work, f"{name}.db")
+        extra = f", {storage}" if storage else ""
         with open(self.config, "w") as file:
-            file.write(f"server: {{listen: 127.0.0.1:0}}\nstorage: {{url: 'sqlite://{self.db}'}}\n" + config_text)
+            file.write(f"server: {{listen: 127.0.0.1:0}}\nstorage: {{url: 'sqlite://{self.db}'{extra}}}\n")
+            file.write(config_text)
         self.process = None
         self.address = None
         self.starts = 0

@@ -8,6 +8,9 @@
 //! The `sustained` workload posts mixed batches instead ([`AlertFactory::mixed`]): alerts that keep firing, re-sent
 //! with a fresh `endsAt` a few minutes ahead, and alerts that stop, sent once with `endsAt` now so they resolve; an
 //! alert that joined during the run has its own `startsAt` (see [`Joins`]).
+//!
+//! The `waves` workload resolves the alerts it posted by posting them again with `endsAt` now
+//! ([`AlertFactory::resolved`]).
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -101,6 +104,16 @@ impl AlertFactory {
     /// The v2 API body (a JSON array) with alerts `first .. first + len`.
     pub(crate) fn batch(&self, first: u64, len: u64) -> Result<Bytes> {
         let ends_at = humantime::format_rfc3339_seconds(SystemTime::now() + ENDS_IN).to_string();
+        let alerts: Vec<Alert<'_>> = (first..first + len)
+            .map(|seq| self.alert(seq, Cow::Borrowed(&self.starts_at), &ends_at))
+            .collect();
+        body(&alerts)
+    }
+
+    /// The v2 API body with alerts `first .. first + len` as [`Self::batch`] posts them (the same labels and
+    /// `startsAt`), but `endsAt` now, so they resolve.
+    pub(crate) fn resolved(&self, first: u64, len: u64) -> Result<Bytes> {
+        let ends_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let alerts: Vec<Alert<'_>> = (first..first + len)
             .map(|seq| self.alert(seq, Cow::Borrowed(&self.starts_at), &ends_at))
             .collect();
@@ -206,6 +219,22 @@ mod tests {
         assert_eq!(again[0]["startsAt"], alerts[0]["startsAt"]);
         for key in ["startsAt", "endsAt", "generatorURL"] {
             assert!(alerts[0][key].is_string(), "{key} missing");
+        }
+    }
+
+    #[test]
+    fn resolved_batches_end_now_with_the_same_labels() {
+        let factory = AlertFactory::new();
+        let firing: Vec<Value> = serde_json::from_slice(&factory.batch(7, 3).unwrap()).unwrap();
+        let resolved: Vec<Value> =
+            serde_json::from_slice(&factory.resolved(7, 3).unwrap()).unwrap();
+        assert_eq!(resolved.len(), 3);
+        let now = SystemTime::now();
+        for (firing, resolved) in firing.iter().zip(&resolved) {
+            assert_eq!(firing["labels"], resolved["labels"]);
+            assert_eq!(firing["startsAt"], resolved["startsAt"]);
+            assert!(parse_time(&resolved["endsAt"]) <= now, "ends now");
+            assert!(parse_time(&firing["endsAt"]) > now, "fires on");
         }
     }
 

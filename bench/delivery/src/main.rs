@@ -15,6 +15,8 @@
 //! - `sustained`: traffic shaped like Prometheus's: a preloaded population of firing alerts re-sent on an open-loop
 //!   timetable while some join (new groups) and some leave (resolved); ingest-to-delivery latency of the new
 //!   alerts' first notifications and of the resolved notifications, what was not delivered, memory, CPU.
+//! - `waves`: waves of distinct alerts posted firing, then resolved, then left to the server's retention, with the
+//!   server's resident set sampled throughout: whether its memory follows the active set (`bench/memory.py`).
 //!
 //! The server must put every alert in its own group (`group_by: ['...']`, or `[alertname, instance]`, which tells
 //! these alerts apart too) with `group_wait: 0s`, so each alert is one notification and one delivery.
@@ -33,6 +35,7 @@ mod resend;
 mod stats;
 mod sustained;
 mod throughput;
+mod waves;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -97,6 +100,14 @@ enum Command {
         #[command(flatten)]
         params: sustained::Params,
     },
+    /// Waves of distinct alerts, each posted firing, then resolved, then left to the server's retention, with the
+    /// server's VmRSS sampled throughout (needs --pid).
+    Waves {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        params: waves::Params,
+    },
 }
 
 /// Options every scenario takes.
@@ -136,7 +147,8 @@ impl Command {
             | Self::Latency { common, .. }
             | Self::Paced { common, .. }
             | Self::Resend { common, .. }
-            | Self::Sustained { common, .. } => common,
+            | Self::Sustained { common, .. }
+            | Self::Waves { common, .. } => common,
         }
     }
 }
@@ -195,6 +207,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Paced { params, .. } => paced::run(&context, params).await,
         Command::Resend { params, .. } => resend::run(&context, params).await,
         Command::Sustained { params, .. } => sustained::run(&context, params).await,
+        Command::Waves { params, .. } => waves::run(&context, params).await,
     };
     context.receiver.stop().await;
     let mut result = result?;

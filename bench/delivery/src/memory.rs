@@ -96,7 +96,9 @@ pub(crate) fn fmt_mib(kib: Option<u64>) -> String {
     )
 }
 
-fn read(pid: u32, key: &str) -> Option<u64> {
+/// Line `key` (with its colon, e.g. `VmRSS:`) of `/proc/PID/status` in KiB; `None` when the process is gone (or a
+/// zombie, which has no memory lines).
+pub(crate) fn read(pid: u32, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_status(&text, key)
 }

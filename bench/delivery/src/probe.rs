@@ -51,6 +51,11 @@ impl Probe {
         Self { pid }
     }
 
+    /// The server's process id, when given.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
     /// herald's outbox by delivery state (`herald_deliveries{state=...}`), or `None` when it cannot be read.
     pub(crate) async fn outbox(&self, client: &Client) -> Option<Outbox> {
         match client.get_metrics().await {
@@ -64,6 +69,14 @@ impl Probe {
     pub(crate) async fn gauge(&self, client: &Client, name: &str) -> Option<f64> {
         match client.get_metrics().await {
             Ok((200, body)) => parse_gauge(&String::from_utf8_lossy(&body), name),
+            _ => None,
+        }
+    }
+
+    /// The server's `/metrics` text, or `None` when it cannot be read.
+    pub(crate) async fn metrics(&self, client: &Client) -> Option<String> {
+        match client.get_metrics().await {
+            Ok((200, body)) => Some(String::from_utf8_lossy(&body).into_owned()),
             _ => None,
         }
     }
@@ -172,7 +185,7 @@ impl Outbox {
     }
 }
 
-fn parse_outbox(text: &str) -> Outbox {
+pub(crate) fn parse_outbox(text: &str) -> Outbox {
     let mut outbox = Outbox::default();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("herald_deliveries{state=\"") else {
@@ -195,8 +208,9 @@ fn parse_outbox(text: &str) -> Outbox {
     outbox
 }
 
-/// The value of the series `name` (no labels), from Prometheus text.
-fn parse_gauge(text: &str, name: &str) -> Option<f64> {
+/// The value of the series `name` (no labels, or with its labels written out as the server writes them, e.g.
+/// `herald_alerts{state="firing"}`), from Prometheus text.
+pub(crate) fn parse_gauge(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))

@@ -4,6 +4,7 @@
 //! bounded: one slot per `seq` up to the highest seen, and `seq` at most [`MAX_SEQ`].
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,20 @@ impl Arrivals {
         usize::try_from(seq)
             .ok()
             .and_then(|i| self.first_resolved.get(i).copied().flatten())
+    }
+
+    /// Of the alerts numbered `seqs`, how many arrived firing and how many arrived resolved (each counted once).
+    pub(crate) fn arrived_in(&self, seqs: Range<u64>) -> (u64, u64) {
+        let count = |slots: &[Option<Instant>]| {
+            let start = usize::try_from(seqs.start).unwrap_or(usize::MAX);
+            let end = usize::try_from(seqs.end).unwrap_or(usize::MAX);
+            slots
+                .get(start.min(slots.len())..end.min(slots.len()))
+                .map_or(0, |range| {
+                    range.iter().filter(|slot| slot.is_some()).count()
+                }) as u64
+        };
+        (count(&self.first), count(&self.first_resolved))
     }
 
     fn record(&mut self, at: Instant, payload: &Payload) {
@@ -274,5 +289,8 @@ mod tests {
         assert_eq!(arrivals.resolved_arrival(6), Some(t1));
         assert!(arrivals.resolved_arrival(3).is_some());
         assert_eq!(arrivals.resolved_arrival(4), None);
+        assert_eq!(arrivals.arrived_in(0..7), (2, 2));
+        assert_eq!(arrivals.arrived_in(4..5), (1, 0));
+        assert_eq!(arrivals.arrived_in(6..MAX_SEQ * 2), (0, 1));
     }
 }

@@ -11,6 +11,7 @@
 //! measures the CPU it uses over the window while nothing changes (its groups only tick their timers), and counts
 //! any delivery that still arrives.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use anyhow::{Context as _, Result, ensure};
 use serde_json::json;
 use tokio::task::JoinSet;
 
+use crate::alerts::AlertFactory;
 use crate::memory::fmt_mib;
 use crate::probe::{Outbox, between, round3};
 use crate::stats::Problems;
@@ -280,6 +282,32 @@ pub(crate) async fn post_all(
     concurrency: usize,
     deadline: Instant,
 ) -> Result<Posted> {
+    post_range(
+        context,
+        0..total,
+        AlertFactory::batch,
+        batch,
+        concurrency,
+        deadline,
+    )
+    .await
+}
+
+/// The body of the alerts `first .. first + len` (firing: [`AlertFactory::batch`], or [`AlertFactory::resolved`]).
+pub(crate) type MakeBody = fn(&AlertFactory, u64, u64) -> Result<bytes::Bytes>;
+
+/// Posts alerts `seqs` in batches of `batch` (bodies made by `make`) with `concurrency` workers, retrying refused
+/// batches, until `deadline`; returns what was accepted (batch indexes count from the start of `seqs`).
+pub(crate) async fn post_range(
+    context: &Context,
+    seqs: Range<u64>,
+    make: MakeBody,
+    batch: u64,
+    concurrency: usize,
+    deadline: Instant,
+) -> Result<Posted> {
+    let start = seqs.start;
+    let total = seqs.end.saturating_sub(seqs.start);
     let batches = total.div_ceil(batch);
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
@@ -295,10 +323,10 @@ pub(crate) async fn post_all(
                 if index >= batches || Instant::now() >= deadline {
                     return Ok::<_, anyhow::Error>(posted);
                 }
-                let first = index * batch;
-                let len = batch.min(total - first);
+                let offset = index * batch;
+                let len = batch.min(total - offset);
                 let attempts = retry
-                    .post(&client, alerts.batch(first, len)?, Some(deadline))
+                    .post(&client, make(&alerts, start + offset, len)?, Some(deadline))
                     .await;
                 if attempts.accepted() {
                     posted.accepted += len;
