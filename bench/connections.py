@@ -8,7 +8,9 @@ Starts herald (release build) on a free loopback port with a fresh store, and in
   3. closes them from this side, waits until herald counts them closed (herald_http_connections), reads VmRSS;
   4. opens as many again and leaves them to herald's server.idle_timeout (--idle-timeout), waits until herald has
      closed them all, reads VmRSS.
-Prints one line per run and the medians. Bounded: fixed counts, a timeout on every socket, every wait has a limit.
+Prints one line per run and the medians, and exits 1 when a health check on a new connection was not answered 200
+while the connections were open, or herald did not close them all after its idle_timeout. `--short` (the reliability
+suite's short form, on a debug build too): 500 connections, one run. Bounded: fixed counts, a timeout on every socket, every wait has a limit.
 Loopback only.
 
     cargo build --release && bench/connections.py [--herald target/release/herald] [--connections 5000] [--runs 3]
@@ -152,7 +154,10 @@ def main():
     parser.add_argument("--connections", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--idle-timeout", type=int, default=5, help="herald's server.idle_timeout, seconds")
+    parser.add_argument("--short", action="store_true", help="500 connections, one run (the suite's short form)")
     args = parser.parse_args()
+    if args.short:
+        args.connections, args.runs = 500, 1
     if not 1 <= args.connections <= 20000 or not 1 <= args.runs <= 10:
         parser.error("--connections 1..20000, --runs 1..10")
 
@@ -207,6 +212,18 @@ def main():
                 f"closed {median['closed'] / 1024:.1f} MiB, 5 s later {median['closed_5s'] / 1024:.1f} MiB, "
                 f"idled out {median['idled_out'] / 1024:.1f} MiB, 5 s later {median['idled_out_5s'] / 1024:.1f} MiB"
             )
+            failures = [
+                f"run {run + 1}: {problem}"
+                for run, result in enumerate(results)
+                for problem in (
+                    [f"health answered {status}" for status, _ in result["health"] if status != 200]
+                    + ([] if result["timed_out"] else ["herald did not close every idle connection"])
+                )
+            ]
+            for failure in failures:
+                print(f"FAILED {failure}")
+            if failures:
+                raise SystemExit(1)
         finally:
             process.terminate()
             try:

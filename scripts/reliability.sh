@@ -15,7 +15,8 @@
 #                  `cargo test` (src/ingest/fuzz_tests.rs)
 #   disk-full      the store's tmpfs filled three ways, then freed: 503 while full, writes again after
 #                  (bench/disk-full.py; needs root to mount, skipped with a message otherwise)
-#   connections    bench/connections.py, and memory bench/memory.py, when present (skipped with a message otherwise)
+#   connections    idle connections: health answered, closed after idle_timeout (bench/connections.py)
+#   memory         waves of alerts fire, resolve and pass retention (bench/memory.py); both run when present
 #
 # Options: --short; --herald PATH (use this binary, build nothing; else `cargo build --release --locked -p herald`
 # and target/release/herald). Exits 1 when any step failed, naming them.
