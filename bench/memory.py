@@ -125,19 +125,28 @@ def bench_binary(args):
 
 def run_bench(command, limit):
     """Runs the bench binary (its lines shown as they come); returns (exit code or None when stopped at the limit,
-    its last JSON line or None)."""
+    its result or None). Without a final result (the binary stopped early), the result holds the waves that ended."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True,
                                preexec_fn=hb._die_with_parent)
     hb._children.append(process)
     last = []
+    ended = []
 
     def pump():
         for line in process.stdout:
             line = line.rstrip("\n")
-            if line.startswith("{"):
-                last[:] = [line]
-            else:
+            if not line.startswith("{"):
                 print(line, flush=True)
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                print(line, flush=True)
+                continue
+            if "wave_result" in value:
+                ended.append(value["wave_result"])
+            else:
+                last[:] = [value]
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -147,13 +156,12 @@ def run_bench(command, limit):
         code = None
     hb.stop(process)
     reader.join(timeout=10)
-    result = None
     if last:
-        try:
-            result = json.loads(last[0])
-        except ValueError:
-            result = None
-    return code, result
+        return code, last[0]
+    if ended:
+        return code, {"waves": ended, "failures": ["the bench binary stopped before its result; the waves that "
+                                                   "ended are shown"]}
+    return code, None
 
 
 def table(result):
@@ -229,14 +237,14 @@ def main():
     parser.add_argument("--group-interval", help="the route's group_interval (default 60s; short: 1s)")
     parser.add_argument("--settle", type=float, help="seconds after the store emptied (default 10; short: 3)")
     parser.add_argument("--deadline", type=float,
-                        help="seconds for posting one phase and its notifications (default 1200; short: 300)")
+                        help="seconds for posting one phase and its notifications (default 1800; short: 300)")
     parser.add_argument("--no-goals", action="store_true", help="report the goals but do not fail on them")
     parser.add_argument("--out", help="write the bench binary's JSON result (with the RSS timeline) here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (config, store, log)")
     args = parser.parse_args()
     alerts = args.alerts or (10_000 if args.short else 1_000_000)
     settle = args.settle if args.settle is not None else (3 if args.short else 10)
-    deadline = args.deadline or (300 if args.short else 1200)
+    deadline = args.deadline or (300 if args.short else 1800)
     idle = 60 if args.short else 120
     retention_wait = 150 if args.short else 300
     group_interval = args.group_interval or ("1s" if args.short else "60s")

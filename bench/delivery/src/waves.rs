@@ -14,8 +14,9 @@
 //! 4. settle: `--settle` with nothing happening.
 //!
 //! `VmRSS` of the server (`--pid`, required) is read every `--sample-every` on a thread of its own throughout; each
-//! phase reports its peak and the value at its end, each wave the value before it and `VmHWM` after it. The result
-//! also holds, for every second of the run, the peak RSS and the notifications that arrived (timelines), and the
+//! phase reports its peak and the value at its end, each wave the value before it and `VmHWM` after it (printed as a
+//! JSON line `{"wave_result": ...}` when the wave ends, so a run stopped later still has them). The result also
+//! holds, for every second of the run, the peak RSS and the notifications that arrived (timelines), and the
 //! failures: alerts whose firing or resolved notification did not arrive, notifications that arrived twice, a store
 //! that did not empty, a server that went away (the run stops at once then). The server must be herald started
 //! fresh (the store gauges are read as absolute counts), with `group_by: [alertname, instance]` (or `['...']`),
@@ -57,7 +58,7 @@ pub(crate) struct Params {
     #[arg(long, default_value_t = 4)]
     pub(crate) concurrency: usize,
     /// Longest time for posting a wave firing (or resolved) and waiting for its notifications.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "1200s")]
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1800s")]
     pub(crate) deadline: Duration,
     /// Stop waiting for notifications when none arrived for this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
@@ -288,6 +289,8 @@ pub(crate) async fn run(context: &Context, params: Params) -> Result<Outcome> {
     let mut failures = Vec::new();
     for wave in 0..params.waves {
         let result = run.wave(wave, &mut failures).await;
+        // Each wave's figures as soon as it ends, so a run stopped later still has them.
+        println!("{}", json!({ "wave_result": &result }));
         waves.push(result);
         if run.sampler.gone() {
             break;
