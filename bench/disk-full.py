@@ -51,12 +51,13 @@ def post(base, first, count):
 
 
 def fill_with_file(path, megabytes=None):
-    with open(path, "wb") as file:
+    # Unbuffered: a buffered file would keep the block that did not fit and fail again when closed.
+    with open(path, "wb", buffering=0) as file:
         block = b"\0" * 65536
         for _ in range(megabytes * 16 if megabytes else 1 << 20):
             try:
-                file.write(block)
-                file.flush()
+                if file.write(block) < len(block):
+                    break
             except OSError:
                 break
 
