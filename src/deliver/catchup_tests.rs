@@ -17,7 +17,7 @@ use crate::config::{DeliveryOptions, RateLimit, RetryPolicy};
 use crate::reload::{Applied, Reloader};
 use crate::sinks::integrations::{Integration, ReceiverIntegrations};
 use crate::sinks::{Context, Receipt, Response, Sink, SinkError};
-use crate::store::delivery::{NewDelivery, Queued};
+use crate::store::delivery::{DeliveryState, NewDelivery, Queued};
 use crate::store::{Dispatched, SqliteStore};
 
 fn t(second: i64) -> DateTime<Utc> {
@@ -186,8 +186,9 @@ async fn rig(count: usize, concurrency: usize, rate_limit: Option<RateLimit>) ->
             let mut notification =
                 Notification::synthetic("hook", crate::alert::Status::Firing, t(0), None);
             notification.group_key = format!("{{}}:{{n=\"{n}\"}}");
-            Queued {
+            Arc::new(Queued {
                 deliveries: vec![NewDelivery {
+                    id: store.delivery_ids(1),
                     receiver: "hook".into(),
                     integration: "webhook".into(),
                     integration_key: "webhook/0".into(),
@@ -195,11 +196,11 @@ async fn rig(count: usize, concurrency: usize, rate_limit: Option<RateLimit>) ->
                     group_key: notification.group_key.clone(),
                     status: "firing".into(),
                     alert_count: 1,
-                    payload: serde_json::to_string(&notification).unwrap(),
+                    payload: serde_json::to_string(&notification).unwrap().into(),
                     claim_until: None,
                 }],
                 sent: None,
-            }
+            })
         })
         .collect();
     store
@@ -375,5 +376,79 @@ async fn a_probe_answered_with_retry_after_releases_the_destination_only_when_th
         delivered(&sent).iter().all(|sent| sent.at == t(31)),
         "{sent:?}"
     );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_handed_before_its_transaction_commits_is_sent_at_once_and_settled_once_stored()
+{
+    let rig = rig(0, 2, None).await;
+    rig.sink.set_up(true);
+    let handle = &rig._handle;
+    // The engine publishes its free send slots once it has read back what the store holds (nothing here).
+    let mut slot = false;
+    for _ in 0..6000 {
+        slot = handle.take_slot("hook");
+        if slot {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(slot, "the engine never published a free send slot");
+    let mut notification =
+        Notification::synthetic("hook", crate::alert::Status::Firing, t(0), None);
+    notification.group_key = "{}:{n=\"early\"}".into();
+    let delivery = NewDelivery {
+        id: rig.store.delivery_ids(1),
+        receiver: "hook".into(),
+        integration: "webhook".into(),
+        integration_key: "webhook/0".into(),
+        destination: DESTINATION.into(),
+        group_key: notification.group_key.clone(),
+        status: "firing".into(),
+        alert_count: 1,
+        payload: serde_json::to_string(&notification).unwrap().into(),
+        claim_until: Some(t(15)),
+    };
+    handle.handed(vec![Handed {
+        record: delivery.record(t(0)),
+        notification: Some(Arc::new(notification)),
+        claimed: Some(None),
+        stored: false,
+    }]);
+    // Sent while its transaction has not committed.
+    let sent = rig.sink.wait_for(1).await;
+    assert_eq!(sent[0].group, "{}:{n=\"early\"}");
+    let id = delivery.id;
+    assert!(
+        rig.store.delivery(id).await.unwrap().is_none(),
+        "nothing is stored before the dispatcher's transaction"
+    );
+    // The transaction commits; only then is the outcome stored, against the row it wrote.
+    rig.store
+        .dispatch(
+            Dispatched {
+                queued: vec![Arc::new(Queued {
+                    deliveries: vec![delivery],
+                    sent: None,
+                })],
+                ..Dispatched::default()
+            },
+            t(0),
+        )
+        .await
+        .unwrap();
+    handle.stored(vec![id]);
+    rig.wait_stored(1).await;
+    let detail = rig.store.delivery(id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            detail.delivery.state,
+            detail.delivery.attempts,
+            detail.attempts.len()
+        ),
+        (DeliveryState::Delivered, 1, 1)
+    );
+    assert_eq!(rig.sink.sent().len(), 1, "sent once");
     rig.stop().await;
 }

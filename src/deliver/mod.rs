@@ -66,11 +66,17 @@ pub struct Handed {
     /// `Some` when it was claimed as it was queued (it took a free send slot, see `DeliveryHandle::take_slot`):
     /// its integration's state for its group.
     pub claimed: Option<Option<String>>,
+    /// Whether the transaction that queues it has committed. One handed before (claimed, for an integration that
+    /// keeps no state) may be sent at once, but nothing about it is asked of the store, nor its outcome stored,
+    /// until `DeliveryHandle::stored` says its transaction committed.
+    pub stored: bool,
 }
 
 enum Command {
     /// Newly queued or replayed deliveries.
     Queued(Vec<Handed>),
+    /// Deliveries handed before their transaction committed, now stored.
+    Stored(Vec<i64>),
     /// A discarded delivery.
     Forget(i64),
 }
@@ -90,6 +96,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Queued(records) => write!(f, "Queued({})", records.len()),
+            Command::Stored(ids) => write!(f, "Stored({})", ids.len()),
             Command::Forget(id) => write!(f, "Forget({id})"),
         }
     }
@@ -105,6 +112,7 @@ impl DeliveryHandle {
                     record,
                     notification: None,
                     claimed: None,
+                    stored: true,
                 })
                 .collect(),
         );
@@ -118,6 +126,15 @@ impl DeliveryHandle {
         if self.sender.send(Command::Queued(handed)).is_err() {
             tracing::warn!(
                 "delivery engine has stopped; queued deliveries go out at the next start"
+            );
+        }
+    }
+
+    /// Deliveries handed before their transaction committed (`Handed::stored` false) are now stored.
+    pub fn stored(&self, ids: Vec<i64>) {
+        if !ids.is_empty() && self.sender.send(Command::Stored(ids)).is_err() {
+            tracing::warn!(
+                "delivery engine has stopped; outcomes of sends it made may not be stored"
             );
         }
     }
@@ -217,6 +234,11 @@ struct Engine {
     held: HashMap<i64, Arc<Notification>>,
     /// Deliveries claimed as they were queued: until when, and their integration's state.
     preclaimed: HashMap<i64, (DateTime<Utc>, Option<String>)>,
+    /// Deliveries handed before their transaction committed: they may be sent, but the store is not asked about
+    /// them (nor their outcome stored) until it has.
+    unstored: HashSet<i64>,
+    /// Deliveries of `unstored` to return to pending once they are stored.
+    release_when_stored: Vec<i64>,
     slots: Slots,
     /// Open deliveries held in memory at most (`MAX_TRACKED`).
     max_tracked: usize,
@@ -256,10 +278,11 @@ impl Engine {
         self.unread_from = Some(i64::MIN);
     }
 
-    /// Keeps a tracked delivery's notification, within the budget.
+    /// Keeps a tracked delivery's notification, within the budget (always for one not stored yet, which cannot be
+    /// read back; they are as many as the free send slots).
     fn hold(&mut self, id: i64, notification: Option<Arc<Notification>>) {
         if let Some(notification) = notification
-            && self.held.len() < MAX_HELD
+            && (self.held.len() < MAX_HELD || self.unstored.contains(&id))
         {
             self.held.insert(id, notification);
         }
@@ -278,11 +301,15 @@ impl Engine {
             mut record,
             notification,
             claimed,
+            stored,
         } = handed;
         if let (Some(state), Some(until)) = (claimed, record.lease_until) {
             self.preclaimed.insert(record.id, (until, state));
             record.state = crate::store::delivery::DeliveryState::Pending;
             record.lease_until = None;
+            if !stored && notification.is_some() {
+                self.unstored.insert(record.id);
+            }
         }
         self.queue.insert(&record, now);
         self.hold(record.id, notification);
@@ -314,6 +341,17 @@ impl Engine {
     fn command(&mut self, command: Command) {
         match command {
             Command::Queued(records) => self.track(records),
+            Command::Stored(ids) => {
+                for id in ids {
+                    self.unstored.remove(&id);
+                }
+                let (stored, waiting): (Vec<i64>, Vec<i64>) =
+                    std::mem::take(&mut self.release_when_stored)
+                        .into_iter()
+                        .partition(|id| !self.unstored.contains(id));
+                self.release_when_stored = waiting;
+                self.release(stored);
+            }
             Command::Forget(id) => {
                 if !self.busy.contains(&id) {
                     self.forget(id);
@@ -414,9 +452,9 @@ impl Engine {
             self.queue.start(id);
             self.busy.insert(id);
             self.load(&receiver).reserved += 1;
-            // Claimed as it was queued, and still leased: ready without a claim.
+            // Claimed as it was queued, and still leased (or not stored yet): ready without a claim.
             if let Some((until, state)) = self.preclaimed.remove(&id)
-                && until > now
+                && (until > now || self.unstored.contains(&id))
                 && let Some(notification) = self.held.get(&id)
             {
                 self.ready.entry(receiver).or_default().push_back(Ready {
@@ -676,7 +714,15 @@ impl Engine {
             }
             self.settle_blocked_until = None;
         }
-        let completions = std::mem::take(&mut self.ended);
+        // Outcomes of deliveries not stored yet wait for their transaction.
+        let (completions, waiting): (Vec<Completion>, Vec<Completion>) =
+            std::mem::take(&mut self.ended)
+                .into_iter()
+                .partition(|completion| !self.unstored.contains(&completion.id));
+        self.ended = waiting;
+        if completions.is_empty() {
+            return;
+        }
         let finished: Vec<Finished> = completions
             .iter()
             .map(|completion| completion.finished.clone())
@@ -824,7 +870,7 @@ impl Engine {
         let unstarted: Vec<i64> = self
             .preclaimed
             .keys()
-            .filter(|id| !self.busy.contains(id))
+            .filter(|id| !self.busy.contains(id) && !self.unstored.contains(id))
             .copied()
             .collect();
         if unstarted.is_empty() {
@@ -841,6 +887,9 @@ impl Engine {
 
     /// Returns claimed deliveries that will not be sent now (started and busy) to pending, without waiting.
     fn release(&mut self, ids: Vec<i64>) {
+        let (ids, unstored): (Vec<i64>, Vec<i64>) =
+            ids.into_iter().partition(|id| !self.unstored.contains(id));
+        self.release_when_stored.extend(unstored);
         if ids.is_empty() {
             return;
         }
@@ -915,7 +964,7 @@ impl Engine {
 
     /// On shutdown: lets sends in flight finish within the drain time and stores their outcomes; returns the rest
     /// (claimed, or still being sent) to pending.
-    async fn drain(&mut self) {
+    async fn drain(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
         let drain = self.settings.drain_timeout;
         let deadline = tokio::time::Instant::now() + drain;
         while !self.sends.is_empty() {
@@ -925,6 +974,11 @@ impl Engine {
             }
         }
         self.sends.abort_all();
+        // Sends made before their delivery was stored whose transaction committed meanwhile: their outcomes are
+        // stored below (one whose transaction never committed is sent again at the next start).
+        while let Ok(command) = commands.try_recv() {
+            self.command(command);
+        }
         while let Some(done) = self.store_work.join_next().await {
             self.store_done(done);
         }
@@ -997,6 +1051,8 @@ fn start_bounded(
         queued_while_reading: Vec::new(),
         held: HashMap::new(),
         preclaimed: HashMap::new(),
+        unstored: HashSet::new(),
+        release_when_stored: Vec::new(),
         slots: Arc::clone(&slots),
         max_tracked,
     };
@@ -1040,7 +1096,7 @@ fn start_bounded(
                 engine.command(command);
             }
         }
-        engine.drain().await;
+        engine.drain(&mut commands).await;
     });
     (DeliveryHandle { sender, slots }, task)
 }

@@ -30,8 +30,9 @@ async fn queue(store: &SqliteStore, from: usize, count: usize) -> Vec<DeliveryRe
             let group_key = format!("{{}}:{{n=\"{n}\"}}");
             let notification =
                 Notification::synthetic("log", crate::alert::Status::Firing, t(0), None);
-            Queued {
+            Arc::new(Queued {
                 deliveries: vec![NewDelivery {
+                    id: store.delivery_ids(1),
                     receiver: "log".into(),
                     integration: "log".into(),
                     integration_key: "log/0".into(),
@@ -39,11 +40,11 @@ async fn queue(store: &SqliteStore, from: usize, count: usize) -> Vec<DeliveryRe
                     group_key,
                     status: "firing".into(),
                     alert_count: 1,
-                    payload: serde_json::to_string(&notification).unwrap(),
+                    payload: serde_json::to_string(&notification).unwrap().into(),
                     claim_until: None,
                 }],
                 sent: None,
-            }
+            })
         })
         .collect();
     let dispatched = Dispatched {

@@ -556,38 +556,6 @@ impl GroupSet {
         }
     }
 
-    /// After a notification could not be stored: puts its group back when the flush dropped it, with the resolved
-    /// alerts it was to announce, and flushes it again at `at`.
-    pub fn retry_later(
-        &mut self,
-        id: &GroupId,
-        dropped: Option<Group>,
-        resolved: impl Iterator<Item = (Fingerprint, Alert)>,
-        at: DateTime<Utc>,
-    ) {
-        if let Some(group) = dropped
-            && !self.groups.contains_key(id)
-        {
-            self.dropped.remove(id);
-            self.timers.insert((group.next_flush, Arc::clone(id)));
-            self.groups.insert(Arc::clone(id), Box::new(group));
-        }
-        for (fingerprint, alert) in resolved {
-            self.rejoin(id, fingerprint, &alert);
-        }
-        self.postpone(id, at);
-    }
-
-    /// Moves a group's next flush to `at` (after a flush whose notification could not be stored). Not stored: a
-    /// restart derives the schedule again.
-    pub fn postpone(&mut self, id: &GroupId, at: DateTime<Utc>) {
-        if let Some(group) = self.groups.get_mut(id) {
-            self.timers.remove(&(group.next_flush, Arc::clone(id)));
-            group.next_flush = at;
-            self.timers.insert((at, Arc::clone(id)));
-        }
-    }
-
     /// Records what `integration` of `receiver` was sent for the group with `key`, and the delivery carrying it.
     pub fn record(
         &mut self,

@@ -13,7 +13,7 @@ pub mod sweeper;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -144,7 +144,7 @@ impl DispatchHandle {
     }
 }
 
-/// How long a group whose notification could not be stored waits before it tries again.
+/// How long notifications that could not be stored wait before they are stored again.
 const RETRY_STORE: Duration = Duration::from_secs(1);
 
 /// What one integration is sent at a flush.
@@ -229,11 +229,6 @@ impl Payloads {
         self.firing.push((reason, firing.clone()));
         Ok(firing)
     }
-
-    /// A notification with every alert of the flush, if one was made.
-    fn any(&self) -> Option<Arc<Notification>> {
-        self.full.first().map(|(_, full, _)| Arc::clone(full))
-    }
 }
 
 /// What `integration` is sent for `reason`: a delivery of the notification (its firing alerts only, without
@@ -245,6 +240,7 @@ fn sending(
     payloads: &mut Payloads,
     make: impl FnOnce() -> Notification,
     claim: &mut dyn FnMut(&Integration) -> Option<DateTime<Utc>>,
+    id: &dyn Fn() -> i64,
 ) -> Sending {
     let made = match payloads.get(reason, !integration.sink.send_resolved(), make) {
         Ok(made) => made,
@@ -261,6 +257,7 @@ fn sending(
         return Sending::Nothing;
     };
     let delivery = NewDelivery {
+        id: id(),
         receiver: notification.receiver.clone(),
         integration: integration.sink.integration().to_owned(),
         integration_key: integration.key.clone(),
@@ -268,24 +265,33 @@ fn sending(
         group_key: notification.group_key.clone(),
         status: notification.status.as_str().to_owned(),
         alert_count: notification.alerts.len(),
-        payload: payload.to_string(),
+        payload,
         claim_until: claim(integration),
     };
     Sending::Delivery(Box::new(delivery), notification)
 }
 
-/// A notification of a flush, kept until it is stored: what to record then, or to put back when storing failed.
+/// Notifications decided but not stored (storing them failed): stored again, with what comes next, until it works.
+/// Their log entries are in memory already, so they are not decided again; their deliveries go to the engine once
+/// stored.
+#[derive(Default)]
+struct Unwritten {
+    queued: Vec<Arc<Queued>>,
+    /// Each delivery's notification, in the order of `queued`'s deliveries.
+    notifications: Vec<Arc<Notification>>,
+    /// Deliveries handed to the engine before they were stored (see `deliver::Handed::stored`).
+    early: Vec<i64>,
+    /// When to try again.
+    retry_at: Option<DateTime<Utc>>,
+}
+
+/// A notification of a flush: its log entries, recorded in memory once its deliveries have ids.
 struct Logged {
-    id: groups::GroupId,
     receiver: Arc<str>,
     group_key: Arc<str>,
     entry: Arc<group::SentEntry>,
     /// The integrations the entry is recorded for, each with the index of its delivery among the round's.
     integrations: Vec<(String, Option<usize>)>,
-    /// The group, when the flush dropped it (its last alerts resolved).
-    dropped: Option<group::Group>,
-    /// A notification it made: its resolved alerts go back into the group when storing failed.
-    notification: Option<Arc<Notification>>,
 }
 
 /// The dispatcher's state and what it needs to act.
@@ -312,6 +318,8 @@ struct Dispatcher {
     forgotten: Vec<(String, String)>,
     /// Receivers' log entries copied to their integrations, to store with the next commit.
     adopted: Vec<SentRecord>,
+    /// Notifications whose transaction failed, stored again before anything newer.
+    unwritten: Unwritten,
 }
 
 fn collect_intervals(route: &RouteNode, into: &mut HashMap<String, (Vec<String>, Vec<String>)>) {
@@ -638,6 +646,8 @@ impl Dispatcher {
                 )
             };
             let handing = &self.deliveries;
+            let store = &self.store;
+            let id = || store.delivery_ids(1);
             let mut claim = |integration: &Integration| {
                 handing.take_slot(&receiver).then(|| {
                     let lease = integration.options.timeout + crate::deliver::LEASE_MARGIN;
@@ -657,6 +667,7 @@ impl Dispatcher {
                     &mut payloads,
                     || make(reason),
                     &mut claim,
+                    &id,
                 ) {
                     Sending::Delivery(delivery, notification) => {
                         told.push((integration.key.clone(), Some(deliveries.len())));
@@ -667,7 +678,6 @@ impl Dispatcher {
                     Sending::Failed => {}
                 }
             }
-            let notification = payloads.any();
             let record = LogRecord {
                 receiver: receiver.to_string(),
                 group_key: key.to_string(),
@@ -680,12 +690,11 @@ impl Dispatcher {
             };
             let offset = queued_deliveries;
             queued_deliveries += deliveries.len();
-            batch.push(Queued {
+            batch.push(Arc::new(Queued {
                 deliveries,
                 sent: Some(record),
-            });
+            }));
             logged.push(Logged {
-                id,
                 receiver,
                 group_key: key,
                 entry,
@@ -693,31 +702,69 @@ impl Dispatcher {
                     .into_iter()
                     .map(|(integration, index)| (integration, index.map(|index| offset + index)))
                     .collect(),
-                dropped,
-                notification,
             });
         }
         self.commit(batch, logged, notifications, now).await;
     }
 
     /// Stores the notifications of a flush with their log entries, and the group records that changed, in one
-    /// transaction; then hands the deliveries to the engine and records the log entries. When the store fails, the
-    /// groups try again shortly (with the resolved alerts they were about to announce).
+    /// transaction (with the notifications an earlier one failed to store, first); then hands the deliveries to the
+    /// engine. Deliveries claimed as they are queued, for integrations that keep no state, are handed before: they
+    /// are sent while the transaction commits. The log entries are recorded in memory at once: when the store fails,
+    /// the same notifications are stored again shortly, rather than decided again (which would send again what may
+    /// have gone already).
     async fn commit(
         &mut self,
-        queued: Vec<Queued>,
+        queued: Vec<Arc<Queued>>,
         logged: Vec<Logged>,
         notifications: Vec<Arc<Notification>>,
         now: DateTime<Utc>,
     ) {
         metrics::gauge!("herald_aggregation_groups").set(self.groups.len() as f64);
         if queued.is_empty()
+            && self.unwritten.queued.is_empty()
             && !self.groups.has_dirty()
             && self.forgotten.is_empty()
             && self.adopted.is_empty()
         {
             return;
         }
+        let deliveries = || queued.iter().flat_map(|queued| queued.deliveries.iter());
+        let ids: Vec<i64> = deliveries().map(|delivery| delivery.id).collect();
+        let early: Vec<deliver::Handed> = deliveries()
+            .zip(&notifications)
+            .filter(|(delivery, _)| {
+                delivery.claim_until.is_some()
+                    && self
+                        .integrations
+                        .find(&delivery.receiver, &delivery.integration_key)
+                        .is_some_and(|integration| !integration.sink.uses_state())
+            })
+            .map(|(delivery, notification)| deliver::Handed {
+                record: delivery.record(now),
+                notification: Some(Arc::clone(notification)),
+                claimed: Some(None),
+                stored: false,
+            })
+            .collect();
+        let mut unwritten = std::mem::take(&mut self.unwritten);
+        unwritten
+            .early
+            .extend(early.iter().map(|handed| handed.record.id));
+        self.deliveries.handed(early);
+        for logged in logged {
+            for (integration, index) in &logged.integrations {
+                self.groups.record(
+                    &logged.receiver,
+                    &logged.group_key,
+                    integration,
+                    index.and_then(|index| ids.get(index).copied()),
+                    Arc::clone(&logged.entry),
+                );
+            }
+        }
+        unwritten.queued.extend(queued);
+        unwritten.notifications.extend(notifications);
         let forgotten = std::mem::take(&mut self.forgotten);
         let adopted = std::mem::take(&mut self.adopted);
         let (groups, dropped) = self.groups.take_dirty();
@@ -725,53 +772,37 @@ impl Dispatcher {
         let dispatched = Dispatched {
             groups,
             dropped: dropped.clone(),
-            queued,
+            queued: unwritten.queued.clone(),
             forgotten: forgotten.clone(),
             adopted: adopted.clone(),
         };
         match self.store.dispatch(dispatched, now).await {
             Ok(records) => {
-                let ids: Vec<i64> = records.iter().map(|enqueued| enqueued.record.id).collect();
+                let early: HashSet<i64> = unwritten.early.iter().copied().collect();
                 // The engine gets each notification with its delivery, so it sends without reading it back.
                 let handed = records
                     .into_iter()
-                    .zip(notifications)
+                    .zip(unwritten.notifications)
+                    .filter(|(enqueued, _)| !early.contains(&enqueued.record.id))
                     .map(|(enqueued, notification)| deliver::Handed {
                         record: enqueued.record,
                         notification: Some(notification),
                         claimed: enqueued.claimed,
+                        stored: true,
                     })
                     .collect();
+                self.deliveries.stored(unwritten.early);
                 self.deliveries.handed(handed);
-                for logged in logged {
-                    for (integration, index) in &logged.integrations {
-                        self.groups.record(
-                            &logged.receiver,
-                            &logged.group_key,
-                            integration,
-                            index.and_then(|index| ids.get(index).copied()),
-                            Arc::clone(&logged.entry),
-                        );
-                    }
-                }
             }
             Err(error) => {
-                tracing::warn!(%error, notifications = logged.len(),
+                tracing::warn!(%error, notifications = unwritten.queued.len(),
                     "cannot store notifications and group timers; trying again shortly");
                 self.groups.mark_dirty(changed, dropped);
                 self.forgotten.extend(forgotten);
                 self.adopted.extend(adopted);
-                let retry_at = now + chrono::Duration::from_std(RETRY_STORE).unwrap_or_default();
-                for logged in logged {
-                    let resolved = logged
-                        .notification
-                        .iter()
-                        .flat_map(|notification| notification.alerts.iter())
-                        .filter(|alert| alert.status == Status::Resolved)
-                        .map(|alert| (alert.fingerprint, alert.alert.clone()));
-                    self.groups
-                        .retry_later(&logged.id, logged.dropped, resolved, retry_at);
-                }
+                unwritten.retry_at =
+                    Some(now + chrono::Duration::from_std(RETRY_STORE).unwrap_or_default());
+                self.unwritten = unwritten;
             }
         }
     }
@@ -814,6 +845,7 @@ pub fn start(
         pruned_at: DateTime::<Utc>::MIN_UTC,
         forgotten: Vec::new(),
         adopted: Vec::new(),
+        unwritten: Unwritten::default(),
     };
     dispatcher.configure(&current);
     // Taken before the log is read, so no change committed after that read is missed (one committed before it is
@@ -823,7 +855,13 @@ pub fn start(
         dispatcher.restore().await;
         loop {
             let clock = Arc::clone(&dispatcher.clock);
-            let deadline = dispatcher.groups.next_deadline();
+            let deadline = [
+                dispatcher.groups.next_deadline(),
+                dispatcher.unwritten.retry_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let due = async {
                 match deadline {
                     Some(deadline) => clock.sleep_until(deadline).await,

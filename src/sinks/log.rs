@@ -81,6 +81,10 @@ impl Sink for LogSink {
         self.send_resolved
     }
 
+    fn uses_state(&self) -> bool {
+        false
+    }
+
     fn destination(&self) -> String {
         "log".to_owned()
     }

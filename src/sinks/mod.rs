@@ -118,6 +118,12 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// Whether resolved notifications are sent to it (`send_resolved`).
     fn send_resolved(&self) -> bool;
 
+    /// Whether its sends read what it kept about the group (`Context::state`). One that does not may be sent a
+    /// notification before its delivery is stored, since nothing stored is needed to send it.
+    fn uses_state(&self) -> bool {
+        true
+    }
+
     /// Names the destination for rate limiting: integrations with the same destination (one webhook URL, one
     /// Slack channel, one Jira site) share its limit and its pauses. Secrets in it are hashed, so it can be stored
     /// and shown.

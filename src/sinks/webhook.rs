@@ -243,6 +243,10 @@ impl Sink for WebhookSink {
         self.send_resolved
     }
 
+    fn uses_state(&self) -> bool {
+        false
+    }
+
     fn destination(&self) -> String {
         self.destination.clone()
     }

@@ -62,6 +62,8 @@ impl std::fmt::Display for DeliveryState {
 /// A notification for one integration config, to be queued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDelivery {
+    /// Its id, reserved with `Store::delivery_ids`: known before it is stored, so it may be sent meanwhile.
+    pub id: i64,
     pub receiver: String,
     /// The integration's kind (`webhook`).
     pub integration: String,
@@ -74,10 +76,37 @@ pub struct NewDelivery {
     pub status: String,
     pub alert_count: usize,
     /// The notification as JSON.
-    pub payload: String,
+    pub payload: std::sync::Arc<str>,
     /// Claimed at once, until then: the delivery engine has a free send slot for it, so it is stored in flight
     /// and sent without a claim of its own.
     pub claim_until: Option<DateTime<Utc>>,
+}
+
+impl NewDelivery {
+    /// Its record as stored at `now`: in flight when claimed at once, pending otherwise.
+    pub fn record(&self, now: DateTime<Utc>) -> DeliveryRecord {
+        DeliveryRecord {
+            id: self.id,
+            receiver: self.receiver.clone(),
+            integration: self.integration.clone(),
+            integration_key: self.integration_key.clone(),
+            destination: self.destination.clone(),
+            group_key: self.group_key.clone(),
+            status: self.status.clone(),
+            alert_count: self.alert_count,
+            state: match self.claim_until {
+                Some(_) => DeliveryState::InFlight,
+                None => DeliveryState::Pending,
+            },
+            attempts: 0,
+            created_at: now,
+            queued_at: now,
+            next_attempt_at: now,
+            lease_until: self.claim_until,
+            updated_at: now,
+            last_error: None,
+        }
+    }
 }
 
 /// A delivery as queued, with its integration's state for its group when it was claimed at once.

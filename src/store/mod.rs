@@ -64,7 +64,8 @@ pub struct GroupRecord {
 pub struct Dispatched {
     pub groups: Vec<GroupRecord>,
     pub dropped: Vec<String>,
-    pub queued: Vec<Queued>,
+    /// Shared, so the dispatcher keeps them to store again when this transaction fails.
+    pub queued: Vec<Arc<Queued>>,
     pub forgotten: Vec<(String, String)>,
     /// Per-integration copies of receivers' entries (`delivery::RECEIVER_ENTRY`), which they replace.
     pub adopted: Vec<SentRecord>,
@@ -194,6 +195,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every stored silence, ordered by id.
     async fn silences(&self) -> Result<Vec<SilenceRecord>, StoreError>;
+
+    /// Reserves `count` consecutive delivery ids and returns the first: ids are known before their deliveries are
+    /// stored (`NewDelivery::id`), and never reused.
+    fn delivery_ids(&self, count: usize) -> i64;
 
     /// Stores group records, forgets dropped groups, queues notifications' deliveries and records their
     /// notification-log entries, all in one transaction: all of it is stored, or none. Returns the queued

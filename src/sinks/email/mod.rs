@@ -101,6 +101,10 @@ impl Sink for EmailSink {
         self.config.send_resolved
     }
 
+    fn uses_state(&self) -> bool {
+        false
+    }
+
     fn destination(&self) -> String {
         self.destination.clone()
     }

@@ -77,6 +77,10 @@ impl Sink for MsTeamsSink {
         self.config.send_resolved
     }
 
+    fn uses_state(&self) -> bool {
+        false
+    }
+
     fn destination(&self) -> String {
         self.destination.clone()
     }

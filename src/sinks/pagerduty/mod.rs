@@ -103,6 +103,10 @@ impl Sink for PagerDutySink {
         self.config.send_resolved
     }
 
+    fn uses_state(&self) -> bool {
+        false
+    }
+
     fn destination(&self) -> String {
         self.destination.clone()
     }

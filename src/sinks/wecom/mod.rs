@@ -78,6 +78,10 @@ impl Sink for WeComSink {
         self.config.send_resolved
     }
 
+    fn uses_state(&self) -> bool {
+        false
+    }
+
     fn destination(&self) -> String {
         self.destination.clone()
     }

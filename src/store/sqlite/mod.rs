@@ -10,7 +10,7 @@ mod timing;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -105,6 +105,8 @@ pub struct SqliteStore {
     lock: Mutex<Option<std::fs::File>>,
     /// The changes the writer commits to the notification log, until someone takes them.
     log_changes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<LogChange>>>,
+    /// The next delivery id to reserve: past every id the database has used.
+    next_delivery_id: AtomicI64,
 }
 
 /// Prepared statements kept per connection: more than herald's writer uses, so none is prepared twice.
@@ -192,6 +194,7 @@ impl SqliteStore {
                 .map_err(open_error)?;
         }
         let timing = TimingIndex::load(&connection).map_err(open_error)?;
+        let next_delivery_id = outbox::next_id(&connection).map_err(open_error)?;
         let reader = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -238,6 +241,7 @@ impl SqliteStore {
             threads: Mutex::new(vec![writer, syncer, checkpointer]),
             lock: Mutex::new(Some(lock)),
             log_changes: Mutex::new(Some(log_changes)),
+            next_delivery_id: AtomicI64::new(next_delivery_id),
         })
     }
 
@@ -455,6 +459,11 @@ impl Store for SqliteStore {
             firing: self.shared.firing.load(Ordering::Relaxed),
             resolved: self.shared.resolved.load(Ordering::Relaxed),
         })
+    }
+
+    fn delivery_ids(&self, count: usize) -> i64 {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.next_delivery_id.fetch_add(count, Ordering::Relaxed)
     }
 
     async fn dispatch(

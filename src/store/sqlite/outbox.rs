@@ -2,6 +2,8 @@
 //! transaction), claiming them with a lease, settling attempts (a delivery that dies marks its log entry as not
 //! told), replays (which count it as told again) and discards, and the queries the engine and operators read.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -65,16 +67,28 @@ fn select_by_ids(connection: &Connection, ids: &[i64]) -> Result<Vec<DeliveryRec
     Ok(records)
 }
 
+/// The first delivery id never used: past the highest ever stored (`AUTOINCREMENT` keeps it in `sqlite_sequence`,
+/// deleted rows included).
+pub(super) fn next_id(connection: &Connection) -> rusqlite::Result<i64> {
+    let used: i64 = connection.query_row(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0), \
+         coalesce((SELECT max(id) FROM deliveries), 0))",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(used.saturating_add(1))
+}
+
 pub(super) fn enqueue(
     connection: &Connection,
-    notifications: Vec<Queued>,
+    notifications: Vec<Arc<Queued>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Enqueued>, StoreError> {
     let mut insert = connection
         .prepare_cached(
-            "INSERT INTO deliveries (receiver, integration, integration_key, destination, group_key, status, \
+            "INSERT INTO deliveries (id, receiver, integration, integration_key, destination, group_key, status, \
              alert_count, state, attempts, created_at, queued_at, next_attempt_at, lease_until, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9, ?9, ?10, ?9)",
+             VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9, ?9, ?10, ?9)",
         )
         .map_err(unavailable)?;
     let mut insert_payload = connection
@@ -82,13 +96,11 @@ pub(super) fn enqueue(
         .map_err(unavailable)?;
     let micros = to_micros(now);
     let mut enqueued = Vec::new();
-    for Queued { deliveries, sent } in notifications {
+    for queued in notifications {
+        let Queued { deliveries, sent } = &*queued;
         let mut ids = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            let state = match delivery.claim_until {
-                Some(_) => DeliveryState::InFlight,
-                None => DeliveryState::Pending,
-            };
+            let record = delivery.record(now);
             insert
                 .execute(params![
                     delivery.receiver,
@@ -98,15 +110,16 @@ pub(super) fn enqueue(
                     delivery.group_key,
                     delivery.status,
                     delivery.alert_count as i64,
-                    state.as_str(),
+                    record.state.as_str(),
                     micros,
                     delivery.claim_until.map(to_micros),
+                    delivery.id,
                 ])
                 .map_err(unavailable)?;
-            let id = connection.last_insert_rowid();
+            let id = delivery.id;
             ids.push(id);
             insert_payload
-                .execute(params![id, delivery.payload])
+                .execute(params![id, &*delivery.payload])
                 .map_err(unavailable)?;
             let claimed = match delivery.claim_until {
                 Some(_) => Some(
@@ -120,27 +133,7 @@ pub(super) fn enqueue(
                 ),
                 None => None,
             };
-            enqueued.push(Enqueued {
-                record: DeliveryRecord {
-                    id,
-                    receiver: delivery.receiver,
-                    integration: delivery.integration,
-                    integration_key: delivery.integration_key,
-                    destination: delivery.destination,
-                    group_key: delivery.group_key,
-                    status: delivery.status,
-                    alert_count: delivery.alert_count,
-                    state,
-                    attempts: 0,
-                    created_at: now,
-                    queued_at: now,
-                    next_attempt_at: now,
-                    lease_until: delivery.claim_until,
-                    updated_at: now,
-                    last_error: None,
-                },
-                claimed,
-            });
+            enqueued.push(Enqueued { record, claimed });
         }
         if let Some(sent) = sent {
             record_sent(connection, sent, &ids)?;
@@ -202,7 +195,7 @@ fn write_entry(
 
 /// Records what a notification told each integration it was queued for (the notification log entries), with the
 /// delivery that carries it; `ids` are the notification's deliveries, in order.
-fn record_sent(connection: &Connection, logged: Logged, ids: &[i64]) -> Result<(), StoreError> {
+fn record_sent(connection: &Connection, logged: &Logged, ids: &[i64]) -> Result<(), StoreError> {
     let (firing, resolved) = (
         json_text(&logged.told.firing)?,
         json_text(&logged.told.resolved)?,

@@ -18,8 +18,10 @@ async fn open(dir: &tempfile::TempDir) -> SqliteStore {
         .unwrap()
 }
 
+/// A delivery to queue; `with_ids` gives it its id.
 fn new_delivery(group: &str) -> NewDelivery {
     NewDelivery {
+        id: 0,
         receiver: "team".into(),
         integration: "webhook".into(),
         integration_key: "webhook/0".into(),
@@ -32,10 +34,23 @@ fn new_delivery(group: &str) -> NewDelivery {
     }
 }
 
+/// Gives each delivery an id reserved from `store`, as the dispatcher does.
+fn with_ids(store: &SqliteStore, queued: Vec<Queued>) -> Vec<Arc<Queued>> {
+    queued
+        .into_iter()
+        .map(|mut queued| {
+            for delivery in &mut queued.deliveries {
+                delivery.id = store.delivery_ids(1);
+            }
+            Arc::new(queued)
+        })
+        .collect()
+}
+
 /// Queues notifications the way the dispatcher does, with no group records.
 async fn enqueue(store: &SqliteStore, queued: Vec<Queued>) -> Vec<DeliveryRecord> {
     let dispatched = Dispatched {
-        queued,
+        queued: with_ids(store, queued),
         ..Dispatched::default()
     };
     store
@@ -196,10 +211,13 @@ async fn a_delivery_claimed_as_it_is_queued_is_in_flight_with_its_integration_st
     let mut claimed = new_delivery("g");
     claimed.claim_until = Some(t(20));
     let dispatched = Dispatched {
-        queued: vec![Queued {
-            deliveries: vec![claimed, new_delivery("other")],
-            sent: None,
-        }],
+        queued: with_ids(
+            &store,
+            vec![Queued {
+                deliveries: vec![claimed, new_delivery("other")],
+                sent: None,
+            }],
+        ),
         ..Dispatched::default()
     };
     let enqueued = store.dispatch(dispatched, t(2)).await.unwrap();
@@ -551,7 +569,7 @@ async fn group_records_and_log_entries_change_with_the_dispatch_that_decided_it(
     };
     let dispatched = Dispatched {
         groups: vec![waiting.clone()],
-        queued: logged,
+        queued: with_ids(&store, logged),
         ..Dispatched::default()
     };
     store.dispatch(dispatched, t(0)).await.unwrap();
@@ -765,4 +783,33 @@ fn cached_statements_are_not_compiled_again_at_each_use() {
     }
     let statement = connection.prepare_cached(sql).unwrap();
     assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+}
+
+#[tokio::test]
+async fn delivery_ids_are_reserved_past_every_id_used_even_after_the_rows_are_gone_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let first = store.delivery_ids(3);
+    assert_eq!(
+        store.delivery_ids(1),
+        first + 3,
+        "reserved ids are consecutive"
+    );
+    let queued = queue(&store, &["a", "b"]).await;
+    let highest = queued.iter().map(|record| record.id).max().unwrap();
+    assert!(
+        highest > first + 3,
+        "each delivery takes a fresh id: {queued:?}"
+    );
+    for record in &queued {
+        store.discard_delivery(record.id).await.unwrap();
+    }
+    store.close().await.unwrap();
+    let store = open(&dir).await;
+    assert_eq!(
+        store.delivery_ids(1),
+        highest + 1,
+        "after a restart ids go on past the highest ever stored, though its row is gone"
+    );
+    store.close().await.unwrap();
 }
