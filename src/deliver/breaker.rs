@@ -118,6 +118,11 @@ impl Breakers {
         }
     }
 
+    /// Whether any destination is down.
+    pub(crate) fn any_down(&self) -> bool {
+        self.map.values().any(|breaker| breaker.down.is_some())
+    }
+
     pub(crate) fn is_down(&self, destination: &str) -> bool {
         self.map
             .get(destination)

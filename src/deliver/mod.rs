@@ -602,9 +602,14 @@ impl Engine {
         let concurrency = self.settings.concurrency;
         let mut jobs = Vec::new();
         let mut held_back = Vec::new();
+        // Looking through what is ready only matters while a destination is down.
+        let any_down = self.breakers.any_down();
         for (receiver, ready) in &mut self.ready {
             let load = self.load.entry(receiver.clone()).or_default();
             ready.retain(|ready| {
+                if !any_down {
+                    return true;
+                }
                 let held = self.queue.get(ready.id).is_some_and(|entry| {
                     self.breakers.is_down(&entry.destination)
                         && self.breakers.probe_of(&entry.destination) != Some(ready.id)
