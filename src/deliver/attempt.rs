@@ -18,9 +18,9 @@ use crate::store::delivery::{AttemptRecord, Finished, Settle};
 /// What an attempt needs.
 pub(crate) struct Job {
     pub id: i64,
-    pub receiver: String,
-    pub integration_key: String,
-    pub destination: String,
+    pub receiver: Arc<str>,
+    pub integration_key: Arc<str>,
+    pub destination: Arc<str>,
     /// Attempts made before this one.
     pub attempts: u32,
     pub queued_at: DateTime<Utc>,
@@ -49,12 +49,12 @@ pub(crate) enum Payload {
 #[derive(Debug)]
 pub(crate) struct Completion {
     pub id: i64,
-    pub receiver: String,
+    pub receiver: Arc<str>,
     /// The attempt and the delivery's new state, as stored.
     pub finished: Finished,
     /// The destination must not be sent to before this.
     pub pause: Option<(String, DateTime<Utc>)>,
-    pub destination: String,
+    pub destination: Arc<str>,
     /// Whether the destination answered; `None` when nothing was sent (no integration, unreadable notification).
     pub reach: Option<Reach>,
     /// The retry policy of its integration, which paces the probes of its destination.
@@ -236,7 +236,7 @@ fn record(
             .map(|response| response.body)
             .filter(|body| !body.is_empty()),
     };
-    let receiver = job.receiver.clone();
+    let receiver = job.receiver.to_string();
     match &settle {
         Settle::Delivered => {
             tracing::debug!("delivered");
@@ -260,7 +260,7 @@ fn record(
             .increment(1);
         }
     }
-    let pause = pause.map(|until| (job.destination.clone(), until));
+    let pause = pause.map(|until| (job.destination.to_string(), until));
     let spent = !(job.early.is_some() && matches!(settle, Settle::Retry { .. }));
     let finished = Finished {
         id: job.id,

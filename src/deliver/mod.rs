@@ -568,7 +568,7 @@ impl Engine {
             match ready {
                 Ok(Some((payload, state))) => {
                     self.ready
-                        .entry(receiver)
+                        .entry(receiver.to_string())
                         .or_default()
                         .push_back(Ready { id, payload, state });
                     continue;

@@ -1,22 +1,25 @@
 //! The engine's in-memory view of open deliveries (a cache of the store): lanes that keep each group and
 //! integration in order, and the lane heads ready to go, by due time.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::store::delivery::{DeliveryRecord, DeliveryState};
 
 /// Deliveries of one receiver, integration config and group go out one at a time, oldest first.
-type LaneKey = (String, String, String);
+type LaneKey = (Arc<str>, Arc<str>, Arc<str>);
 
+/// An open delivery as the engine keeps it. Its names are shared: receivers, integrations and destinations with
+/// every delivery of theirs (`Queue::names`), the group key with its lane.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub receiver: String,
-    pub integration_key: String,
-    pub destination: String,
-    pub group_key: String,
+    pub receiver: Arc<str>,
+    pub integration_key: Arc<str>,
+    pub destination: Arc<str>,
+    pub group_key: Arc<str>,
     pub due: DateTime<Utc>,
     pub running: bool,
     /// Attempts made so far.
@@ -28,9 +31,9 @@ pub(crate) struct Entry {
 impl Entry {
     fn lane(&self) -> LaneKey {
         (
-            self.receiver.clone(),
-            self.integration_key.clone(),
-            self.group_key.clone(),
+            Arc::clone(&self.receiver),
+            Arc::clone(&self.integration_key),
+            Arc::clone(&self.group_key),
         )
     }
 }
@@ -39,7 +42,7 @@ impl Entry {
 pub(crate) type DueHeads<'a> = (&'a str, Vec<(DateTime<Utc>, i64)>);
 
 /// Ready lane heads of one receiver, by destination, by due time.
-type ReadyByDestination = HashMap<String, BTreeSet<(DateTime<Utc>, i64)>>;
+type ReadyByDestination = HashMap<Arc<str>, BTreeSet<(DateTime<Utc>, i64)>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
@@ -48,7 +51,19 @@ pub(crate) struct Queue {
     /// Heads of lanes that are not running, by when they are due.
     ready: BTreeSet<(DateTime<Utc>, i64)>,
     /// The same heads by receiver and destination, so a launch looks only at what it can start.
-    ready_by_receiver: HashMap<String, ReadyByDestination>,
+    ready_by_receiver: HashMap<Arc<str>, ReadyByDestination>,
+    /// Receiver, integration and destination names, one copy each for all their deliveries.
+    names: HashSet<Arc<str>>,
+}
+
+/// The shared copy of `name` in `names`.
+fn intern(names: &mut HashSet<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(name) = names.get(name) {
+        return Arc::clone(name);
+    }
+    let name: Arc<str> = Arc::from(name);
+    names.insert(Arc::clone(&name));
+    name
 }
 
 impl Queue {
@@ -85,11 +100,23 @@ impl Queue {
             self.ready_if_head(id);
             return;
         }
+        // The group key is shared with the lane when it has one already.
+        let receiver = intern(&mut self.names, &record.receiver);
+        let integration_key = intern(&mut self.names, &record.integration_key);
+        let lane = (
+            Arc::clone(&receiver),
+            Arc::clone(&integration_key),
+            Arc::from(record.group_key.as_str()),
+        );
+        let group_key = match self.lanes.get_key_value(&lane) {
+            Some(((_, _, group_key), _)) => Arc::clone(group_key),
+            None => lane.2,
+        };
         let entry = Entry {
-            receiver: record.receiver.clone(),
-            integration_key: record.integration_key.clone(),
-            destination: record.destination.clone(),
-            group_key: record.group_key.clone(),
+            group_key,
+            receiver,
+            integration_key,
+            destination: intern(&mut self.names, &record.destination),
             due,
             running: false,
             attempts: record.attempts,
@@ -127,15 +154,15 @@ impl Queue {
         if !self.ready.remove(&key) {
             return;
         }
-        if let Some(destinations) = self.ready_by_receiver.get_mut(&entry.receiver) {
-            if let Some(set) = destinations.get_mut(&entry.destination) {
+        if let Some(destinations) = self.ready_by_receiver.get_mut(&*entry.receiver) {
+            if let Some(set) = destinations.get_mut(&*entry.destination) {
                 set.remove(&key);
                 if set.is_empty() {
-                    destinations.remove(&entry.destination);
+                    destinations.remove(&*entry.destination);
                 }
             }
             if destinations.is_empty() {
-                self.ready_by_receiver.remove(&entry.receiver);
+                self.ready_by_receiver.remove(&*entry.receiver);
             }
         }
     }
@@ -154,9 +181,9 @@ impl Queue {
         if head == Some(id) {
             self.ready.insert((entry.due, id));
             self.ready_by_receiver
-                .entry(entry.receiver.clone())
+                .entry(Arc::clone(&entry.receiver))
                 .or_default()
-                .entry(entry.destination.clone())
+                .entry(Arc::clone(&entry.destination))
                 .or_default()
                 .insert((entry.due, id));
         }
@@ -185,11 +212,11 @@ impl Queue {
                             .take(limit)
                             .copied()
                             .collect::<Vec<_>>();
-                        (destination.as_str(), heads)
+                        (&**destination, heads)
                     })
                     .filter(|(_, heads)| !heads.is_empty())
                     .collect();
-                (!due.is_empty()).then_some((receiver.as_str(), due))
+                (!due.is_empty()).then_some((&**receiver, due))
             })
             .collect()
     }
@@ -201,7 +228,7 @@ impl Queue {
             .iter()
             .filter_map(|(receiver, destinations)| {
                 let (due, id) = destinations.get(destination)?.first()?;
-                Some((*due, *id, receiver.as_str()))
+                Some((*due, *id, &**receiver))
             })
             .min()
     }
@@ -211,7 +238,7 @@ impl Queue {
         let waiting: Vec<(i64, bool)> = self
             .entries
             .iter()
-            .filter(|(_, entry)| entry.destination == destination && !entry.running)
+            .filter(|(_, entry)| &*entry.destination == destination && !entry.running)
             .map(|(id, entry)| (*id, entry.due > now))
             .collect();
         for (id, _) in waiting.iter().filter(|(_, later)| *later) {
