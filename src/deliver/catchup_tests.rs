@@ -121,6 +121,26 @@ impl Sink for Flaky {
     }
 }
 
+/// A delivery of `notification` to the flaky destination, with an id reserved from `store`.
+fn delivery(
+    store: &SqliteStore,
+    notification: &Notification,
+    claim_until: Option<DateTime<Utc>>,
+) -> NewDelivery {
+    NewDelivery {
+        id: store.delivery_ids(1),
+        receiver: "hook".into(),
+        integration: "webhook".into(),
+        integration_key: "webhook/0".into(),
+        destination: DESTINATION.into(),
+        group_key: notification.group_key.clone(),
+        status: "firing".into(),
+        alert_count: 1,
+        payload: serde_json::to_string(notification).unwrap().into(),
+        claim_until,
+    }
+}
+
 struct Rig {
     clock: Arc<ManualClock>,
     sink: Arc<Flaky>,
@@ -187,18 +207,7 @@ async fn rig(count: usize, concurrency: usize, rate_limit: Option<RateLimit>) ->
                 Notification::synthetic("hook", crate::alert::Status::Firing, t(0), None);
             notification.group_key = format!("{{}}:{{n=\"{n}\"}}");
             Arc::new(Queued {
-                deliveries: vec![NewDelivery {
-                    id: store.delivery_ids(1),
-                    receiver: "hook".into(),
-                    integration: "webhook".into(),
-                    integration_key: "webhook/0".into(),
-                    destination: DESTINATION.into(),
-                    group_key: notification.group_key.clone(),
-                    status: "firing".into(),
-                    alert_count: 1,
-                    payload: serde_json::to_string(&notification).unwrap().into(),
-                    claim_until: None,
-                }],
+                deliveries: vec![delivery(&store, &notification, None)],
                 sent: None,
             })
         })
@@ -398,18 +407,7 @@ async fn a_delivery_handed_before_its_transaction_commits_is_sent_at_once_and_se
     let mut notification =
         Notification::synthetic("hook", crate::alert::Status::Firing, t(0), None);
     notification.group_key = "{}:{n=\"early\"}".into();
-    let delivery = NewDelivery {
-        id: rig.store.delivery_ids(1),
-        receiver: "hook".into(),
-        integration: "webhook".into(),
-        integration_key: "webhook/0".into(),
-        destination: DESTINATION.into(),
-        group_key: notification.group_key.clone(),
-        status: "firing".into(),
-        alert_count: 1,
-        payload: serde_json::to_string(&notification).unwrap().into(),
-        claim_until: Some(t(15)),
-    };
+    let delivery = delivery(&rig.store, &notification, Some(t(15)));
     handle.handed(vec![Handed {
         record: delivery.record(t(0)),
         notification: Some(Arc::new(notification)),
